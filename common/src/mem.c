@@ -1,0 +1,225 @@
+/*
+ * mem.c — counted allocation, on-demand failure for tests, and the arena.
+ *
+ * The only file that calls malloc/free directly (checked by .ci/run).
+ */
+#include "kt/mem.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kt/log.h"
+
+static atomic_uint_fast64_t mem_allocs;
+static atomic_uint_fast64_t mem_fail_at; /* absolute alloc number that fails */
+static atomic_int mem_env_checked;
+
+static int should_fail(void)
+{
+    if (!atomic_exchange(&mem_env_checked, 1)) {
+        const char *env = getenv("KT_FAIL_ALLOC_AT");
+        if (env != NULL && *env != '\0') {
+            kt_mem_fail_at(strtoull(env, NULL, 10));
+        }
+    }
+    uint64_t n = atomic_fetch_add(&mem_allocs, 1) + 1;
+    uint64_t f = atomic_load(&mem_fail_at);
+    return f != 0 && n == f;
+}
+
+uint64_t kt_mem_allocs(void)
+{
+    return atomic_load(&mem_allocs);
+}
+
+void kt_mem_fail_at(uint64_t n)
+{
+    atomic_store(&mem_fail_at, n == 0 ? 0 : atomic_load(&mem_allocs) + n);
+}
+
+void *kt_malloc(size_t n)
+{
+    if (should_fail()) {
+        return NULL;
+    }
+    return malloc(n == 0 ? 1 : n);
+}
+
+void *kt_calloc(size_t n, size_t m)
+{
+    if (should_fail()) {
+        return NULL;
+    }
+    return calloc(n == 0 ? 1 : n, m == 0 ? 1 : m);
+}
+
+void *kt_realloc(void *p, size_t n)
+{
+    if (should_fail()) {
+        return NULL;
+    }
+    return realloc(p, n == 0 ? 1 : n);
+}
+
+void kt_free(void *p)
+{
+    free(p);
+}
+
+static void oom(size_t n)
+{
+    KT_LOG(KT_LOG_ERR, "MEM-OOM", "bytes=%zu", n);
+    abort();
+}
+
+void *kt_xmalloc(size_t n)
+{
+    void *p = kt_malloc(n);
+    if (p == NULL) {
+        oom(n);
+    }
+    return p;
+}
+
+void *kt_xcalloc(size_t n, size_t m)
+{
+    void *p = kt_calloc(n, m);
+    if (p == NULL) {
+        oom(n * m);
+    }
+    return p;
+}
+
+void *kt_xrealloc(void *p, size_t n)
+{
+    void *q = kt_realloc(p, n);
+    if (q == NULL) {
+        oom(n);
+    }
+    return q;
+}
+
+char *kt_xstrndup(const char *s, size_t n)
+{
+    char *p = kt_xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *kt_xstrdup(const char *s)
+{
+    return kt_xstrndup(s, strlen(s));
+}
+
+size_t kt_strlcpy(char *dst, const char *src, size_t cap)
+{
+    size_t len = strlen(src);
+    if (cap > 0) {
+        size_t n = len < cap - 1 ? len : cap - 1;
+        memcpy(dst, src, n);
+        dst[n] = '\0';
+    }
+    return len;
+}
+
+/* ---- arena ------------------------------------------------------------ */
+
+struct kt_arena_block {
+    kt_arena_block *next;
+    size_t cap;
+    size_t used;
+    _Alignas(16) unsigned char data[];
+};
+
+#define ARENA_DEFAULT_BLOCK (64u * 1024u)
+
+void kt_arena_init(kt_arena *a, size_t block_size)
+{
+    memset(a, 0, sizeof *a);
+    a->_block_size = block_size;
+}
+
+static kt_arena_block *arena_block_new(kt_arena *a, size_t min)
+{
+    size_t cap = a->_block_size != 0 ? a->_block_size : ARENA_DEFAULT_BLOCK;
+    if (cap < min) {
+        cap = min;
+    }
+    kt_arena_block *b = kt_xmalloc(sizeof *b + cap);
+    b->cap = cap;
+    b->used = 0;
+    a->total_bytes += sizeof *b + cap;
+    return b;
+}
+
+void *kt_arena_alloc(kt_arena *a, size_t n)
+{
+    n = (n + 15u) & ~(size_t)15u;
+    kt_arena_block *b = a->_head;
+    if (b == NULL || b->cap - b->used < n) {
+        kt_arena_block *nb = arena_block_new(a, n);
+        if (b != NULL && n > (a->_block_size != 0 ? a->_block_size : ARENA_DEFAULT_BLOCK) / 4) {
+            /* A big one-off: keep the current block as head for small allocs. */
+            nb->next = b->next;
+            b->next = nb;
+            nb->used = n;
+            return nb->data;
+        }
+        nb->next = b;
+        a->_head = nb;
+        b = nb;
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    return p;
+}
+
+void *kt_arena_calloc(kt_arena *a, size_t n)
+{
+    void *p = kt_arena_alloc(a, n);
+    memset(p, 0, n);
+    return p;
+}
+
+char *kt_arena_strndup(kt_arena *a, const char *s, size_t n)
+{
+    char *p = kt_arena_alloc(a, n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *kt_arena_strdup(kt_arena *a, const char *s)
+{
+    return kt_arena_strndup(a, s, strlen(s));
+}
+
+void kt_arena_reset(kt_arena *a)
+{
+    kt_arena_block *b = a->_head;
+    if (b == NULL) {
+        return;
+    }
+    /* Keep the last (oldest) block: it has the default size. */
+    while (b->next != NULL) {
+        kt_arena_block *next = b->next;
+        a->total_bytes -= sizeof *b + b->cap;
+        free(b);
+        b = next;
+    }
+    b->used = 0;
+    a->_head = b;
+}
+
+void kt_arena_fini(kt_arena *a)
+{
+    kt_arena_block *b = a->_head;
+    while (b != NULL) {
+        kt_arena_block *next = b->next;
+        free(b);
+        b = next;
+    }
+    memset(a, 0, sizeof *a);
+}

@@ -1,0 +1,1 @@
+typedef int kt_placeholder_schema_; /* filled in by its owner */
