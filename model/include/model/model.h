@@ -216,7 +216,8 @@ size_t model_mem_bytes(const model *m);
 
 /*
  * Add an instance. Strings are copied. rels may be NULL when n_rels is 0.
- * Duplicate names are reported at model_resolve.
+ * Returns NULL when the name is taken: the duplicate is kept aside and
+ * reported (with both places) by model_resolve.
  */
 model_instance *model_add_instance(model *m,
                                    const char *name,

@@ -67,6 +67,12 @@ kt_status model_node_double(const model_node *n, double *out);
 /* Human name of a node's type for messages: "string", "integer", "map", ... */
 const char *model_node_type_name(const model_node *n);
 
+/* Deep copy of n (aliases become copies) into arena. */
+model_node *model_node_clone(kt_arena *arena, const model_node *n);
+/* Append n as compact JSON (scalars typed by model_node_scalar_type). */
+struct kt_buf;
+kt_status model_node_to_json(const model_node *n, struct kt_buf *out);
+
 /* One document of a stream. */
 typedef struct model_doc {
     const model_node *root; /* NULL for an empty document */

@@ -1,0 +1,40 @@
+/*
+ * model_int.h — the model's insides, shared by model.c, crd.c and resolve.c.
+ */
+#ifndef KT_MODEL_MODEL_INT_H
+#define KT_MODEL_MODEL_INT_H
+
+#include "kt/map.h"
+#include "kt/mem.h"
+#include "model/model.h"
+
+/* A growable array of pointers. */
+typedef struct model_vec {
+    void **items;
+    size_t n, cap;
+} model_vec;
+
+struct model {
+    kt_arena arena;     /* every object and string of the model */
+    kt_arena doc_arena; /* parse trees, rewound per document */
+    kt_map strings;     /* interned strings */
+    kt_map files;       /* file names used in marks */
+    model_vec ifaces, instances, policies; /* load order */
+    model_vec dup_instances;               /* second definitions, reported by resolve */
+    kt_map iface_by_name, instance_by_name, policy_by_name;
+    model_in_edge *in_edges; /* all incoming edges; inst->in points into it */
+    int resolved;
+    size_t index_bytes; /* bytes of index arrays allocated outside the arena */
+};
+
+void model_vec__push(model_vec *v, void *p);
+void model_vec__fini(model_vec *v);
+const char *model__file_name(model *m, const char *name);
+
+/* crd.c: validate one document and add what it declares to m. */
+kt_status model_crd__add_doc(model *m, const model_doc *doc, model_diag *diag);
+/* crd.c: parse a Kubernetes quantity (cpu in millicores, memory in bytes). */
+int model_crd__cpu_millis(const char *s, uint64_t *out);
+int model_crd__bytes(const char *s, uint64_t *out);
+
+#endif
