@@ -171,15 +171,24 @@ static int get_int(const model_node *map, const char *key, int dflt)
     return (int)v;
 }
 
-static void check_name(doc_ctx *c, const model_node *n, const char *path, const char *what)
+/* path_fmt takes one %zu (index); the path is formatted only for an error. */
+static void check_name_at(doc_ctx *c, const model_node *n, const char *path_fmt, size_t index, const char *what)
 {
     if (n == NULL || n->kind != MODEL_NODE_SCALAR) {
         return; /* the schema reports missing or wrongly typed values */
     }
     const char *why = model_name_check(n->str);
     if (why != NULL) {
+        char path[160];
+        snprintf(path, sizeof path, path_fmt, index);
         model_diag_error(c->diag, &n->mark, path, "invalid-name", "%s \"%s\" %s", what, n->str, why);
     }
+}
+
+/* path is a literal without '%'. */
+static void check_name(doc_ctx *c, const model_node *n, const char *path, const char *what)
+{
+    check_name_at(c, n, path, 0, what);
 }
 
 static model_label *labels_of(doc_ctx *c, const model_node *map, size_t *n_out, const char *path)
@@ -580,9 +589,8 @@ static void add_instance(doc_ctx *c, const model_node *root, const model_node *m
         if (rn == NULL || ri == NULL || rt == NULL) {
             continue; /* the schema reported it */
         }
-        char path[96];
-        snprintf(path, sizeof path, "spec.twinInstanceRelationships[%zu].name", i);
-        check_name(c, model_node_get(it, "name"), path, "relationship");
+        check_name_at(c, model_node_get(it, "name"), "spec.twinInstanceRelationships[%zu].name", i,
+                      "relationship");
         rv[n_rels].name = rn;
         rv[n_rels].iface = ri;
         rv[n_rels].target = rt;

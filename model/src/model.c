@@ -38,7 +38,6 @@ model *model_new(void)
     kt_map_init(&m->strings);
     kt_map_init(&m->files);
     kt_map_init(&m->iface_by_name);
-    kt_map_init(&m->instance_by_name);
     kt_map_init(&m->policy_by_name);
     return m;
 }
@@ -61,7 +60,6 @@ void model_free(model *m)
     kt_map_fini(&m->strings);
     kt_map_fini(&m->files);
     kt_map_fini(&m->iface_by_name);
-    kt_map_fini(&m->instance_by_name);
     kt_map_fini(&m->policy_by_name);
     kt_arena_fini(&m->doc_arena);
     kt_arena_fini(&m->arena);
@@ -77,7 +75,11 @@ const char *model_intern(model *m, const char *s)
     if (hit != NULL) {
         return hit;
     }
-    char *copy = kt_arena_strdup(&m->arena, s);
+    size_t len = strlen(s);
+    char *atom = kt_arena_alloc(&m->arena, sizeof(model_instance *) + len + 1);
+    char *copy = atom + sizeof(model_instance *);
+    memcpy(copy, s, len + 1);
+    *model__atom_slot(copy) = NULL;
     kt_map_put(&m->strings, copy, copy);
     return copy;
 }
@@ -231,7 +233,8 @@ const model_iface *model_iface_get(const model *m, const char *name)
 
 model_instance *model_instance_get(const model *m, const char *name)
 {
-    return kt_map_get(&m->instance_by_name, name);
+    const char *atom = kt_map_get(&m->strings, name);
+    return atom != NULL ? *model__atom_slot(atom) : NULL;
 }
 
 const model_policy *model_policy_get(const model *m, const char *name)
@@ -290,8 +293,7 @@ const model_member *model_iface_member(const model_iface *f, model_member_kind k
 
 size_t model_mem_bytes(const model *m)
 {
-    size_t maps = (m->strings._cap + m->files._cap + m->iface_by_name._cap +
-                   m->instance_by_name._cap + m->policy_by_name._cap) *
+    size_t maps = (m->strings._cap + m->files._cap + m->iface_by_name._cap + m->policy_by_name._cap) *
                   sizeof(kt_map_slot);
     size_t vecs = (m->ifaces.cap + m->instances.cap + m->policies.cap) * sizeof(void *);
     return m->arena.total_bytes + maps + vecs + m->index_bytes;
@@ -326,10 +328,12 @@ model_instance *model_add_instance(model *m,
         }
     }
     m->resolved = 0;
-    if (kt_map_put(&m->instance_by_name, inst->name, inst) != NULL) {
+    model_instance **slot = model__atom_slot(inst->name);
+    if (*slot != NULL) {
         model_vec__push(&m->dup_instances, inst); /* reported by model_resolve */
         return NULL;
     }
+    *slot = inst;
     model_vec__push(&m->instances, inst);
     return inst;
 }

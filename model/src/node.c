@@ -105,9 +105,10 @@ const model_node *model_node_get(const model_node *map, const char *key)
     if (map == NULL || map->kind != MODEL_NODE_MAP) {
         return NULL;
     }
+    size_t len = strlen(key);
     for (size_t i = 0; i < map->n; i++) {
         const model_node *k = map->items[2 * i];
-        if (k->kind == MODEL_NODE_SCALAR && strcmp(k->str, key) == 0) {
+        if (k->len == len && k->kind == MODEL_NODE_SCALAR && memcmp(k->str, key, len) == 0) {
             return map->items[2 * i + 1];
         }
     }

@@ -132,10 +132,16 @@ static void check_instance(resolve_ctx *c, model_instance *inst)
         model_rel *r = &inst->rels[i];
         model_mark mk = { inst->mark.file, r->line, r->col };
         char path[96];
-        r->target_inst = kt_map_get(&m->instance_by_name, r->target);
+        r->target_inst = *model__atom_slot(r->target);
         const model_member *decl = NULL;
         if (inst->iface != NULL) {
-            decl = model_iface_member(inst->iface, MODEL_MEMBER_RELATIONSHIP, r->name);
+            /* Names are interned: compare pointers. */
+            for (size_t k = 0; k < inst->iface->n_members && decl == NULL; k++) {
+                const model_member *mb = inst->iface->members[k];
+                if (mb->kind == MODEL_MEMBER_RELATIONSHIP && mb->name == r->name) {
+                    decl = mb;
+                }
+            }
             if (decl == NULL) {
                 snprintf(path, sizeof path, "spec.twinInstanceRelationships[%u].name", i);
                 model_diag_error(c->diag, &mk, path, "instance-relationship-unknown",
@@ -237,7 +243,7 @@ kt_status model_resolve(model *m, model_diag *diag)
     kt_map_init(&c.color);
     for (size_t i = 0; i < m->dup_instances.n; i++) {
         const model_instance *dup = m->dup_instances.items[i];
-        const model_instance *first = kt_map_get(&m->instance_by_name, dup->name);
+        const model_instance *first = *model__atom_slot(dup->name);
         model_diag_error(diag, &dup->mark, "metadata.name", "duplicate-name",
                          "TwinInstance \"%s\" is already defined at %s:%u", dup->name,
                          first != NULL && first->mark.file != NULL ? first->mark.file : "-",

@@ -14,16 +14,21 @@ typedef struct vctx {
     size_t len;
 } vctx;
 
+/* Hot path (every field of every document): no snprintf. */
 static size_t path_push_key(vctx *c, const char *key)
 {
     size_t old = c->len;
-    int n = snprintf(c->path + c->len, sizeof c->path - c->len, "%s%s", c->len > 0 ? "." : "", key);
-    if (n > 0) {
-        c->len += (size_t)n;
-        if (c->len >= sizeof c->path) {
-            c->len = sizeof c->path - 1;
-        }
+    size_t klen = strlen(key);
+    size_t need = (c->len > 0 ? 1 : 0) + klen;
+    if (c->len + need >= sizeof c->path) {
+        return old; /* too deep to name: keep the prefix */
     }
+    if (c->len > 0) {
+        c->path[c->len++] = '.';
+    }
+    memcpy(c->path + c->len, key, klen);
+    c->len += klen;
+    c->path[c->len] = '\0';
     return old;
 }
 
@@ -53,35 +58,57 @@ static int schema_flag(const model_node *schema, const char *key)
     return n != NULL && model_node_bool(n, &v) == KT_OK && v;
 }
 
+/* Hot path: dispatch on the first letter before comparing the whole word. */
 static int type_matches(const char *type, const model_node *v)
 {
-    if (strcmp(type, "object") == 0) {
-        return v->kind == MODEL_NODE_MAP;
-    }
-    if (strcmp(type, "array") == 0) {
-        return v->kind == MODEL_NODE_SEQ;
+    switch (type[0]) {
+    case 'o':
+        if (strcmp(type, "object") == 0) {
+            return v->kind == MODEL_NODE_MAP;
+        }
+        break;
+    case 'a':
+        if (strcmp(type, "array") == 0) {
+            return v->kind == MODEL_NODE_SEQ;
+        }
+        break;
+    default:
+        break;
     }
     if (v->kind != MODEL_NODE_SCALAR) {
         return 0;
     }
+    if (v->quoted) {
+        return type[0] == 's' && strcmp(type, "string") == 0;
+    }
     model_scalar_type t = model_node_scalar_type(v);
-    if (strcmp(type, "string") == 0) {
+    switch (type[0]) {
+    case 's':
         /* A plain scalar that reads as a string; YAML numbers are not strings. */
-        return t == MODEL_SCALAR_STRING;
-    }
-    if (strcmp(type, "integer") == 0) {
-        double d;
-        if (t == MODEL_SCALAR_INT) {
-            return 1;
+        return strcmp(type, "string") != 0 || t == MODEL_SCALAR_STRING;
+    case 'i':
+        if (strcmp(type, "integer") == 0) {
+            double d;
+            if (t == MODEL_SCALAR_INT) {
+                return 1;
+            }
+            /* JSON writers emit 3.0 for integers; accept integral floats. */
+            return t == MODEL_SCALAR_FLOAT && model_node_double(v, &d) == KT_OK &&
+                   d == (double)(long long)d;
         }
-        /* JSON writers emit 3.0 for integers; accept integral floats. */
-        return t == MODEL_SCALAR_FLOAT && model_node_double(v, &d) == KT_OK && d == (double)(long long)d;
-    }
-    if (strcmp(type, "number") == 0) {
-        return t == MODEL_SCALAR_INT || t == MODEL_SCALAR_FLOAT;
-    }
-    if (strcmp(type, "boolean") == 0) {
-        return t == MODEL_SCALAR_BOOL;
+        break;
+    case 'n':
+        if (strcmp(type, "number") == 0) {
+            return t == MODEL_SCALAR_INT || t == MODEL_SCALAR_FLOAT;
+        }
+        break;
+    case 'b':
+        if (strcmp(type, "boolean") == 0) {
+            return t == MODEL_SCALAR_BOOL;
+        }
+        break;
+    default:
+        break;
     }
     return 1; /* unknown type names are not ours to judge */
 }
@@ -166,7 +193,8 @@ static void validate_object(vctx *c, const model_node *schema, const model_node 
         }
         for (size_t j = 0; j < i; j++) {
             const model_node *k2 = v->items[2 * j];
-            if (k2->kind == MODEL_NODE_SCALAR && strcmp(k2->str, k->str) == 0) {
+            if (k2->kind == MODEL_NODE_SCALAR && k2->len == k->len &&
+                memcmp(k2->str, k->str, k->len) == 0) {
                 size_t old = path_push_key(c, k->str);
                 model_diag_error(c->diag, &k->mark, c->path, "duplicate-field",
                                  "field given twice (first at line %u)", k2->mark.line);
