@@ -349,12 +349,9 @@ static void add_members(doc_ctx *c,
         if (kind == MODEL_MEMBER_RELATIONSHIP) {
             mb->writable = get_bool(it, "writeable");
             mb->aggregate_data = get_bool(it, "aggregateData");
+            /* No target interface: any interface may be related (DTDL allows it). */
             const model_node *target = model_node_get(it, "interface");
-            if (target == NULL) {
-                snprintf(path, sizeof path, "spec.%s[%zu].interface", key, i);
-                model_diag_error(c->diag, &it->mark, path, "missing-field",
-                                 "relationship \"%s\" names no target interface", name->str);
-            } else if (target->kind == MODEL_NODE_SCALAR) {
+            if (target != NULL && target->kind == MODEL_NODE_SCALAR && target->len > 0) {
                 mb->target = model_intern(c->m, target->str);
             }
         }
