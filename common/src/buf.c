@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -46,7 +47,8 @@ static kt_status buf_reserve(kt_buf *b, size_t extra)
     while (cap < need) {
         cap = cap > ((size_t)-1) / 2 ? need : cap * 2;
     }
-    if (cap > b->max + 1) {
+    /* No room is ever needed past max + 1 (the NUL); max may be SIZE_MAX ("unbounded"). */
+    if (b->max < SIZE_MAX && cap > b->max + 1) {
         cap = b->max + 1;
     }
     char *p = kt_realloc(b->data, cap);
@@ -115,8 +117,11 @@ kt_status kt_buf_printf(kt_buf *b, const char *fmt, ...)
 
 char *kt_buf_detach(kt_buf *b, size_t *len_out)
 {
-    if (b->data == NULL && buf_reserve(b, 0) != KT_OK) {
-        return NULL;
+    if (b->data == NULL) {
+        if (buf_reserve(b, 0) != KT_OK) {
+            return NULL;
+        }
+        b->data[0] = '\0'; /* a fresh allocation is not yet a string */
     }
     char *p = b->data;
     if (len_out != NULL) {
@@ -127,23 +132,34 @@ char *kt_buf_detach(kt_buf *b, size_t *len_out)
     return p;
 }
 
+static void buf_truncate(kt_buf *b, size_t len)
+{
+    b->len = len;
+    if (b->data != NULL) {
+        b->data[len] = '\0';
+    }
+}
+
 kt_status kt_buf_read_file(kt_buf *b, const char *path, kt_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         return kt_err_set_errno(err, KT_EIO, errno, "open %s", path);
     }
+    /* On failure the buffer goes back to its old length: no partial file. */
+    size_t old_len = b->len;
+    kt_status s = KT_OK;
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
-        if ((unsigned long long)st.st_size > b->max) {
+        if ((unsigned long long)st.st_size > b->max - b->len) {
             close(fd);
             return kt_err_set(err, KT_ETOOBIG, "%s: %lld bytes over the %zu-byte limit", path,
                               (long long)st.st_size, b->max);
         }
-        if (buf_reserve(b, (size_t)st.st_size) != KT_OK) {
+        s = buf_reserve(b, (size_t)st.st_size);
+        if (s != KT_OK) {
             close(fd);
-            return kt_err_set(err, KT_ENOMEM, "%s: no memory for %lld bytes", path,
-                              (long long)st.st_size);
+            return kt_err_set(err, s, "%s: no memory for %lld bytes", path, (long long)st.st_size);
         }
     }
     for (;;) {
@@ -155,20 +171,28 @@ kt_status kt_buf_read_file(kt_buf *b, const char *path, kt_err *err)
             }
             int e = errno;
             close(fd);
+            buf_truncate(b, old_len);
             return kt_err_set_errno(err, KT_EIO, e, "read %s", path);
         }
         if (n == 0) {
             break;
         }
-        kt_status s = kt_buf_append(b, chunk, (size_t)n);
+        s = kt_buf_append(b, chunk, (size_t)n);
         if (s != KT_OK) {
             close(fd);
-            return kt_err_set(err, s, "%s: over the %zu-byte limit", path, b->max);
+            buf_truncate(b, old_len);
+            if (s == KT_ETOOBIG) {
+                return kt_err_set(err, s, "%s: over the %zu-byte limit", path, b->max);
+            }
+            return kt_err_set(err, s, "%s: no memory", path);
         }
     }
     close(fd);
     if (b->data == NULL) {
-        return kt_buf_append(b, "", 0);
+        s = kt_buf_append(b, "", 0);
+        if (s != KT_OK) {
+            return kt_err_set(err, s, "%s: no memory", path);
+        }
     }
     return KT_OK;
 }
@@ -196,6 +220,13 @@ kt_status kt_buf_write_file(const kt_buf *b, const char *path, kt_err *err)
             return kt_err_set_errno(err, KT_EIO, e, "write %s", tmp);
         }
         off += (size_t)w;
+    }
+    /* Data must be on disk before the rename, or a crash can leave an empty file at path. */
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return kt_err_set_errno(err, KT_EIO, e, "fsync %s", tmp);
     }
     if (close(fd) != 0) {
         int e = errno;

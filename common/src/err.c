@@ -70,8 +70,13 @@ kt_status kt_err_set_errno_(kt_err *e,
     set_va(e, st, file, line, fmt, ap);
     va_end(ap);
     e->sys_errno = errnum;
+    /* strerror() may share a static buffer between threads; the XSI strerror_r does not. */
+    char reason[128];
+    if (strerror_r(errnum, reason, sizeof reason) != 0) {
+        snprintf(reason, sizeof reason, "errno %d", errnum);
+    }
     size_t used = strlen(e->msg);
-    snprintf(e->msg + used, sizeof e->msg - used, ": %s", strerror(errnum));
+    snprintf(e->msg + used, sizeof e->msg - used, ": %s", reason);
     return st;
 }
 

@@ -20,6 +20,18 @@ static void *log_sink_user;
 
 static const char *const level_names[] = { "err", "warn", "notice", "info", "debug" };
 
+/* Out-of-range levels print as the nearest one (KT_LOG accepts any int). */
+static const char *level_name(kt_log_level level)
+{
+    if ((int)level < KT_LOG_ERR) {
+        return level_names[KT_LOG_ERR];
+    }
+    if ((int)level > KT_LOG_DEBUG) {
+        return level_names[KT_LOG_DEBUG];
+    }
+    return level_names[level];
+}
+
 kt_log_level kt_log_set_level(kt_log_level level)
 {
     kt_log_level old = (kt_log_level)kt_log_level_current;
@@ -105,7 +117,7 @@ void kt_log_emit_(kt_log_level level, const char *id, const char *mod, const cha
                      tm.tm_min,
                      tm.tm_sec,
                      ts.tv_nsec / 1000000,
-                     level_names[(int)level <= KT_LOG_DEBUG ? (int)level : KT_LOG_DEBUG],
+                     level_name(level),
                      id,
                      mod);
     size_t used = n < 0 ? 0 : (size_t)n;

@@ -198,19 +198,33 @@ char *kt_arena_strdup(kt_arena *a, const char *s)
 
 void kt_arena_reset(kt_arena *a)
 {
-    kt_arena_block *b = a->_head;
-    if (b == NULL) {
-        return;
+    /*
+     * Keep one block of the regular size, the oldest such, and rewind it.
+     * Blocks made for big one-off allocations are chained right behind the
+     * head, so the list tail is not necessarily a regular block; keeping a
+     * one-off would pin its memory for the life of a per-message arena.
+     */
+    size_t regular = a->_block_size != 0 ? a->_block_size : ARENA_DEFAULT_BLOCK;
+    kt_arena_block *keep = NULL;
+    for (kt_arena_block *b = a->_head; b != NULL; b = b->next) {
+        if (b->cap == regular) {
+            keep = b;
+        }
     }
-    /* Keep the last (oldest) block: it has the default size. */
-    while (b->next != NULL) {
+    kt_arena_block *b = a->_head;
+    while (b != NULL) {
         kt_arena_block *next = b->next;
-        a->total_bytes -= sizeof *b + b->cap;
-        free(b);
+        if (b != keep) {
+            a->total_bytes -= sizeof *b + b->cap;
+            free(b);
+        }
         b = next;
     }
-    b->used = 0;
-    a->_head = b;
+    a->_head = keep;
+    if (keep != NULL) {
+        keep->next = NULL;
+        keep->used = 0;
+    }
 }
 
 void kt_arena_fini(kt_arena *a)

@@ -51,7 +51,7 @@ void *kt_arena_alloc(kt_arena *a, size_t n);
 void *kt_arena_calloc(kt_arena *a, size_t n);
 char *kt_arena_strndup(kt_arena *a, const char *s, size_t n);
 char *kt_arena_strdup(kt_arena *a, const char *s);
-/* Release every block but the first and rewind it, for per-message reuse. */
+/* Release every block but one of the regular size and rewind it, for per-message reuse. */
 void kt_arena_reset(kt_arena *a);
 void kt_arena_fini(kt_arena *a);
 

@@ -58,7 +58,7 @@ spec:
 YAML
 "$KTWINCTL" validate -f "$T/good.yaml" -f "$T/bad.yaml" >"$T/out" 2>&1; check validate-bad 1 $?
 contains bad-unknown-field "$T/out" "bad.yaml:6:3: spec.colour: unknown-field"
-contains bad-target "$T/out" "bad.yaml:7:30: spec.twinInstanceRelationships\[0\].instance: instance-target-unknown"
+contains bad-target "$T/out" "bad.yaml:7:31: spec.twinInstanceRelationships\[0\].instance: instance-target-unknown"
 "$KTWINCTL" validate -f "$T/missing.yaml" >"$T/out" 2>&1; check validate-missing-file 1 $?
 
 "$KTWINCTL" graph -f "$T/good.yaml" >"$T/g.json"; check graph 0 $?

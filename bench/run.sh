@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# bench/run.sh [NAME...] — run the benchmarks (all, or the ones named) from a
+# release build and record the figures.
+#
+# Each benchmark writes bench-results/<name>.json as
+#   {"name": "<name>", "figures": {"<key>": <number>, ...}}
+# and replaces its own section in docs/benchmarks.md (command, date, machine,
+# build, figures). Setup work (generating inputs) is never timed.
+#
+# Environment:
+#   KT_BENCH_BUILD   build directory (default build/release, configured with
+#                    `cmake --preset release` when missing)
+#   KT_BENCH_JOBS    parallel build jobs (default 2)
+#   KT_BENCH_REPEAT  runs per benchmark; the median run by time is reported (default 3)
+#   KT_BENCH_TMP     where inputs are generated (default a fresh mktemp -d, removed after)
+#
+# Benchmarks:
+#   model-load   load + resolve a 1,200-neighborhood city (711,601 TwinInstances,
+#                JSON stream files) with model_load_path + model_resolve.
+#                Targets: under 5 s, under 1 GiB peak RSS.
+#   graph-json   KTWIN's graph JSON of that city: the whole graph (model_graph_to_json,
+#                what GET /api/v1/twin-graph serves) and one interface
+#                (model_graph_iface_to_json, city-pole: 60,000 instances).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${KT_BENCH_BUILD:-$ROOT/build/release}
+JOBS=${KT_BENCH_JOBS:-2}
+REPEAT=${KT_BENCH_REPEAT:-3}
+RESULTS=$ROOT/bench-results
+DOC=$ROOT/docs/benchmarks.md
+ALL=(model-load graph-json)
+
+die() { echo "bench/run.sh: $*" >&2; exit 1; }
+
+build() { # targets...
+    if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+        if [ "$BUILD" = "$ROOT/build/release" ]; then
+            (cd "$ROOT" && cmake --preset release >/dev/null)
+        else
+            cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+                -DCMAKE_C_FLAGS=-D_FORTIFY_SOURCE=2 >/dev/null
+        fi
+    fi
+    local type
+    type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+    case "$type" in
+        Release | RelWithDebInfo) ;;
+        *) die "$BUILD is a $type build; benchmarks need Release or RelWithDebInfo" ;;
+    esac
+    cmake --build "$BUILD" -j"$JOBS" --target "$@" >/dev/null || die "build failed"
+}
+
+machine() {
+    local cpu
+    cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+    echo "nproc $(nproc), ${cpu:-unknown CPU}, $(uname -sr)"
+}
+
+# record NAME DESCRIPTION FIGURES_JSON: write the JSON result and the doc section.
+record() {
+    local name=$1 desc=$2 figures=$3
+    mkdir -p "$RESULTS" "$(dirname "$DOC")"
+    NAME=$name DESC=$desc FIGURES=$figures RESULTS=$RESULTS DOC=$DOC \
+    CMD="bench/run.sh $name" DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) MACHINE=$(machine) \
+    BUILD_DIR=${BUILD#"$ROOT"/} \
+    BUILD_TYPE=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt") \
+    python3 - <<'PY'
+import json, os, re
+name = os.environ["NAME"]
+figures = json.loads(os.environ["FIGURES"])
+with open(os.path.join(os.environ["RESULTS"], name + ".json"), "w") as f:
+    json.dump({"name": name, "figures": figures}, f, indent=2)
+    f.write("\n")
+begin, end = "<!-- bench:%s:begin -->" % name, "<!-- bench:%s:end -->" % name
+rows = "\n".join("| %s | %s |" % (k, v) for k, v in figures.items())
+section = f"""{begin}
+## {name}
+
+{os.environ["DESC"]}
+
+- command: `{os.environ["CMD"]}`
+- date: {os.environ["DATE"]}
+- machine: {os.environ["MACHINE"]}
+- build: `{os.environ["BUILD_DIR"]}` ({os.environ["BUILD_TYPE"]})
+
+| figure | value |
+|---|---|
+{rows}
+{end}"""
+doc = os.environ["DOC"]
+text = open(doc).read() if os.path.exists(doc) else (
+    "# Benchmarks\n\nWritten by `bench/run.sh`: each section is replaced when its benchmark "
+    "runs again. Raw figures are in `bench-results/<name>.json`.\n")
+pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+if pattern.search(text):
+    text = pattern.sub(lambda _: section, text)
+else:
+    text = text.rstrip("\n") + "\n\n" + section + "\n"
+open(doc, "w").write(text)
+PY
+    echo "$name: $figures"
+}
+
+# median_run CMD...: run REPEAT times, print the stdout (one JSON object) of the
+# run with the median "seconds"; fail when any run fails.
+median_run() {
+    local outs=() i out
+    for ((i = 0; i < REPEAT; i++)); do
+        out=$("$@") || die "$1 failed: $out"
+        outs+=("$out")
+    done
+    printf '%s\n' "${outs[@]}" | python3 -c '
+import json, sys
+runs = [json.loads(l) for l in sys.stdin if l.strip()]
+runs.sort(key=lambda r: r["seconds"])
+print(json.dumps(runs[len(runs) // 2]))'
+}
+
+# city DIR: generate the 1,200-neighborhood city (JSON streams) into DIR, untimed.
+city() {
+    "$BUILD/sim/ktwin-sim" model --neighborhoods 1200 --sites 4 --format json -o "$1" \
+        >/dev/null || die "ktwin-sim failed"
+}
+
+# pick RUN_JSON KEY...: the named figures of a run, plus "runs".
+pick() {
+    local run=$1
+    shift
+    RUN=$run REPEAT=$REPEAT python3 -c '
+import json, os, sys
+r = json.loads(os.environ["RUN"])
+f = {k: r[k] for k in sys.argv[1:]}
+f["runs"] = int(os.environ["REPEAT"])
+print(json.dumps(f))' "$@"
+}
+
+# with_city FN: run FN DIR with a generated city in a temporary directory.
+with_city() {
+    build ktwin-sim bench_model_load
+    local tmp
+    tmp=${KT_BENCH_TMP:-$(mktemp -d)}
+    [ -z "${KT_BENCH_TMP:-}" ] && trap 'rm -rf "$tmp"' EXIT
+    [ -f "$tmp/city/instances-1200.json" ] || city "$tmp/city"
+    "$1" "$tmp/city"
+    if [ -z "${KT_BENCH_TMP:-}" ]; then
+        rm -rf "$tmp"
+        trap - EXIT
+    fi
+}
+
+bench_model_load() {
+    local run
+    run=$(median_run "$BUILD/sim/bench_model_load" "$1" --expect-instances 711601)
+    record model-load "Load and resolve a generated 1,200-neighborhood smart city (711,601 \
+TwinInstances in 1,201 JSON-stream files, 63 TwinInterfaces, 1 PlacementPolicy) with \
+\`model_load_path\` + \`model_resolve\` (\`bench/bench_model_load.c\`). Generation by \
+\`ktwin-sim model\` is not timed. Median of the runs by time; \`peak_rss_mib\` is \
+\`ru_maxrss\`, \`bytes_per_instance\` is \`model_mem_bytes()\` / instances. \
+Targets: under 5 s, under 1 GiB." \
+        "$(pick "$run" seconds load_seconds resolve_seconds peak_rss_mib instances \
+            bytes_per_instance)"
+}
+
+bench_graph_json() {
+    local run
+    run=$(median_run "$BUILD/sim/bench_model_load" "$1" --expect-instances 711601 --graph-json)
+    record graph-json "KTWIN's graph JSON of the same 1,200-neighborhood city, written into a \
+\`kt_buf\` after loading (not timed): the whole graph with \`model_graph_to_json\` (what \
+\`GET /api/v1/twin-graph\` serves) and the \`city-pole\` graph (60,000 instances) with \
+\`model_graph_iface_to_json\`. Median of the runs by load time." \
+        "$(pick "$run" graph_json_seconds graph_json_mib iface_json_seconds instances)"
+}
+
+names=("$@")
+[ ${#names[@]} -eq 0 ] && names=("${ALL[@]}")
+for n in "${names[@]}"; do
+    case "$n" in
+        model-load) with_city bench_model_load ;;
+        graph-json) with_city bench_graph_json ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown benchmark $n (have: ${ALL[*]})" ;;
+    esac
+done
