@@ -300,6 +300,73 @@ static void test_other_kinds_are_skipped_with_a_warning(void **state)
     unload(&l);
 }
 
+static void test_duplicate_map_key_is_reported(void **state)
+{
+    (void)state;
+    loaded l;
+    load(&l, "apiVersion: dtd.ktwin/v0\nkind: TwinInterface\nmetadata: {name: a}\n"
+             "spec:\n  properties: []\n  properties: []\n");
+    expect_only(&l, "duplicate-field", 1);
+    assert_int_equal(first_with(&l, "duplicate-field")->line, 6);
+    unload(&l);
+}
+
+static void test_unknown_kind_in_our_groups_is_reported(void **state)
+{
+    (void)state;
+    loaded l;
+    load(&l, "apiVersion: dtd.ktwin/v0\nkind: TwinThing\nmetadata: {name: a}\nspec: {}\n"
+             "---\napiVersion: edge.ktwin/v0\nkind: Site\nmetadata: {name: b}\nspec: {}\n");
+    expect_only(&l, "unknown-kind", 2);
+    unload(&l);
+}
+
+static void test_instance_target_of_wrong_interface_is_reported(void **state)
+{
+    (void)state;
+    loaded l;
+    load(&l, IFACE("a", "  relationships:\n  - {name: r, interface: b}\n") IFACE("b", "  properties: []\n")
+                 IFACE("c", "  properties: []\n") INSTANCE("y", "c", "")
+                 INSTANCE("x", "a", "  twinInstanceRelationships:\n  - {name: r, interface: b, instance: y}\n"));
+    expect_only(&l, "instance-target-mismatch", 1);
+    assert_string_equal(first_with(&l, "instance-target-mismatch")->path,
+                        "spec.twinInstanceRelationships[0].instance");
+    unload(&l);
+}
+
+static void test_too_deep_document_is_refused(void **state)
+{
+    (void)state;
+    char text[1024];
+    size_t n = (size_t)snprintf(text, sizeof text,
+                                "apiVersion: dtd.ktwin/v0\nkind: TwinInstance\nmetadata: {name: a}\n"
+                                "spec: {interface: a, data: ");
+    for (int i = 0; i < 80; i++) {
+        text[n++] = '[';
+    }
+    for (int i = 0; i < 80; i++) {
+        text[n++] = ']';
+    }
+    text[n++] = '}';
+    text[n++] = '\n';
+    text[n] = '\0';
+    loaded l;
+    load(&l, text);
+    assert_int_equal(model_diag_count(&l.diag, "too-large"), 1);
+    assert_int_equal(model_n_instances(l.m), 0);
+    unload(&l);
+}
+
+static void test_skipped_kind_is_a_warning_with_its_class(void **state)
+{
+    (void)state;
+    loaded l;
+    load(&l, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n");
+    assert_int_equal(model_diag_count(&l.diag, "skipped-kind"), 1);
+    assert_int_equal(l.diag.n_errors, 0);
+    unload(&l);
+}
+
 static void test_placement_policy_loads(void **state)
 {
     (void)state;
@@ -383,6 +450,11 @@ int main(void)
         cmocka_unit_test(test_every_error_is_reported_not_only_the_first),
         cmocka_unit_test(test_json_documents_and_lists_load),
         cmocka_unit_test(test_other_kinds_are_skipped_with_a_warning),
+        cmocka_unit_test(test_duplicate_map_key_is_reported),
+        cmocka_unit_test(test_unknown_kind_in_our_groups_is_reported),
+        cmocka_unit_test(test_instance_target_of_wrong_interface_is_reported),
+        cmocka_unit_test(test_too_deep_document_is_refused),
+        cmocka_unit_test(test_skipped_kind_is_a_warning_with_its_class),
         cmocka_unit_test(test_placement_policy_loads),
         cmocka_unit_test(test_placement_policy_errors),
         cmocka_unit_test(test_multiple_parents_from_annotation),
