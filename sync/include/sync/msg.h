@@ -2,7 +2,7 @@
  * sync/msg.h — the hub <-> agent sync messages as plain C structs, and their
  * wire codec (proto/ktwin/v1/sync.proto, one Envelope per WebSocket message).
  *
- * Everything outside sync/src/*codec*.c sees only these structs; the
+ * Everything outside sync/src/msg_codec.c sees only these structs; the
  * generated Ktwin__V1__* types never cross this boundary.
  *
  * Invariants of a message returned by sync_msg_decode():

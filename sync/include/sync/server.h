@@ -110,7 +110,7 @@ typedef struct sync_server_ops {
                       kt_err *err,
                       void *user);
     /*
-     * Next batch of the snapshot (objects not deleted): *objs_out/*n_out,
+     * Next batch of the snapshot (objects not deleted) in *objs_out and *n_out,
      * borrowed until the next call or snapshot_done. *n_out == 0 = the end.
      */
     kt_status (*snapshot_next)(const sync_object **objs_out,
