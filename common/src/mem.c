@@ -141,25 +141,34 @@ void kt_arena_init(kt_arena *a, size_t block_size)
     a->_block_size = block_size;
 }
 
-static kt_arena_block *arena_block_new(kt_arena *a, size_t min)
+static kt_arena_block *arena_block_new(kt_arena *a, size_t min, int may_fail)
 {
     size_t cap = a->_block_size != 0 ? a->_block_size : ARENA_DEFAULT_BLOCK;
     if (cap < min) {
         cap = min;
     }
-    kt_arena_block *b = kt_xmalloc(sizeof *b + cap);
+    kt_arena_block *b = may_fail ? kt_malloc(sizeof *b + cap) : kt_xmalloc(sizeof *b + cap);
+    if (b == NULL) {
+        return NULL;
+    }
     b->cap = cap;
     b->used = 0;
     a->total_bytes += sizeof *b + cap;
     return b;
 }
 
-void *kt_arena_alloc(kt_arena *a, size_t n)
+static void *arena_alloc(kt_arena *a, size_t n, int may_fail)
 {
+    if (n > SIZE_MAX / 2u) { /* header + rounding must not overflow */
+        return NULL;
+    }
     n = (n + 15u) & ~(size_t)15u;
     kt_arena_block *b = a->_head;
     if (b == NULL || b->cap - b->used < n) {
-        kt_arena_block *nb = arena_block_new(a, n);
+        kt_arena_block *nb = arena_block_new(a, n, may_fail);
+        if (nb == NULL) {
+            return NULL;
+        }
         if (b != NULL && n > (a->_block_size != 0 ? a->_block_size : ARENA_DEFAULT_BLOCK) / 4) {
             /* A big one-off: keep the current block as head for small allocs. */
             nb->next = b->next;
@@ -174,6 +183,20 @@ void *kt_arena_alloc(kt_arena *a, size_t n)
     void *p = b->data + b->used;
     b->used += n;
     return p;
+}
+
+void *kt_arena_alloc(kt_arena *a, size_t n)
+{
+    void *p = arena_alloc(a, n, 0);
+    if (p == NULL) {
+        oom(n);
+    }
+    return p;
+}
+
+void *kt_arena_try_alloc(kt_arena *a, size_t n)
+{
+    return arena_alloc(a, n, 1);
 }
 
 void *kt_arena_calloc(kt_arena *a, size_t n)

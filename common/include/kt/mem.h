@@ -49,6 +49,8 @@ void kt_arena_init(kt_arena *a, size_t block_size);
 /* Aligned to 16; aborts on OOM (arena users are bookkeeping). */
 void *kt_arena_alloc(kt_arena *a, size_t n);
 void *kt_arena_calloc(kt_arena *a, size_t n);
+/* Like kt_arena_alloc, but returns NULL when memory runs out (sizes a peer controls). */
+void *kt_arena_try_alloc(kt_arena *a, size_t n);
 char *kt_arena_strndup(kt_arena *a, const char *s, size_t n);
 char *kt_arena_strdup(kt_arena *a, const char *s);
 /* Release every block but one of the regular size and rewind it, for per-message reuse. */
