@@ -1,0 +1,70 @@
+/*
+ * agent/view.h — the in-memory twin model built from the agent's cache, for
+ * the local graph and placement API.
+ *
+ * The view loads every cached object body into a model (model_load_buffer +
+ * model_resolve) and answers KTWIN's graph JSON from it. It is rebuilt
+ * lazily: a commit bumps the cache's generation, and the next request
+ * rebuilds, so a burst of deltas costs one rebuild, not one per delta. While
+ * a snapshot transaction is open the cache must not be read (its rows are
+ * uncommitted), so the view keeps serving the last committed model.
+ *
+ * A site's subgraph has relationships whose targets live outside it (the
+ * 1-hop neighbours' own relationships); model_resolve reports those as
+ * instance-target-unknown, which the view tolerates: such relationships are
+ * written as declared. Other diagnostics are counted and logged once per
+ * rebuild (VIEW-DIAG) but never hide the graph.
+ *
+ * Thread: loop only. Ownership: the view owns its model; it borrows the
+ * cache, which must outlive it.
+ */
+#ifndef KT_AGENT_VIEW_H
+#define KT_AGENT_VIEW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache.h"
+#include "kt/buf.h"
+#include "kt/err.h"
+
+typedef struct agent_view agent_view;
+
+/* A view over cache (borrowed). Builds nothing until the first refresh. */
+agent_view *agent_view_new(agent_cache *cache);
+void agent_view_free(agent_view *v);
+
+/*
+ * Rebuild the model if the cache changed since the last build (and no
+ * snapshot is open). Returns KT_OK or a cache/model error (the previous
+ * model stays in use then). Thread: loop.
+ */
+kt_status agent_view_refresh(agent_view *v, kt_err *err);
+
+/* Rebuilds so far (tests). */
+uint64_t agent_view_builds(const agent_view *v);
+/* Instances in the current model. */
+size_t agent_view_n_instances(const agent_view *v);
+
+/*
+ * Append KTWIN's graph JSON of every cached instance to out (refreshing
+ * first). Returns KT_OK or KT_ETOOBIG / a refresh error. Thread: loop.
+ */
+kt_status agent_view_graph_json(agent_view *v, kt_buf *out, kt_err *err);
+
+/*
+ * Append the per-interface graph of iface. Returns KT_OK; KT_ENOTFOUND when
+ * no cached instance has that interface (nothing appended: the API answers
+ * 404 "Not Found" as KTWIN does). Thread: loop.
+ */
+kt_status agent_view_iface_json(agent_view *v, const char *iface, kt_buf *out, kt_err *err);
+
+/*
+ * Append this site's placement as JSON:
+ *   {"site":S,"revision":N,"interfaces":[{"interface":I,"where":W,
+ *    "site":S|null,"rule":R|null,"reason":T|null}]}
+ * in interface order. Returns KT_OK or a cache / buffer error. Thread: loop.
+ */
+kt_status agent_view_placement_json(agent_view *v, const char *site, kt_buf *out, kt_err *err);
+
+#endif
