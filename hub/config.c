@@ -1,0 +1,121 @@
+/*
+ * hub/config.c — the hub_cfg table (see config.h). Adding a key: add the
+ * field, one table row, a commented entry in hub/hub.example.yaml, and
+ * regenerate docs/config.md (ktwin-hub --print-config-doc).
+ *
+ * Thread: startup (any single thread). Ownership: see config.h.
+ */
+#include "hub/config.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#define MIB ((int64_t)1 << 20)
+#define GIB ((int64_t)1 << 30)
+
+static const kt_cfg_entry table[] = {
+    { "listen.address", KT_CFG_STRING, offsetof(hub_cfg, listen.address), 1, 255, "127.0.0.1",
+      KT_CFG_ENV, "IP address the HTTP/WebSocket listener binds (0.0.0.0 for all)" },
+    { "listen.port", KT_CFG_INT, offsetof(hub_cfg, listen.port), 0, 65535, "8080", KT_CFG_ENV,
+      "TCP port of the REST API and /sync (0 = ephemeral; the real port is logged)" },
+    { "data_dir", KT_CFG_STRING, offsetof(hub_cfg, data_dir), 1, 4096, "./ktwin-hub-data",
+      KT_CFG_ENV, "directory for hub.db (SQLite) and the generated admin.token" },
+    { "tls.cert_file", KT_CFG_STRING, offsetof(hub_cfg, tls.cert_file), 0, 4096, NULL, KT_CFG_ENV,
+      "PEM certificate chain; when set (with tls.key_file) the listener speaks TLS only" },
+    { "tls.key_file", KT_CFG_STRING, offsetof(hub_cfg, tls.key_file), 0, 4096, NULL, KT_CFG_ENV,
+      "PEM private key of tls.cert_file" },
+    { "auth.admin_token_file", KT_CFG_STRING, offsetof(hub_cfg, auth.admin_token_file), 0, 4096,
+      NULL, KT_CFG_ENV,
+      "file holding the admin bearer token for mutating calls; unset = a random token is "
+      "generated at start into <data_dir>/admin.token (mode 0600)" },
+    { "auth.agents_file", KT_CFG_STRING, offsetof(hub_cfg, auth.agents_file), 0, 4096, NULL,
+      KT_CFG_ENV, "text file of agent credentials, one '<site> <token>' per line, # comments" },
+    { "redis.url", KT_CFG_STRING, offsetof(hub_cfg, redis.url), 0, 1024, NULL, KT_CFG_ENV,
+      "redis://host:port[/db] to publish KTWIN's graph cache keys (twin_graph, "
+      "twin_graph.<iface>); unset = off" },
+    { "redis.reconnect_min", KT_CFG_DURATION_MS, offsetof(hub_cfg, redis.reconnect_min_ms), 10,
+      60000, "100ms", 0, "first reconnect delay after Redis goes away (doubles, full jitter)" },
+    { "redis.reconnect_max", KT_CFG_DURATION_MS, offsetof(hub_cfg, redis.reconnect_max_ms), 10,
+      600000, "5s", 0, "longest reconnect delay to Redis" },
+    { "redis.max_reply_bytes", KT_CFG_SIZE_BYTES, offsetof(hub_cfg, redis.max_reply_bytes), 1024,
+      GIB, "1MiB", 0, "largest Redis reply accepted (hiredis reader cap)" },
+    { "watch_dir", KT_CFG_STRING, offsetof(hub_cfg, watch_dir), 0, 4096, NULL, KT_CFG_ENV,
+      "directory of CRD files (*.yaml, *.yml, *.json, recursive) reconciled at start and on "
+      "every change; unset = off (--watch-dir overrides)" },
+    { "watch.debounce", KT_CFG_DURATION_MS, offsetof(hub_cfg, watch_debounce_ms), 10, 60000,
+      "200ms", 0, "quiet time after the last change in watch_dir before reconciling" },
+    { "limits.max_body_bytes", KT_CFG_SIZE_BYTES, offsetof(hub_cfg, limits.max_body_bytes), 1024,
+      4 * GIB, "64MiB", 0, "largest HTTP request body (POST /api/v1/apply); larger gets 413" },
+    { "limits.max_connections", KT_CFG_INT, offsetof(hub_cfg, limits.max_connections), 1, 1000000,
+      "4096", 0, "open HTTP/WebSocket connections the listener accepts" },
+    { "log.level", KT_CFG_STRING, offsetof(hub_cfg, log.level), 1, 16, "info", KT_CFG_ENV,
+      "err, warn, notice, info or debug" },
+    { "sync.heartbeat_ms", KT_CFG_DURATION_MS, offsetof(hub_cfg, sync.heartbeat_ms), 100,
+      3600000, "5000", 0, "sync heartbeat interval; three missed intervals close the connection" },
+    { "sync.window_bytes", KT_CFG_SIZE_BYTES, offsetof(hub_cfg, sync.window_bytes), 4096, GIB,
+      "4MiB", 0, "unacknowledged sync bytes in flight per agent" },
+    { "sync.snapshot_chunk_bytes", KT_CFG_SIZE_BYTES, offsetof(hub_cfg, sync.snapshot_chunk_bytes),
+      1024, 64 * MIB, "256KiB", 0, "target size of one graph snapshot chunk" },
+    { "sync.admit_rate", KT_CFG_INT, offsetof(hub_cfg, sync.admit_rate), 1, 100000, "20", 0,
+      "agents admitted per second (token bucket); others get Reject{BUSY}" },
+    { "sync.admit_burst", KT_CFG_INT, offsetof(hub_cfg, sync.admit_burst), 1, 100000, "20", 0,
+      "admission token bucket size" },
+    { "sync.max_message_bytes", KT_CFG_SIZE_BYTES, offsetof(hub_cfg, sync.max_message_bytes), 4096,
+      GIB, "16MiB", 0, "largest sync WebSocket message accepted" },
+    { 0 },
+};
+
+const kt_cfg_entry *hub_cfg_table(void)
+{
+    return table;
+}
+
+static kt_status finish(hub_cfg *cfg, kt_status st, kt_buf *errs, kt_err *err)
+{
+    if (st == KT_OK) {
+        st = kt_cfg_apply_env(table, cfg, HUB_CFG_ENV_PREFIX, errs, err);
+    }
+    if (st == KT_OK && (cfg->tls.cert_file == NULL) != (cfg->tls.key_file == NULL)) {
+        if (errs != NULL) {
+            (void)kt_buf_puts(errs, "tls: cert_file and key_file must be set together\n");
+        }
+        st = kt_err_set(err, KT_EINVAL, "tls: cert_file and key_file must be set together");
+    }
+    if (st != KT_OK) {
+        hub_cfg_fini(cfg);
+    }
+    return st;
+}
+
+kt_status hub_cfg_load(hub_cfg *cfg, const char *path, kt_buf *errs, kt_err *err)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    kt_status st = kt_cfg_defaults(table, cfg, err);
+    if (st == KT_OK && path != NULL) {
+        st = kt_cfg_load_file(table, cfg, path, errs, err);
+        if (st == KT_ENOTFOUND) {
+            kt_err_set(err, KT_ENOTFOUND, "%s: no such file", path);
+        }
+    }
+    return finish(cfg, st, errs, err);
+}
+
+kt_status hub_cfg_load_buffer(hub_cfg *cfg,
+                              const char *name,
+                              const char *data,
+                              size_t len,
+                              kt_buf *errs,
+                              kt_err *err)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    kt_status st = kt_cfg_defaults(table, cfg, err);
+    if (st == KT_OK) {
+        st = kt_cfg_load_buffer(table, cfg, name, data, len, errs, err);
+    }
+    return finish(cfg, st, errs, err);
+}
+
+void hub_cfg_fini(hub_cfg *cfg)
+{
+    kt_cfg_free_strings(table, cfg);
+}
