@@ -1,0 +1,429 @@
+/*
+ * metrics.c — Prometheus registry and text exposition 0.0.4. See kt/metrics.h.
+ *
+ * Invariants: families form a singly linked list in registration order;
+ * each family owns its series list, also in registration order. A series'
+ * label text is pre-rendered once at registration ("{a=\"x\",b=\"y\"}" or ""),
+ * so rendering is a walk plus number formatting, and lookup by labels is a
+ * string compare against the same canonical rendering. Registries are small
+ * (tens of families), so lookups are linear.
+ *
+ * Thread: loop thread only. Ownership: the registry owns families and series.
+ */
+#include "kt/metrics.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kt/mem.h"
+
+typedef enum metric_kind { KIND_COUNTER, KIND_GAUGE } metric_kind;
+
+struct kt_metric {
+    struct kt_metric *next;
+    char *labels; /* pre-rendered "{...}" or "" */
+    uint64_t count;
+    double value;
+    kt_metrics_sample_cb sample;
+    void *sample_user;
+    metric_kind kind;
+};
+
+typedef struct family {
+    struct family *next;
+    char *name;
+    char *help;
+    metric_kind kind;
+    kt_metric *series;
+    kt_metric **series_tail;
+} family;
+
+struct kt_metrics {
+    family *families;
+    family **tail;
+};
+
+kt_metrics *kt_metrics_new(void)
+{
+    kt_metrics *reg = kt_xcalloc(1, sizeof *reg);
+    reg->tail = &reg->families;
+    return reg;
+}
+
+void kt_metrics_free(kt_metrics *reg)
+{
+    if (reg == NULL) {
+        return;
+    }
+    family *f = reg->families;
+    while (f != NULL) {
+        family *fn = f->next;
+        kt_metric *m = f->series;
+        while (m != NULL) {
+            kt_metric *mn = m->next;
+            kt_free(m->labels);
+            kt_free(m);
+            m = mn;
+        }
+        kt_free(f->name);
+        kt_free(f->help);
+        kt_free(f);
+        f = fn;
+    }
+    kt_free(reg);
+}
+
+bool kt_metrics_name_valid(const char *name)
+{
+    if (name == NULL || name[0] == '\0') {
+        return false;
+    }
+    for (const char *p = name; *p != '\0'; p++) {
+        char c = *p;
+        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
+        bool digit = c >= '0' && c <= '9';
+        if (!alpha && !(digit && p != name)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool label_name_valid(const char *name)
+{
+    if (name == NULL || name[0] == '\0' || strncmp(name, "__", 2) == 0) {
+        return false;
+    }
+    for (const char *p = name; *p != '\0'; p++) {
+        char c = *p;
+        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+        bool digit = c >= '0' && c <= '9';
+        if (!alpha && !(digit && p != name)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Render the label set canonically (in the given order) into out. */
+static kt_status render_labels(kt_buf *out, const char *const *labels, kt_err *err)
+{
+    if (labels == NULL || labels[0] == NULL) {
+        return kt_buf_puts(out, "");
+    }
+    kt_status st = kt_buf_putc(out, '{');
+    for (size_t i = 0; labels[i] != NULL && st == KT_OK; i += 2) {
+        if (labels[i + 1] == NULL) {
+            return kt_err_set(err, KT_EINVAL, "label %s has no value", labels[i]);
+        }
+        if (!label_name_valid(labels[i])) {
+            return kt_err_set(err, KT_EINVAL, "invalid label name \"%s\"", labels[i]);
+        }
+        for (size_t j = 0; j < i; j += 2) {
+            if (strcmp(labels[j], labels[i]) == 0) {
+                return kt_err_set(err, KT_EINVAL, "duplicate label %s", labels[i]);
+            }
+        }
+        if (i > 0) {
+            st = kt_buf_putc(out, ',');
+        }
+        if (st == KT_OK) {
+            st = kt_buf_printf(out, "%s=\"", labels[i]);
+        }
+        for (const char *v = labels[i + 1]; *v != '\0' && st == KT_OK; v++) {
+            if (*v == '\\') {
+                st = kt_buf_puts(out, "\\\\");
+            } else if (*v == '"') {
+                st = kt_buf_puts(out, "\\\"");
+            } else if (*v == '\n') {
+                st = kt_buf_puts(out, "\\n");
+            } else {
+                st = kt_buf_putc(out, *v);
+            }
+        }
+        if (st == KT_OK) {
+            st = kt_buf_putc(out, '"');
+        }
+    }
+    if (st == KT_OK) {
+        st = kt_buf_putc(out, '}');
+    }
+    if (st != KT_OK) {
+        return kt_err_set(err, st, "labels too long");
+    }
+    return KT_OK;
+}
+
+static family *find_family(kt_metrics *reg, const char *name)
+{
+    for (family *f = reg->families; f != NULL; f = f->next) {
+        if (strcmp(f->name, name) == 0) {
+            return f;
+        }
+    }
+    return NULL;
+}
+
+static kt_metric *find_series(family *f, const char *labels)
+{
+    for (kt_metric *m = f->series; m != NULL; m = m->next) {
+        if (strcmp(m->labels, labels) == 0) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+static kt_status do_register(kt_metric **out,
+                             kt_metrics *reg,
+                             metric_kind kind,
+                             const char *name,
+                             const char *help,
+                             const char *const *labels,
+                             bool sampled,
+                             kt_err *err)
+{
+    KT_ASSERT(reg != NULL);
+    if (out != NULL) {
+        *out = NULL;
+    }
+    if (!kt_metrics_name_valid(name)) {
+        return kt_err_set(err, KT_EINVAL, "invalid metric name \"%s\"", name ? name : "(null)");
+    }
+    if (help == NULL) {
+        help = "";
+    }
+    kt_buf lb;
+    kt_buf_init(&lb, 4096);
+    kt_status st = render_labels(&lb, labels, err);
+    if (st != KT_OK) {
+        kt_buf_fini(&lb);
+        return st;
+    }
+    const char *ltext = lb.data != NULL ? lb.data : "";
+    family *f = find_family(reg, name);
+    if (f != NULL) {
+        if (f->kind != kind) {
+            kt_buf_fini(&lb);
+            return kt_err_set(err, KT_EINVAL, "metric %s already registered with another type",
+                              name);
+        }
+        if (strcmp(f->help, help) != 0) {
+            kt_buf_fini(&lb);
+            return kt_err_set(err, KT_EINVAL, "metric %s already registered with another help",
+                              name);
+        }
+        kt_metric *m = find_series(f, ltext);
+        if (m != NULL) {
+            kt_buf_fini(&lb);
+            if (sampled || m->sample != NULL) {
+                return kt_err_set(err, KT_EINVAL, "sampled metric %s%s registered twice", name,
+                                  m->labels);
+            }
+            if (out != NULL) {
+                *out = m;
+            }
+            return KT_OK;
+        }
+    } else {
+        f = kt_xcalloc(1, sizeof *f);
+        f->name = kt_xstrdup(name);
+        f->help = kt_xstrdup(help);
+        f->kind = kind;
+        f->series_tail = &f->series;
+        *reg->tail = f;
+        reg->tail = &f->next;
+    }
+    kt_metric *m = kt_xcalloc(1, sizeof *m);
+    m->kind = kind;
+    m->labels = kt_xstrdup(ltext);
+    kt_buf_fini(&lb);
+    *f->series_tail = m;
+    f->series_tail = &m->next;
+    if (out != NULL) {
+        *out = m;
+    }
+    return KT_OK;
+}
+
+kt_status kt_metrics_counter(kt_metric **out,
+                             kt_metrics *reg,
+                             const char *name,
+                             const char *help,
+                             const char *const *labels,
+                             kt_err *err)
+{
+    return do_register(out, reg, KIND_COUNTER, name, help, labels, false, err);
+}
+
+kt_status kt_metrics_gauge(kt_metric **out,
+                           kt_metrics *reg,
+                           const char *name,
+                           const char *help,
+                           const char *const *labels,
+                           kt_err *err)
+{
+    return do_register(out, reg, KIND_GAUGE, name, help, labels, false, err);
+}
+
+kt_status kt_metrics_gauge_fn(kt_metrics *reg,
+                              const char *name,
+                              const char *help,
+                              const char *const *labels,
+                              kt_metrics_sample_cb cb,
+                              void *user,
+                              kt_err *err)
+{
+    KT_ASSERT(cb != NULL);
+    kt_metric *m = NULL;
+    kt_status st = do_register(&m, reg, KIND_GAUGE, name, help, labels, true, err);
+    if (st != KT_OK) {
+        return st;
+    }
+    m->sample = cb;
+    m->sample_user = user;
+    return KT_OK;
+}
+
+void kt_metrics_detach(kt_metrics *reg, void *user)
+{
+    if (reg == NULL) {
+        return;
+    }
+    for (family *f = reg->families; f != NULL; f = f->next) {
+        for (kt_metric *m = f->series; m != NULL; m = m->next) {
+            if (m->sample != NULL && m->sample_user == user) {
+                m->sample = NULL;
+                m->sample_user = NULL;
+                m->value = 0;
+            }
+        }
+    }
+}
+
+void kt_metrics_inc(kt_metric *m)
+{
+    kt_metrics_add(m, 1);
+}
+
+void kt_metrics_add(kt_metric *m, uint64_t n)
+{
+    if (m == NULL) {
+        return;
+    }
+    KT_DEBUG_ASSERT(m->kind == KIND_COUNTER);
+    m->count += n;
+}
+
+void kt_metrics_set(kt_metric *m, double v)
+{
+    if (m == NULL) {
+        return;
+    }
+    KT_DEBUG_ASSERT(m->kind == KIND_GAUGE);
+    m->value = v;
+}
+
+void kt_metrics_gauge_add(kt_metric *m, double d)
+{
+    if (m == NULL) {
+        return;
+    }
+    KT_DEBUG_ASSERT(m->kind == KIND_GAUGE);
+    m->value += d;
+}
+
+double kt_metrics_value(const kt_metric *m)
+{
+    if (m == NULL) {
+        return 0;
+    }
+    if (m->kind == KIND_COUNTER) {
+        return (double)m->count;
+    }
+    if (m->sample != NULL) {
+        return m->sample(m->sample_user);
+    }
+    return m->value;
+}
+
+kt_metric *kt_metrics_find(kt_metrics *reg, const char *name, const char *const *labels)
+{
+    if (reg == NULL || name == NULL) {
+        return NULL;
+    }
+    family *f = find_family(reg, name);
+    if (f == NULL) {
+        return NULL;
+    }
+    kt_buf lb;
+    kt_buf_init(&lb, 4096);
+    kt_metric *m = NULL;
+    if (render_labels(&lb, labels, NULL) == KT_OK) {
+        m = find_series(f, lb.data != NULL ? lb.data : "");
+    }
+    kt_buf_fini(&lb);
+    return m;
+}
+
+/* HELP text escaping: backslash and newline only (format 0.0.4). */
+static kt_status put_help(kt_buf *out, const char *help)
+{
+    kt_status st = KT_OK;
+    for (const char *p = help; *p != '\0' && st == KT_OK; p++) {
+        if (*p == '\\') {
+            st = kt_buf_puts(out, "\\\\");
+        } else if (*p == '\n') {
+            st = kt_buf_puts(out, "\\n");
+        } else {
+            st = kt_buf_putc(out, *p);
+        }
+    }
+    return st;
+}
+
+static kt_status put_double(kt_buf *out, double v)
+{
+    if (isnan(v)) {
+        return kt_buf_puts(out, "NaN");
+    }
+    if (isinf(v)) {
+        return kt_buf_puts(out, v > 0 ? "+Inf" : "-Inf");
+    }
+    /* Integral values print without exponent or fraction (common for gauges). */
+    if (v == floor(v) && fabs(v) < 1e15) {
+        return kt_buf_printf(out, "%.0f", v);
+    }
+    return kt_buf_printf(out, "%.17g", v);
+}
+
+kt_status kt_metrics_render(kt_metrics *reg, kt_buf *out)
+{
+    kt_status st = KT_OK;
+    for (family *f = reg->families; f != NULL && st == KT_OK; f = f->next) {
+        st = kt_buf_printf(out, "# HELP %s ", f->name);
+        if (st == KT_OK) {
+            st = put_help(out, f->help);
+        }
+        if (st == KT_OK) {
+            st = kt_buf_printf(out, "\n# TYPE %s %s\n", f->name,
+                               f->kind == KIND_COUNTER ? "counter" : "gauge");
+        }
+        for (kt_metric *m = f->series; m != NULL && st == KT_OK; m = m->next) {
+            st = kt_buf_printf(out, "%s%s ", f->name, m->labels);
+            if (st != KT_OK) {
+                break;
+            }
+            if (m->kind == KIND_COUNTER) {
+                st = kt_buf_printf(out, "%llu", (unsigned long long)m->count);
+            } else {
+                st = put_double(out, kt_metrics_value(m));
+            }
+            if (st == KT_OK) {
+                st = kt_buf_putc(out, '\n');
+            }
+        }
+    }
+    return st;
+}
