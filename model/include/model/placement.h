@@ -21,9 +21,11 @@
  *      hops); among equally near ones, the one reached through the earliest
  *      siteFrom entry on its last hop, then the smallest instance name. The
  *      walk visits each instance once (cycle-safe), goes at most
- *      MODEL_PLACEMENT_MAX_HOPS hops deep and gives up when a level would
- *      hold more than MODEL_PLACEMENT_WALK_MAX instances. Labelled instances
- *      end the walk on their branch (it never walks through them).
+ *      MODEL_PLACEMENT_MAX_HOPS hops deep and gives up (no site) when, at the
+ *      end of a level without a labelled instance, it has visited more than
+ *      MODEL_PLACEMENT_WALK_MAX instances (checked per whole level, so the
+ *      outcome does not depend on edge order). Labelled instances end the
+ *      walk on their branch (it never walks through them).
  *   3. Otherwise the instance has no site ("cloud only").
  *
  * RULE PER INTERFACE
@@ -292,8 +294,10 @@ kt_status model_placement_to_json(const model_placement *p, uint64_t revision, k
 
 /*
  * GET /api/v1/placement/{iface}[?site=S] body, appended to out: the
- * interface's entry as in model_placement_to_json (its "sites" limited to
- * `site` when not NULL) plus "steps":[lines of model_placement_explain].
+ * interface's entry as in model_placement_to_json plus
+ * "steps":[lines of model_placement_explain]. With `site`, "sites" holds
+ * only that site's pair (decided or not) and "where"/"reason" are that
+ * pair's.
  * Returns KT_OK; KT_ENOTFOUND for an unknown interface or site;
  * KT_ETOOBIG / KT_ENOMEM when out cannot grow.
  */
