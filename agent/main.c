@@ -1,0 +1,273 @@
+/*
+ * agent/main.c — ktwin-agent: the composition root.
+ *
+ *   ktwin-agent --config FILE [--port-file FILE]
+ *   ktwin-agent --config FILE --print-config
+ *   ktwin-agent --config-doc        (markdown key table for docs/config.md)
+ *
+ * Start order: config -> log level -> token -> loop -> metrics -> cache
+ * (quick_check; a corrupt file is moved aside and counted in
+ * ktwin_agent_cache_corrupt_total) -> view (built from the cache at once,
+ * so the graph is served before the hub answers) -> kt_net + local API
+ * (listening; --port-file gets the bound port) -> ready -> uplink (connects,
+ * reconnects forever).
+ *
+ * Shutdown (SIGINT/SIGTERM): uplink stop, signal handles closed, uv_stop;
+ * then kt_net_free, run the loop dry, free the rest, uv_loop_close == 0
+ * (STYLE.md §8).
+ *
+ * Exit codes: 0 clean shutdown, 1 runtime failure, 2 usage/config error.
+ * Thread: the loop thread only (plus libuv's own threadpool, unused here).
+ */
+#define KT_LOG_MOD "agent"
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "api.h"
+#include "cache.h"
+#include "config.h"
+#include "kt/buf.h"
+#include "kt/cfg.h"
+#include "kt/log.h"
+#include "kt/mem.h"
+#include "kt/metrics.h"
+#include "kt/net.h"
+#include "uplink.h"
+#include "view.h"
+
+typedef struct agent_app {
+    uv_loop_t loop;
+    uv_signal_t sigint;
+    uv_signal_t sigterm;
+    agent_uplink *uplink;
+    int stopping;
+} agent_app;
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: ktwin-agent --config FILE [--port-file FILE] [--print-config]\n"
+                 "       ktwin-agent --config-doc\n");
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    agent_app *app = s->data;
+    if (app->stopping) {
+        return;
+    }
+    app->stopping = 1;
+    KT_LOG(KT_LOG_NOTICE, "AGENT-STOP", "signal=%d", signum);
+    agent_uplink_stop(app->uplink);
+    uv_close((uv_handle_t *)&app->sigint, NULL);
+    uv_close((uv_handle_t *)&app->sigterm, NULL);
+    uv_stop(&app->loop);
+}
+
+static int write_port_file(const char *path, int port)
+{
+    kt_buf b;
+    kt_buf_init(&b, 64);
+    kt_buf_printf(&b, "%d\n", port);
+    kt_err err = { 0 };
+    kt_status st = kt_buf_write_file(&b, path, &err);
+    kt_buf_fini(&b);
+    if (st != KT_OK) {
+        KT_LOG(KT_LOG_ERR, "AGENT-PORT-FILE", "path=%s err=\"%s\"", path, err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL, *port_file = NULL;
+    int print_config = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config_path = argv[++i];
+        } else if (strcmp(argv[i], "--port-file") == 0 && i + 1 < argc) {
+            port_file = argv[++i];
+        } else if (strcmp(argv[i], "--print-config") == 0) {
+            print_config = 1;
+        } else if (strcmp(argv[i], "--config-doc") == 0) {
+            kt_buf b;
+            kt_buf_init(&b, 1 << 20);
+            kt_status st = kt_cfg_doc_markdown(agent_config_table(), AGENT_CONFIG_ENV_PREFIX, &b);
+            if (st == KT_OK) {
+                fwrite(b.data, 1, b.len, stdout);
+            }
+            kt_buf_fini(&b);
+            return st == KT_OK ? 0 : 1;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "ktwin-agent: unknown argument %s\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (config_path == NULL) {
+        usage(stderr);
+        return 2;
+    }
+
+    /* ---- configuration */
+    agent_cfg cfg;
+    kt_buf errs;
+    kt_buf_init(&errs, 64 * 1024);
+    kt_err err = { 0 };
+    kt_status st = agent_config_load(&cfg, config_path, &errs, &err);
+    if (st != KT_OK) {
+        if (errs.len > 0) {
+            fprintf(stderr, "%s", errs.data);
+        } else {
+            fprintf(stderr, "%s: %s\n", config_path, err.msg);
+        }
+        kt_buf_fini(&errs);
+        return 2;
+    }
+    kt_buf_fini(&errs);
+    if (print_config) {
+        kt_buf b;
+        kt_buf_init(&b, 1 << 20);
+        kt_cfg_dump(agent_config_table(), &cfg, &b);
+        fwrite(b.data != NULL ? b.data : "", 1, b.len, stdout);
+        kt_buf_fini(&b);
+        agent_config_fini(&cfg);
+        return 0;
+    }
+    kt_log_set_level((kt_log_level)kt_log_level_parse(cfg.log_level));
+    char *token = NULL;
+    st = agent_config_read_token(&cfg, &token, &err);
+    if (st != KT_OK) {
+        fprintf(stderr, "%s: hub.token_file: %s\n", config_path, err.msg);
+        agent_config_fini(&cfg);
+        return 2;
+    }
+
+    /* ---- loop, metrics, cache, view */
+    int rc = 1;
+    agent_app app;
+    memset(&app, 0, sizeof app);
+    uv_loop_init(&app.loop);
+    kt_metrics *metrics = kt_metrics_new();
+    kt_metric *m_corrupt = NULL;
+    kt_metrics_counter(&m_corrupt, metrics, "ktwin_agent_cache_corrupt_total",
+                       "Corrupt cache files moved aside at start", NULL, &err);
+    agent_cache *cache = NULL;
+    agent_view *view = NULL;
+    kt_net *net = NULL;
+    agent_api *api = NULL;
+    memset(&err, 0, sizeof err);
+    st = agent_cache_open(&cache, cfg.cache_path, &err);
+    if (st != KT_OK) {
+        KT_LOG(KT_LOG_ERR, "CACHE-OPEN-FAIL", "path=%s err=\"%s\"", cfg.cache_path, err.msg);
+        goto out;
+    }
+    if (agent_cache_moved_aside(cache) != NULL) {
+        kt_metrics_inc(m_corrupt);
+    }
+    view = agent_view_new(cache);
+    st = agent_view_refresh(view, &err);
+    if (st != KT_OK) {
+        /* Served anyway: requests retry the build and answer 500 while it fails. */
+        KT_LOG(KT_LOG_ERR, "VIEW-BUILD-FAIL", "err=\"%s\"", err.msg);
+        memset(&err, 0, sizeof err);
+    }
+
+    /* ---- local API */
+    kt_net_opts nopts = { .metrics = metrics };
+    st = kt_net_new(&net, &app.loop, &nopts, &err);
+    if (st != KT_OK) {
+        KT_LOG(KT_LOG_ERR, "AGENT-NET", "err=\"%s\"", err.msg);
+        goto out;
+    }
+    kt_http_server_opts sopts = { .name = "agent-api",
+                                  .bind_addr = cfg.listen_address,
+                                  .port = (int)cfg.listen_port };
+    kt_http_server *srv = NULL;
+    st = kt_http_server_new(&srv, net, &sopts, &err);
+    if (st == KT_OK) {
+        st = agent_api_new(&api, srv, view, metrics, cfg.site, &err);
+    }
+    if (st == KT_OK) {
+        st = kt_http_server_start(srv, &err);
+    }
+    if (st != KT_OK) {
+        KT_LOG(KT_LOG_ERR, "AGENT-LISTEN", "address=%s port=%lld err=\"%s\"", cfg.listen_address,
+               (long long)cfg.listen_port, err.msg);
+        goto out;
+    }
+    int port = kt_http_server_port(srv);
+    agent_api_set_ready(api, 1);
+    if (port_file != NULL && write_port_file(port_file, port) != 0) {
+        goto out;
+    }
+    KT_LOG(KT_LOG_NOTICE, "AGENT-START",
+           "site=%s listen=%s:%d cache=%s graph_revision=%llu instances=%zu hub=%s", cfg.site,
+           cfg.listen_address, port, cfg.cache_path,
+           (unsigned long long)agent_cache_graph_revision(cache), agent_view_n_instances(view),
+           cfg.hub_url);
+
+    /* ---- uplink */
+    agent_uplink_opts uopts = {
+        .site = cfg.site,
+        .token = token,
+        .hub_url = cfg.hub_url,
+        .ca_file = cfg.hub_ca_file,
+        .connect_timeout_ms = (uint32_t)cfg.hub_connect_timeout_ms,
+        .max_message_bytes = cfg.hub_max_message_bytes,
+        .cpu_millis = (uint32_t)cfg.cpu_millis,
+        .memory_bytes = (uint64_t)cfg.memory_bytes,
+        .reconnect_base_ms = (uint32_t)cfg.reconnect_base_ms,
+        .reconnect_cap_ms = (uint32_t)cfg.reconnect_cap_ms,
+        .net = net,
+        .cache = cache,
+        .metrics = metrics,
+    };
+    st = agent_uplink_new(&app.uplink, &uopts, &err);
+    if (st != KT_OK) {
+        KT_LOG(KT_LOG_ERR, "AGENT-UPLINK", "err=\"%s\"", err.msg);
+        goto out;
+    }
+    uv_signal_init(&app.loop, &app.sigint);
+    uv_signal_init(&app.loop, &app.sigterm);
+    app.sigint.data = &app;
+    app.sigterm.data = &app;
+    uv_signal_start(&app.sigint, on_signal, SIGINT);
+    uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+    agent_uplink_start(app.uplink);
+
+    uv_run(&app.loop, UV_RUN_DEFAULT);
+    rc = 0;
+
+out:
+    agent_uplink_stop(app.uplink);
+    if (!app.stopping && app.sigint.data != NULL) {
+        uv_close((uv_handle_t *)&app.sigint, NULL);
+        uv_close((uv_handle_t *)&app.sigterm, NULL);
+    }
+    kt_net_free(net);
+    uv_run(&app.loop, UV_RUN_DEFAULT);
+    agent_uplink_free(app.uplink);
+    agent_api_free(api);
+    agent_view_free(view);
+    agent_cache_free(cache);
+    int close_rc = uv_loop_close(&app.loop);
+    if (close_rc != 0) {
+        KT_LOG(KT_LOG_ERR, "AGENT-LOOP-CLOSE", "rc=%d err=%s", close_rc, uv_strerror(close_rc));
+        rc = 1;
+    }
+    kt_metrics_free(metrics);
+    if (token != NULL) {
+        memset(token, 0, strlen(token));
+    }
+    kt_free(token);
+    KT_LOG(KT_LOG_NOTICE, "AGENT-EXIT", "rc=%d", rc);
+    agent_config_fini(&cfg);
+    return rc;
+}
