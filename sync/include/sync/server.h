@@ -129,7 +129,10 @@ typedef struct sync_server_ops {
                             uint64_t from_revision,
                             kt_err *err,
                             void *user);
-    /* The site's current complete placement (borrowed until the next call). */
+    /*
+     * The site's current complete placement (borrowed until the next call),
+     * or *out = NULL when the hub has none yet (then none is sent).
+     */
     kt_status (*placement)(const sync_placement **out, kt_err *err, void *user);
     /*
      * The agent was welcomed (hello is borrowed for the call). The hub
