@@ -21,6 +21,9 @@
 #   graph-json   KTWIN's graph JSON of that city: the whole graph (model_graph_to_json,
 #                what GET /api/v1/twin-graph serves) and one interface
 #                (model_graph_iface_to_json, city-pole: 60,000 instances).
+#   placement-scale  the placement engine (model_placement_compute) on the same city
+#                spread over 60 sites, after load + resolve (not timed).
+#                Targets: under 2 s, under 1 GiB peak RSS.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,7 +32,7 @@ JOBS=${KT_BENCH_JOBS:-2}
 REPEAT=${KT_BENCH_REPEAT:-3}
 RESULTS=$ROOT/bench-results
 DOC=$ROOT/docs/benchmarks.md
-ALL=(model-load graph-json)
+ALL=(model-load graph-json placement-scale)
 
 die() { echo "bench/run.sh: $*" >&2; exit 1; }
 
@@ -172,12 +175,43 @@ bench_graph_json() {
         "$(pick "$run" graph_json_seconds graph_json_mib iface_json_seconds instances)"
 }
 
+# placement-scale: a 1,200-neighborhood city over 60 sites (generated, not timed).
+bench_placement_scale() {
+    build ktwin-sim bench_placement
+    local tmp run
+    tmp=${KT_BENCH_TMP:-$(mktemp -d)}
+    [ -z "${KT_BENCH_TMP:-}" ] && trap 'rm -rf "$tmp"' EXIT
+    if [ ! -f "$tmp/city60/instances-1200.json" ]; then
+        "$BUILD/sim/ktwin-sim" model --neighborhoods 1200 --sites 60 --format json \
+            -o "$tmp/city60" >/dev/null || die "ktwin-sim failed"
+    fi
+    run=$(median_run "$BUILD/bench/bench_placement" "$tmp/city60" --sites 60 \
+        --expect-instances 711601)
+    record placement-scale "Place a generated 1,200-neighborhood smart city (711,601 \
+TwinInstances, 63 TwinInterfaces, ktwin-sim's PlacementPolicy) over 60 sites with \
+\`model_placement_compute\` (\`bench/bench_placement.c\`): every instance to its site and \
+every (interface, site) to edge, cloud or pending. Sites: 4000m CPU and 8 GiB, every 10th \
+800m and 1 GiB (contested), every 20th disconnected. Generation, load and resolve are not \
+timed. \`seconds\`: only neighborhoods carry \`ktwin.io/site\`, every other instance finds \
+its site by a siteFrom walk (\`walked\`); \`labelled_seconds\`: as generated (all labelled); \
+\`incremental_seconds\`: again with the previous result after site-00 dropped from 4000m to 1000m CPU \
+(\`moved\` decisions changed). \`hub_rss_mib\` is \`ru_maxrss\` (model and results). \
+Median of the runs by \`seconds\`. Targets: under 2 s, under 1 GiB." \
+        "$(pick "$run" seconds labelled_seconds incremental_seconds hub_rss_mib instances sites \
+            decisions walked edge cloud pending moved)"
+    if [ -z "${KT_BENCH_TMP:-}" ]; then
+        rm -rf "$tmp"
+        trap - EXIT
+    fi
+}
+
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=("${ALL[@]}")
 for n in "${names[@]}"; do
     case "$n" in
         model-load) with_city bench_model_load ;;
         graph-json) with_city bench_graph_json ;;
+        placement-scale) bench_placement_scale ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown benchmark $n (have: ${ALL[*]})" ;;
     esac

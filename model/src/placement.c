@@ -75,6 +75,22 @@ static const char *arena_printf(kt_arena *a, const char *fmt, ...)
 /* Append to a fixed line buffer, truncating quietly (lines are for people). */
 static void line_add(char *line, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Replace a fixed line buffer's content, truncating quietly. */
+static void set_line(char *line, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void set_line(char *line, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, cap, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        line[0] = '\0';
+    }
+}
+
+static void line_add(char *line, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 static void line_add(char *line, size_t cap, const char *fmt, ...)
 {
     size_t len = strlen(line);
@@ -220,19 +236,19 @@ static int rule_matches(const model_policy_rule *r, const model_iface *f, char *
         if (!hit) {
             char list[LINE_MAX_BYTES / 2];
             fmt_list(list, sizeof list, r->interfaces, r->n_interfaces);
-            (void)snprintf(why, cap, "name matches none of %s", list);
+            set_line(why, cap, "name matches none of %s", list);
             return 0;
         }
     }
     for (size_t l = 0; l < r->n_match_labels; l++) {
         const char *have = iface_label(f, r->match_labels[l].key);
         if (have == NULL) {
-            (void)snprintf(why, cap, "no label %s (wants %s)", r->match_labels[l].key,
+            set_line(why, cap, "no label %s (wants %s)", r->match_labels[l].key,
                            r->match_labels[l].value);
             return 0;
         }
         if (!str_eq(have, r->match_labels[l].value)) {
-            (void)snprintf(why, cap, "label %s is %s, not %s", r->match_labels[l].key, have,
+            set_line(why, cap, "label %s is %s, not %s", r->match_labels[l].key, have,
                            r->match_labels[l].value);
             return 0;
         }
@@ -280,7 +296,7 @@ static iface_rule decide_rule(kt_arena *a,
             ir.overflow = rule->overflow;
             char sites[LINE_MAX_BYTES / 2];
             fmt_list(sites, sizeof sites, rule->sites, rule->n_sites);
-            (void)snprintf(line, sizeof line,
+            set_line(line, sizeof line,
                            "rule %s/%s (policy priority %d): matches: placement %s, sites %s, "
                            "offline %s, overflow %s",
                            pol->name, rule->name, pol->priority, target_str(rule->placement),
