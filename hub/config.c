@@ -37,8 +37,6 @@ static const kt_cfg_entry table[] = {
       60000, "100ms", 0, "first reconnect delay after Redis goes away (doubles, full jitter)" },
     { "redis.reconnect_max", KT_CFG_DURATION_MS, offsetof(hub_cfg, redis.reconnect_max_ms), 10,
       600000, "5s", 0, "longest reconnect delay to Redis" },
-    { "redis.max_reply_bytes", KT_CFG_SIZE_BYTES, offsetof(hub_cfg, redis.max_reply_bytes), 1024,
-      GIB, "1MiB", 0, "largest Redis reply accepted (hiredis reader cap)" },
     { "watch_dir", KT_CFG_STRING, offsetof(hub_cfg, watch_dir), 0, 4096, NULL, KT_CFG_ENV,
       "directory of CRD files (*.yaml, *.yml, *.json, recursive) reconciled at start and on "
       "every change; unset = off (--watch-dir overrides)" },

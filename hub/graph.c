@@ -32,6 +32,7 @@
 #include "kt/log.h"
 #include "kt/map.h"
 #include "kt/mem.h"
+#include "model/graph.h"
 #include "model/node.h"
 
 #define STORED_FILE "<stored>"
@@ -65,6 +66,9 @@ struct hub_graph {
     sub *subs;
     size_t n_subs;
     size_t cap_subs;
+    kt_buf json;        /* whole-graph JSON cache */
+    uint64_t json_rev;  /* revision json was built for */
+    int json_valid;
 };
 
 /* ---- kinds and ops -------------------------------------------------------- */
@@ -378,6 +382,7 @@ kt_status hub_graph_new(hub_graph **out, hub_store *store, kt_err *err)
     *out = NULL;
     hub_graph *g = kt_xcalloc(1, sizeof(*g));
     g->store = store;
+    kt_buf_init(&g->json, HUB_STREAM_MAX);
     cand_vec all = { 0 };
     kt_buf stream;
     kt_buf_init(&stream, HUB_STREAM_MAX);
@@ -439,6 +444,7 @@ void hub_graph_free(hub_graph *g)
     }
     model_free(g->m);
     kt_free(g->subs);
+    kt_buf_fini(&g->json);
     kt_free(g);
 }
 
@@ -451,6 +457,17 @@ void hub_graph_subscribe(hub_graph *g, hub_graph_changed_cb cb, void *user)
     g->subs[g->n_subs].cb = cb;
     g->subs[g->n_subs].user = user;
     g->n_subs++;
+}
+
+void hub_graph_unsubscribe(hub_graph *g, hub_graph_changed_cb cb, void *user)
+{
+    for (size_t i = 0; i < g->n_subs; i++) {
+        if (g->subs[i].cb == cb && g->subs[i].user == user) {
+            memmove(g->subs + i, g->subs + i + 1, (g->n_subs - i - 1) * sizeof(*g->subs));
+            g->n_subs--;
+            return;
+        }
+    }
 }
 
 /* ---- reading -------------------------------------------------------------- */
@@ -497,6 +514,29 @@ const char *hub_graph_body(const hub_graph *g,
         *rev_out = o->rev;
     }
     return o->body;
+}
+
+const char *hub_graph_json(hub_graph *g, size_t *len_out)
+{
+    if (!g->json_valid || g->json_rev != g->revision) {
+        kt_buf_reset(&g->json);
+        g->json_valid = 0;
+        kt_status st = model_graph_to_json(g->m, NULL, &g->json);
+        if (st == KT_OK) {
+            st = kt_buf_putc(&g->json, '\0');
+        }
+        if (st != KT_OK) {
+            KT_LOG(KT_LOG_ERR, "HUB-GRAPH-JSON", "err=%s", kt_status_str(st));
+            return NULL;
+        }
+        g->json.len--; /* keep the NUL out of the length */
+        g->json_valid = 1;
+        g->json_rev = g->revision;
+    }
+    if (len_out != NULL) {
+        *len_out = g->json.len;
+    }
+    return g->json.data;
 }
 
 int hub_graph_foreach(const hub_graph *g, hub_kind kind, hub_graph_object_cb cb, void *user)

@@ -136,6 +136,8 @@ void hub_graph_free(hub_graph *g);
 
 /* Add a subscriber (any number; called in subscription order). */
 void hub_graph_subscribe(hub_graph *g, hub_graph_changed_cb cb, void *user);
+/* Remove the subscriber with this cb and user (no-op when absent). Not from inside a callback. */
+void hub_graph_unsubscribe(hub_graph *g, hub_graph_changed_cb cb, void *user);
 
 /* ---- reading -------------------------------------------------------------- */
 
@@ -158,6 +160,13 @@ const char *hub_graph_body(const hub_graph *g,
                            const char *name,
                            size_t *len_out,
                            uint64_t *rev_out);
+
+/*
+ * KTWIN's whole-graph JSON ({"twinInstances":[...]}, model_graph_to_json)
+ * of the current model, built once per revision and cached. Borrowed until
+ * the next change; NULL only when out of memory (logged).
+ */
+const char *hub_graph_json(hub_graph *g, size_t *len_out);
 
 typedef struct hub_object_view {
     hub_kind kind;
