@@ -115,7 +115,7 @@ int main(int argc, char **argv)
     }
 
     model_placement_site *sites = kt_xcalloc((size_t)n_sites, sizeof *sites);
-    char (*names)[16] = kt_xcalloc((size_t)n_sites, sizeof *names);
+    char(*names)[16] = kt_xcalloc((size_t)n_sites, sizeof *names);
     for (long k = 0; k < n_sites; k++) {
         (void)snprintf(names[k], sizeof names[k], "site-%02ld", k);
         sites[k].name = names[k];

@@ -37,21 +37,21 @@
 #include "kt/mem.h"
 
 #define REASON_UNDECIDED "no instance on this site"
-#define RULE_DEFAULT "default"
-#define LINE_MAX_BYTES 1024
+#define RULE_DEFAULT     "default"
+#define LINE_MAX_BYTES   1024
 
 struct model_placement {
     kt_arena arena;
     model_placement_stats stats;
     model_placement_site_info *sites; /* name order */
     size_t n_sites;
-    kt_map site_by_name; /* name -> index + 1 */
+    kt_map site_by_name;           /* name -> index + 1 */
     model_placement_iface *ifaces; /* name order */
     size_t n_ifaces;
-    kt_map iface_by_name; /* name -> index + 1 */
-    const char **rule_steps; /* per interface: the rule-matching lines, '\n'-separated */
+    kt_map iface_by_name;          /* name -> index + 1 */
+    const char **rule_steps;       /* per interface: the rule-matching lines, '\n'-separated */
     model_placement_decision *dec; /* n_sites * n_ifaces, site-major */
-    kt_map inst_site; /* instance name (arena copy) -> site name (arena) */
+    kt_map inst_site;              /* instance name (arena copy) -> site name (arena) */
 };
 
 /* ---- small helpers ----------------------------------------------------------------- */
@@ -73,10 +73,12 @@ static const char *arena_printf(kt_arena *a, const char *fmt, ...)
 }
 
 /* Append to a fixed line buffer, truncating quietly (lines are for people). */
-static void line_add(char *line, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void line_add(char *line, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Replace a fixed line buffer's content, truncating quietly. */
-static void set_line(char *line, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_line(char *line, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void set_line(char *line, size_t cap, const char *fmt, ...)
 {
@@ -88,8 +90,6 @@ static void set_line(char *line, size_t cap, const char *fmt, ...)
         line[0] = '\0';
     }
 }
-
-static void line_add(char *line, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 static void line_add(char *line, size_t cap, const char *fmt, ...)
 {
@@ -194,9 +194,9 @@ static void fmt_list(char *out, size_t cap, const char *const *items, size_t n)
 
 /* What decides one interface (compute-time only; points into the model). */
 typedef struct iface_rule {
-    const model_policy *policy;     /* the policy of the rule or default, NULL: no policy */
-    const model_policy_rule *rule;  /* NULL: default placement */
-    size_t order;                   /* global rule index; n_rules_total for default */
+    const model_policy *policy;    /* the policy of the rule or default, NULL: no policy */
+    const model_policy_rule *rule; /* NULL: default placement */
+    size_t order;                  /* global rule index; n_rules_total for default */
     model_placement_target target;
     model_offline offline;
     model_overflow overflow;
@@ -244,12 +244,12 @@ static int rule_matches(const model_policy_rule *r, const model_iface *f, char *
         const char *have = iface_label(f, r->match_labels[l].key);
         if (have == NULL) {
             set_line(why, cap, "no label %s (wants %s)", r->match_labels[l].key,
-                           r->match_labels[l].value);
+                     r->match_labels[l].value);
             return 0;
         }
         if (!str_eq(have, r->match_labels[l].value)) {
             set_line(why, cap, "label %s is %s, not %s", r->match_labels[l].key, have,
-                           r->match_labels[l].value);
+                     r->match_labels[l].value);
             return 0;
         }
     }
@@ -297,11 +297,11 @@ static iface_rule decide_rule(kt_arena *a,
             char sites[LINE_MAX_BYTES / 2];
             fmt_list(sites, sizeof sites, rule->sites, rule->n_sites);
             set_line(line, sizeof line,
-                           "rule %s/%s (policy priority %d): matches: placement %s, sites %s, "
-                           "offline %s, overflow %s",
-                           pol->name, rule->name, pol->priority, target_str(rule->placement),
-                           sites, offline_str(rule->offline),
-                           rule->overflow == MODEL_OVERFLOW_PENDING ? "pending" : "cloud");
+                     "rule %s/%s (policy priority %d): matches: placement %s, sites %s, "
+                     "offline %s, overflow %s",
+                     pol->name, rule->name, pol->priority, target_str(rule->placement), sites,
+                     offline_str(rule->offline),
+                     rule->overflow == MODEL_OVERFLOW_PENDING ? "pending" : "cloud");
             (void)kt_buf_printf(&steps, "%s\n", line);
             break;
         }
@@ -514,7 +514,7 @@ static int cmp_iface_ptr(const void *a, const void *b)
 
 /* A pair competing for a site's capacity. */
 typedef struct contender {
-    size_t iface;      /* index, name order */
+    size_t iface; /* index, name order */
     size_t rule_order;
     int was_edge;
 } contender;
@@ -546,11 +546,8 @@ static int prev_was_edge(const model_placement *prev,
 }
 
 /* Admit the contenders of one site first-fit and write their decisions. */
-static void admit_site(model_placement *p,
-                       size_t s,
-                       contender *c,
-                       size_t n_c,
-                       const iface_rule *rules)
+static void
+admit_site(model_placement *p, size_t s, contender *c, size_t n_c, const iface_rule *rules)
 {
     model_placement_site_info *si = &p->sites[s];
     int cpu_unl = si->cpu_millis == MODEL_PLACEMENT_CPU_UNLIMITED;
@@ -563,7 +560,8 @@ static void admit_site(model_placement *p,
         d->order = (uint32_t)(k + 1);
         uint64_t free_cpu = cpu_unl ? 0 : (uint64_t)si->cpu_millis - si->used_cpu_millis;
         uint64_t free_mem = mem_unl ? 0 : si->memory_bytes - si->used_memory_bytes;
-        int fits = (cpu_unl || f->cpu_millis <= free_cpu) && (mem_unl || f->memory_bytes <= free_mem);
+        int fits =
+            (cpu_unl || f->cpu_millis <= free_cpu) && (mem_unl || f->memory_bytes <= free_mem);
         char need_c[32], need_m[32], free_c[32], free_m[32];
         fmt_cpu(need_c, sizeof need_c, f->cpu_millis, 0);
         fmt_mem(need_m, sizeof need_m, f->memory_bytes, 0);
@@ -580,10 +578,9 @@ static void admit_site(model_placement *p,
         } else {
             const char *phrase = NULL;
             d->where = fallback(&rules[i], &phrase);
-            d->reason = arena_printf(&p->arena,
-                                     "no room: needs %s cpu, %s memory; free %s, %s%s: %s",
-                                     need_c, need_m, free_c, free_m,
-                                     c[k].was_edge ? " (was edge)" : "", phrase);
+            d->reason = arena_printf(
+                &p->arena, "no room: needs %s cpu, %s memory; free %s, %s%s: %s", need_c, need_m,
+                free_c, free_m, c[k].was_edge ? " (was edge)" : "", phrase);
         }
     }
 }
@@ -686,9 +683,9 @@ kt_status model_placement_compute(model_placement **out,
     for (size_t k = 0; k < n_inst; k++) {
         const model_instance *inst = model_instance_at(m, k);
         if (inst->iface == NULL) {
-            kt_status st = kt_err_set(err, KT_EINVAL,
-                                      "model not resolved: instance %s has no interface %s",
-                                      inst->name, inst->iface_name);
+            kt_status st =
+                kt_err_set(err, KT_EINVAL, "model not resolved: instance %s has no interface %s",
+                           inst->name, inst->iface_name);
             kt_free(sorted);
             return st;
         }
@@ -743,8 +740,8 @@ kt_status model_placement_compute(model_placement **out,
         f->name = kt_arena_strdup(&p->arena, mf[i]->name);
         f->cpu_millis = mf[i]->cpu_millis;
         f->memory_bytes = mf[i]->memory_bytes;
-        rules[i] = decide_rule(&p->arena, mf[i], pols, n_pols, n_rules_total, &f->rule,
-                               &p->rule_steps[i]);
+        rules[i] =
+            decide_rule(&p->arena, mf[i], pols, n_pols, n_rules_total, &f->rule, &p->rule_steps[i]);
         f->target = rules[i].target;
         (void)kt_map_put(&p->iface_by_name, f->name, (void *)(uintptr_t)(i + 1));
         (void)kt_map_put(&by_model_name, mf[i]->name, (void *)(uintptr_t)(i + 1));
@@ -832,8 +829,8 @@ kt_status model_placement_compute(model_placement **out,
         prev_site[s] = prev != NULL ? map_index(&prev->site_by_name, p->sites[s].name) : SIZE_MAX;
     }
     for (size_t i = 0; i < n_if; i++) {
-        prev_iface[i] = prev != NULL ? map_index(&prev->iface_by_name, p->ifaces[i].name)
-                                     : SIZE_MAX;
+        prev_iface[i] =
+            prev != NULL ? map_index(&prev->iface_by_name, p->ifaces[i].name) : SIZE_MAX;
     }
 
     /* Decide each pair; contenders compete per site. */
@@ -858,8 +855,8 @@ kt_status model_placement_compute(model_placement **out,
                 d->where = fallback(ir, &phrase);
                 char list[LINE_MAX_BYTES / 2];
                 fmt_list(list, sizeof list, ir->rule->sites, ir->rule->n_sites);
-                d->reason = arena_printf(&p->arena, "site not in the rule's sites %s: %s", list,
-                                         phrase);
+                d->reason =
+                    arena_printf(&p->arena, "site not in the rule's sites %s: %s", list, phrase);
             } else if (!si->connected && ir->offline == MODEL_OFFLINE_NONE) {
                 d->where = fallback(ir, &phrase);
                 d->reason = arena_printf(&p->arena, "site gone (offline: none): %s", phrase);
@@ -940,8 +937,7 @@ const model_placement_iface *model_placement_iface_at(const model_placement *p, 
     return i < p->n_ifaces ? &p->ifaces[i] : NULL;
 }
 
-const model_placement_iface *model_placement_iface_get(const model_placement *p,
-                                                       const char *iface)
+const model_placement_iface *model_placement_iface_get(const model_placement *p, const char *iface)
 {
     size_t i = iface != NULL ? map_index(&p->iface_by_name, iface) : SIZE_MAX;
     return i == SIZE_MAX ? NULL : &p->ifaces[i];
@@ -1033,10 +1029,7 @@ size_t model_placement_diff(const model_placement *old,
 
 /* ---- explain ----------------------------------------------------------------------- */
 
-static kt_status explain_site_line(const model_placement *p,
-                                   size_t s,
-                                   size_t i,
-                                   kt_buf *out)
+static kt_status explain_site_line(const model_placement *p, size_t s, size_t i, kt_buf *out)
 {
     const model_placement_site_info *si = &p->sites[s];
     const model_placement_decision *d = &p->dec[s * p->n_ifaces + i];
@@ -1047,12 +1040,14 @@ static kt_status explain_site_line(const model_placement *p,
     fmt_cpu(used_c, sizeof used_c, si->used_cpu_millis, 0);
     fmt_mem(used_m, sizeof used_m, si->used_memory_bytes, 0);
     char line[LINE_MAX_BYTES] = "";
-    line_add(line, sizeof line, "site %s (%s; capacity %s cpu, %s memory; edge uses %s, %s): ",
-             si->name, si->connected ? "connected" : "gone", cap_c, cap_m, used_c, used_m);
+    line_add(line, sizeof line,
+             "site %s (%s; capacity %s cpu, %s memory; edge uses %s, %s): ", si->name,
+             si->connected ? "connected" : "gone", cap_c, cap_m, used_c, used_m);
     if (d->n_instances == 0) {
         line_add(line, sizeof line, "no instance: cloud");
     } else {
-        line_add(line, sizeof line, "%u instance%s", d->n_instances, d->n_instances == 1 ? "" : "s");
+        line_add(line, sizeof line, "%u instance%s", d->n_instances,
+                 d->n_instances == 1 ? "" : "s");
         if (d->order > 0) {
             size_t n_c = 0;
             for (size_t k = 0; k < p->n_ifaces; k++) {
@@ -1066,15 +1061,13 @@ static kt_status explain_site_line(const model_placement *p,
     return kt_buf_printf(out, "%s\n", line);
 }
 
-kt_status model_placement_explain(const model_placement *p,
-                                  const char *iface,
-                                  const char *site,
-                                  kt_buf *out,
-                                  kt_err *err)
+kt_status model_placement_explain(
+    const model_placement *p, const char *iface, const char *site, kt_buf *out, kt_err *err)
 {
     size_t i = iface != NULL ? map_index(&p->iface_by_name, iface) : SIZE_MAX;
     if (i == SIZE_MAX) {
-        return kt_err_set(err, KT_ENOTFOUND, "unknown interface %s", iface != NULL ? iface : "(null)");
+        return kt_err_set(err, KT_ENOTFOUND, "unknown interface %s",
+                          iface != NULL ? iface : "(null)");
     }
     size_t only = SIZE_MAX;
     if (site != NULL) {
@@ -1087,12 +1080,12 @@ kt_status model_placement_explain(const model_placement *p,
     char need_c[32], need_m[32];
     fmt_cpu(need_c, sizeof need_c, f->cpu_millis, 0);
     fmt_mem(need_m, sizeof need_m, f->memory_bytes, 0);
-    kt_status st = kt_buf_printf(out,
-                                 "interface %s: requests %s cpu, %s memory; %zu instance%s, on "
-                                 "%zu site%s, %zu with no site\n",
-                                 f->name, need_c, need_m, f->n_instances,
-                                 f->n_instances == 1 ? "" : "s", f->n_sites,
-                                 f->n_sites == 1 ? "" : "s", f->n_no_site);
+    kt_status st =
+        kt_buf_printf(out,
+                      "interface %s: requests %s cpu, %s memory; %zu instance%s, on "
+                      "%zu site%s, %zu with no site\n",
+                      f->name, need_c, need_m, f->n_instances, f->n_instances == 1 ? "" : "s",
+                      f->n_sites, f->n_sites == 1 ? "" : "s", f->n_no_site);
     if (st == KT_OK && p->rule_steps[i][0] != '\0') {
         st = kt_buf_printf(out, "%s\n", p->rule_steps[i]);
     }
@@ -1103,7 +1096,8 @@ kt_status model_placement_explain(const model_placement *p,
         st = explain_site_line(p, s, i, out);
     }
     if (st == KT_OK && only == SIZE_MAX) {
-        st = kt_buf_printf(out, "summary: %s: %s\n", model_placement_where_str(f->where), f->reason);
+        st =
+            kt_buf_printf(out, "summary: %s: %s\n", model_placement_where_str(f->where), f->reason);
     }
     if (st != KT_OK) {
         return kt_err_set(err, st, "explain %s: output buffer", f->name);
@@ -1234,7 +1228,8 @@ kt_status model_placement_to_json(const model_placement *p, uint64_t revision, k
         j_str(o, "name", si->name, &bad);
         j_bool(o, "connected", si->connected, &bad);
         j_num(o, "cpu_millis",
-              si->cpu_millis == MODEL_PLACEMENT_CPU_UNLIMITED ? -1.0 : (double)si->cpu_millis, &bad);
+              si->cpu_millis == MODEL_PLACEMENT_CPU_UNLIMITED ? -1.0 : (double)si->cpu_millis,
+              &bad);
         j_num(o, "memory_bytes",
               si->memory_bytes == MODEL_PLACEMENT_MEMORY_UNLIMITED ? -1.0
                                                                    : (double)si->memory_bytes,
@@ -1249,11 +1244,8 @@ kt_status model_placement_to_json(const model_placement *p, uint64_t revision, k
     return j_finish(root, bad, out);
 }
 
-kt_status model_placement_explain_json(const model_placement *p,
-                                       const char *iface,
-                                       const char *site,
-                                       kt_buf *out,
-                                       kt_err *err)
+kt_status model_placement_explain_json(
+    const model_placement *p, const char *iface, const char *site, kt_buf *out, kt_err *err)
 {
     kt_buf lines;
     kt_buf_init(&lines, (size_t)16 << 20);

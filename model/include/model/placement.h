@@ -93,7 +93,7 @@
 /* A siteFrom walk gives up when one level would visit more instances than this. */
 #define MODEL_PLACEMENT_WALK_MAX 4096
 /* Capacity that never runs out (a site that reports no limit). */
-#define MODEL_PLACEMENT_CPU_UNLIMITED UINT32_MAX
+#define MODEL_PLACEMENT_CPU_UNLIMITED    UINT32_MAX
 #define MODEL_PLACEMENT_MEMORY_UNLIMITED UINT64_MAX
 /* At most this many sites (site indexes fit in 16 bits). */
 #define MODEL_PLACEMENT_SITES_MAX 65535
@@ -121,11 +121,11 @@ typedef struct model_placement_site {
 typedef struct model_placement_site_info {
     const char *name;
     int connected;
-    uint32_t cpu_millis;        /* capacity as given */
+    uint32_t cpu_millis; /* capacity as given */
     uint64_t memory_bytes;
-    uint64_t used_cpu_millis;   /* sum over its EDGE pairs; <= cpu_millis */
-    uint64_t used_memory_bytes; /* sum over its EDGE pairs; <= memory_bytes */
-    size_t n_instances;         /* instances whose site this is */
+    uint64_t used_cpu_millis;          /* sum over its EDGE pairs; <= cpu_millis */
+    uint64_t used_memory_bytes;        /* sum over its EDGE pairs; <= memory_bytes */
+    size_t n_instances;                /* instances whose site this is */
     size_t n_edge, n_cloud, n_pending; /* decided pairs on this site, by where */
 } model_placement_site_info;
 
@@ -135,22 +135,22 @@ typedef struct model_placement_decision {
     const char *site;
     model_placement_where where; /* EDGE, CLOUD or PENDING */
     const char *rule;            /* "policy/rule" or "default" (the interface's rule) */
-    const char *reason;          /* one line, no newline; "no instance on this site" when undecided */
-    uint32_t n_instances;        /* instances of iface on site; 0 = undecided (reads as CLOUD) */
-    int was_edge;                /* the pair was EDGE in prev */
-    uint32_t order;              /* 1-based position in the site's capacity order, 0 = did not compete */
+    const char *reason;   /* one line, no newline; "no instance on this site" when undecided */
+    uint32_t n_instances; /* instances of iface on site; 0 = undecided (reads as CLOUD) */
+    int was_edge;         /* the pair was EDGE in prev */
+    uint32_t order;       /* 1-based position in the site's capacity order, 0 = did not compete */
 } model_placement_decision;
 
 /* One interface in a result (its summary over all sites). */
 typedef struct model_placement_iface {
     const char *name;
-    const char *rule;                /* "policy/rule" or "default" */
-    model_placement_target target;   /* what the rule asks for */
-    uint32_t cpu_millis;             /* the interface's service requests */
+    const char *rule;              /* "policy/rule" or "default" */
+    model_placement_target target; /* what the rule asks for */
+    uint32_t cpu_millis;           /* the interface's service requests */
     uint64_t memory_bytes;
-    size_t n_instances;              /* all instances of the interface */
-    size_t n_no_site;                /* of which have no site (served by the cloud) */
-    size_t n_sites;                  /* sites with >= 1 instance (decided pairs) */
+    size_t n_instances;                /* all instances of the interface */
+    size_t n_no_site;                  /* of which have no site (served by the cloud) */
+    size_t n_sites;                    /* sites with >= 1 instance (decided pairs) */
     size_t n_edge, n_cloud, n_pending; /* decided pairs, by where */
     /*
      * Summary: the single where of all decided pairs, counting instances with
@@ -162,12 +162,12 @@ typedef struct model_placement_iface {
 } model_placement_iface;
 
 typedef struct model_placement_stats {
-    size_t n_instances;     /* instances in the model */
-    size_t n_no_site;       /* of which ended with no site */
-    size_t n_unknown_site;  /* of which had (or walked to) a label naming an unknown site */
-    size_t n_walked;        /* of which needed a siteFrom walk */
-    size_t n_walk_gave_up;  /* walks stopped by MODEL_PLACEMENT_WALK_MAX */
-    size_t n_decisions;     /* decided (interface, site) pairs */
+    size_t n_instances;    /* instances in the model */
+    size_t n_no_site;      /* of which ended with no site */
+    size_t n_unknown_site; /* of which had (or walked to) a label naming an unknown site */
+    size_t n_walked;       /* of which needed a siteFrom walk */
+    size_t n_walk_gave_up; /* walks stopped by MODEL_PLACEMENT_WALK_MAX */
+    size_t n_decisions;    /* decided (interface, site) pairs */
 } model_placement_stats;
 
 /* A changed decision, for model_placement_diff. Strings are borrowed from old or cur. */
@@ -225,8 +225,7 @@ const model_placement_site_info *model_placement_site_get(const model_placement 
 size_t model_placement_n_ifaces(const model_placement *p);
 const model_placement_iface *model_placement_iface_at(const model_placement *p, size_t i);
 /* NULL when unknown. */
-const model_placement_iface *model_placement_iface_get(const model_placement *p,
-                                                       const char *iface);
+const model_placement_iface *model_placement_iface_get(const model_placement *p, const char *iface);
 
 /*
  * The decision for (iface, site); undecided pairs read as CLOUD with
@@ -270,11 +269,8 @@ const char *model_placement_where_str(model_placement_where w);
  * Returns KT_OK; KT_ENOTFOUND for an unknown interface or site (message
  * names it); KT_ETOOBIG / KT_ENOMEM when out cannot grow.
  */
-kt_status model_placement_explain(const model_placement *p,
-                                  const char *iface,
-                                  const char *site,
-                                  kt_buf *out,
-                                  kt_err *err);
+kt_status model_placement_explain(
+    const model_placement *p, const char *iface, const char *site, kt_buf *out, kt_err *err);
 
 /*
  * GET /api/v1/placement body, appended to out:
@@ -301,10 +297,7 @@ kt_status model_placement_to_json(const model_placement *p, uint64_t revision, k
  * Returns KT_OK; KT_ENOTFOUND for an unknown interface or site;
  * KT_ETOOBIG / KT_ENOMEM when out cannot grow.
  */
-kt_status model_placement_explain_json(const model_placement *p,
-                                       const char *iface,
-                                       const char *site,
-                                       kt_buf *out,
-                                       kt_err *err);
+kt_status model_placement_explain_json(
+    const model_placement *p, const char *iface, const char *site, kt_buf *out, kt_err *err);
 
 #endif

@@ -39,8 +39,9 @@ static void add_iface(kt_buf *b,
                       const char *labels,
                       const char *rels)
 {
-    assert_int_equal(kt_buf_printf(b, "---\napiVersion: dtd.ktwin/v0\nkind: TwinInterface\n"
-                                      "metadata:\n  name: %s\n",
+    assert_int_equal(kt_buf_printf(b,
+                                   "---\napiVersion: dtd.ktwin/v0\nkind: TwinInterface\n"
+                                   "metadata:\n  name: %s\n",
                                    name),
                      KT_OK);
     if (labels != NULL) {
@@ -53,21 +54,24 @@ static void add_iface(kt_buf *b,
         assert_int_equal(kt_buf_printf(b, "  relationships:\n%s", rels), KT_OK);
     }
     if (cpu_m > 0 || mem_mi > 0) {
-        assert_int_equal(kt_buf_printf(b,
-                                       "  service:\n    template:\n      spec:\n"
-                                       "        containers:\n        - name: c\n"
-                                       "          image: x/y:1\n"
-                                       "          resources: {requests: {cpu: %um, memory: %uMi}}\n",
-                                       cpu_m, mem_mi),
-                         KT_OK);
+        assert_int_equal(
+            kt_buf_printf(b,
+                          "  service:\n    template:\n      spec:\n"
+                          "        containers:\n        - name: c\n"
+                          "          image: x/y:1\n"
+                          "          resources: {requests: {cpu: %um, memory: %uMi}}\n",
+                          cpu_m, mem_mi),
+            KT_OK);
     }
 }
 
 /* An instance; site may be NULL; rels is a YAML list body or NULL. */
-static void add_inst(kt_buf *b, const char *name, const char *iface, const char *site, const char *rels)
+static void
+add_inst(kt_buf *b, const char *name, const char *iface, const char *site, const char *rels)
 {
-    assert_int_equal(kt_buf_printf(b, "---\napiVersion: dtd.ktwin/v0\nkind: TwinInstance\n"
-                                      "metadata:\n  name: %s\n",
+    assert_int_equal(kt_buf_printf(b,
+                                   "---\napiVersion: dtd.ktwin/v0\nkind: TwinInstance\n"
+                                   "metadata:\n  name: %s\n",
                                    name),
                      KT_OK);
     if (site != NULL) {
@@ -95,10 +99,8 @@ static model *load_text(const char *text)
     return m;
 }
 
-static model_placement *place(const model *m,
-                              const model_placement_site *sites,
-                              size_t n,
-                              const model_placement *prev)
+static model_placement *
+place(const model *m, const model_placement_site *sites, size_t n, const model_placement *prev)
 {
     model_placement *p = NULL;
     kt_err err = { 0 };
@@ -125,7 +127,10 @@ static const char *reason(const model_placement *p, const char *iface, const cha
     return d->reason;
 }
 
-#define SITE(n, conn, cpu, mem_mi) { (n), (conn), (cpu), (uint64_t)(mem_mi) << 20 }
+#define SITE(n, conn, cpu, mem_mi)                   \
+    {                                                \
+        (n), (conn), (cpu), (uint64_t)(mem_mi) << 20 \
+    }
 #define BIG SITE
 #define UNL MODEL_PLACEMENT_CPU_UNLIMITED
 
@@ -146,17 +151,19 @@ static void test_each_rule_kind_decides_and_is_recorded(void **state)
     add_inst(&b, "i3", "agg-cloud", "s1", NULL);
     add_inst(&b, "i4", "dev-prefer", "s1", NULL);
     add_inst(&b, "i5", "other", "s1", NULL);
-    assert_int_equal(kt_buf_puts(&b,
-                                 "---\napiVersion: edge.ktwin/v0\nkind: PlacementPolicy\n"
-                                 "metadata: {name: pol}\nspec:\n  rules:\n"
-                                 "  - name: realtime\n    match: {interfaces: [\"rt-*\"], labels: {tier: realtime}}\n"
-                                 "    placement: edge\n"
-                                 "  - name: aggregates\n    match: {interfaces: [\"agg-*\", \"rt-*\"]}\n"
-                                 "    placement: cloud\n"
-                                 "  - name: devices\n    match: {interfaces: [dev-prefer]}\n"
-                                 "    placement: prefer-edge\n"
-                                 "  defaultPlacement: edge\n"),
-                     KT_OK);
+    assert_int_equal(
+        kt_buf_puts(
+            &b,
+            "---\napiVersion: edge.ktwin/v0\nkind: PlacementPolicy\n"
+            "metadata: {name: pol}\nspec:\n  rules:\n"
+            "  - name: realtime\n    match: {interfaces: [\"rt-*\"], labels: {tier: realtime}}\n"
+            "    placement: edge\n"
+            "  - name: aggregates\n    match: {interfaces: [\"agg-*\", \"rt-*\"]}\n"
+            "    placement: cloud\n"
+            "  - name: devices\n    match: {interfaces: [dev-prefer]}\n"
+            "    placement: prefer-edge\n"
+            "  defaultPlacement: edge\n"),
+        KT_OK);
     model *m = load_text(b.data);
     model_placement_site sites[] = { BIG("s1", 1, 10000, 10000) };
     model_placement *p = place(m, sites, 1, NULL);
@@ -261,7 +268,8 @@ static void hop_model(kt_buf *b)
         char name[16], rel[96];
         (void)snprintf(name, sizeof name, "d%d", i);
         if (i < 9) {
-            (void)snprintf(rel, sizeof rel, "  - {name: up, interface: node, instance: d%d}\n", i + 1);
+            (void)snprintf(rel, sizeof rel, "  - {name: up, interface: node, instance: d%d}\n",
+                           i + 1);
         } else {
             (void)snprintf(rel, sizeof rel, "  - {name: up, interface: node, instance: lab-a}\n");
         }
@@ -482,7 +490,8 @@ static void on_change(const model_placement_change *c, void *user)
     ch->n++;
     size_t len = strlen(ch->text);
     (void)snprintf(ch->text + len, sizeof ch->text - len, "%s@%s:%s->%s;", c->iface, c->site,
-                   model_placement_where_str(c->old_where), model_placement_where_str(c->new_where));
+                   model_placement_where_str(c->old_where),
+                   model_placement_where_str(c->new_where));
 }
 
 static void test_minimal_moves(void **state)
@@ -533,8 +542,9 @@ static void test_minimal_moves(void **state)
     add_inst(&b, "z1", "z", "s1", NULL);
     add_inst(&b, "z2", "z", "s1", NULL);
     add_inst(&b, "y9", "y", "s2", NULL);
-    assert_int_equal(kt_buf_printf(&b, "---\napiVersion: edge.ktwin/v0\nkind: PlacementPolicy\n"
-                                       "metadata: {name: cap}\nspec:\n  rules:\n  - name: r\n%s",
+    assert_int_equal(kt_buf_printf(&b,
+                                   "---\napiVersion: edge.ktwin/v0\nkind: PlacementPolicy\n"
+                                   "metadata: {name: cap}\nspec:\n  rules:\n  - name: r\n%s",
                                    rule),
                      KT_OK);
     model *m3 = load_text(b.data);
@@ -585,9 +595,9 @@ static kt_buf render_all(const model_placement *p, const model *m)
     assert_int_equal(model_placement_to_json(p, 7, &out), KT_OK);
     for (size_t i = 0; i < model_placement_n_ifaces(p); i++) {
         kt_err err = { 0 };
-        assert_int_equal(model_placement_explain(p, model_placement_iface_at(p, i)->name, NULL,
-                                                 &out, &err),
-                         KT_OK);
+        assert_int_equal(
+            model_placement_explain(p, model_placement_iface_at(p, i)->name, NULL, &out, &err),
+            KT_OK);
     }
     /* Instance sites, in name order so the model's order does not show. */
     size_t n = model_n_instances(m);
@@ -840,8 +850,15 @@ static void test_generated_smart_city(void **state)
     assert_non_null(mkdtemp(dir));
     char out[512];
     (void)snprintf(out, sizeof out, "%s/city", dir);
-    char *argv[] = { (char *)KT_BINARY_DIR "/sim/ktwin-sim", (char *)"model", (char *)"--neighborhoods",
-                     (char *)"4", (char *)"--sites", (char *)"2", (char *)"-o", out, NULL };
+    char *argv[] = { (char *)KT_BINARY_DIR "/sim/ktwin-sim",
+                     (char *)"model",
+                     (char *)"--neighborhoods",
+                     (char *)"4",
+                     (char *)"--sites",
+                     (char *)"2",
+                     (char *)"-o",
+                     out,
+                     NULL };
     assert_int_equal(run(argv), 0);
     model *m = model_new();
     model_diag diag;
