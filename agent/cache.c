@@ -54,7 +54,7 @@ struct agent_cache {
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS objects(kind TEXT NOT NULL, name TEXT NOT NULL,"
-    " body TEXT NOT NULL, rev INTEGER NOT NULL, PRIMARY KEY(kind, name)) WITHOUT ROWID;"
+    " body TEXT NOT NULL, rev INTEGER NOT NULL, UNIQUE(kind, name));"
     "CREATE TABLE IF NOT EXISTS placement(interface TEXT PRIMARY KEY, \"where\" TEXT NOT NULL,"
     " site TEXT, rule TEXT, reason TEXT) WITHOUT ROWID;";
 

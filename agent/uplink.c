@@ -26,6 +26,7 @@
 #include "sync/backoff.h"
 #include "sync/client.h"
 #include "sync/msg.h"
+#include "store.h"
 
 struct agent_uplink {
     char *site;
@@ -47,12 +48,8 @@ struct agent_uplink {
     int stopping;
     int got_reject;
     int was_open;
-    /* Time spent in the cache for the open snapshot, and its object count. */
-    uint64_t snap_ns;
-    uint64_t snap_objects;
-    kt_metric *m_connected, *m_graph_rev, *m_place_rev, *m_snapshots, *m_deltas, *m_placements;
-    kt_metric *m_reconnects, *m_sync_errors, *m_last_commit_ms;
-    kt_metric *m_obj_iface, *m_obj_inst, *m_obj_policy;
+    agent_store store; /* the sync_client's user: cache ops + this transport */
+    kt_metric *m_connected, *m_reconnects, *m_sync_errors;
 };
 
 static void connect_now(agent_uplink *u);
@@ -68,42 +65,13 @@ static void register_metrics(agent_uplink *u)
     kt_err err = { 0 };
     kt_metrics_gauge(&u->m_connected, r, "ktwin_agent_connected",
                      "1 while the hub link is up and welcomed", NULL, &err);
-    kt_metrics_gauge(&u->m_graph_rev, r, "ktwin_agent_graph_revision",
-                     "Graph revision committed in the cache", NULL, &err);
-    kt_metrics_gauge(&u->m_place_rev, r, "ktwin_agent_placement_revision",
-                     "Placement revision committed in the cache", NULL, &err);
-    kt_metrics_counter(&u->m_snapshots, r, "ktwin_agent_snapshots_total",
-                       "Snapshots committed to the cache", NULL, &err);
-    kt_metrics_counter(&u->m_deltas, r, "ktwin_agent_deltas_total", "Deltas committed to the cache",
-                       NULL, &err);
-    kt_metrics_counter(&u->m_placements, r, "ktwin_agent_placements_total",
-                       "Placement updates committed to the cache", NULL, &err);
     kt_metrics_counter(&u->m_reconnects, r, "ktwin_agent_reconnects_total",
                        "Connection attempts after the first", NULL, &err);
     kt_metrics_counter(&u->m_sync_errors, r, "ktwin_agent_sync_errors_total",
                        "Hub links closed for a protocol, store or timeout error", NULL, &err);
-    kt_metrics_gauge(&u->m_last_commit_ms, r, "ktwin_agent_last_commit_ms",
-                     "Cache time of the last snapshot or delta commit, in milliseconds", NULL,
-                     &err);
-    static const char *const l_iface[] = { "kind", "twininterfaces", NULL };
-    static const char *const l_inst[] = { "kind", "twininstances", NULL };
-    static const char *const l_pol[] = { "kind", "placementpolicies", NULL };
-    static const char help_obj[] = "Objects in the cache by kind";
-    kt_metrics_gauge(&u->m_obj_iface, r, "ktwin_agent_objects", help_obj, l_iface, &err);
-    kt_metrics_gauge(&u->m_obj_inst, r, "ktwin_agent_objects", help_obj, l_inst, &err);
-    kt_metrics_gauge(&u->m_obj_policy, r, "ktwin_agent_objects", help_obj, l_pol, &err);
     if (err.status != KT_OK) {
         KT_LOG(KT_LOG_ERR, "UPLINK-METRICS", "err=\"%s\"", err.msg);
     }
-}
-
-static void update_store_metrics(agent_uplink *u)
-{
-    kt_metrics_set(u->m_graph_rev, (double)agent_cache_graph_revision(u->cache));
-    kt_metrics_set(u->m_place_rev, (double)agent_cache_placement_revision(u->cache));
-    kt_metrics_set(u->m_obj_iface, (double)agent_cache_count(u->cache, AGENT_KIND_INTERFACE));
-    kt_metrics_set(u->m_obj_inst, (double)agent_cache_count(u->cache, AGENT_KIND_INSTANCE));
-    kt_metrics_set(u->m_obj_policy, (double)agent_cache_count(u->cache, AGENT_KIND_POLICY));
 }
 
 static void count_reject(agent_uplink *u, sync_reject_code code)
@@ -120,37 +88,9 @@ static void count_reject(agent_uplink *u, sync_reject_code code)
     }
 }
 
-/* ---- store ops (sync_client -> cache) ------------------------------------------ */
+/* ---- transport for the store ------------------------------------------------------ */
 
-static const char *kind_name(sync_kind k)
-{
-    switch (k) {
-    case SYNC_KIND_TWIN_INTERFACE:
-        return AGENT_KIND_INTERFACE;
-    case SYNC_KIND_TWIN_INSTANCE:
-        return AGENT_KIND_INSTANCE;
-    case SYNC_KIND_PLACEMENT_POLICY:
-        return AGENT_KIND_POLICY;
-    default:
-        return NULL;
-    }
-}
-
-static kt_status to_cache_object(const sync_object *s, agent_cache_object *o, kt_err *err)
-{
-    o->kind = kind_name(s->kind);
-    if (o->kind == NULL) {
-        return kt_err_set(err, KT_EPROTO, "object %s: unknown kind %d", s->name, (int)s->kind);
-    }
-    o->name = s->name;
-    o->body = (const char *)s->body;
-    o->body_len = s->body_len;
-    o->revision = s->revision;
-    o->deleted = s->deleted ? 1 : 0;
-    return KT_OK;
-}
-
-static kt_status op_send(const uint8_t *buf, size_t len, void *user)
+static kt_status transport_send(const uint8_t *buf, size_t len, void *user)
 {
     agent_uplink *u = user;
     if (u->conn == NULL) {
@@ -159,175 +99,7 @@ static kt_status op_send(const uint8_t *buf, size_t len, void *user)
     return kt_ws_conn_send(u->conn, buf, len);
 }
 
-static uint64_t op_now_ms(void *user)
-{
-    (void)user;
-    return kt_clock_mono_ms();
-}
-
-static uint64_t op_wall_ms(void *user)
-{
-    (void)user;
-    return kt_clock_wall_ms();
-}
-
-static uint64_t op_graph_revision(void *user)
-{
-    agent_uplink *u = user;
-    return agent_cache_graph_revision(u->cache);
-}
-
-static uint64_t op_placement_revision(void *user)
-{
-    agent_uplink *u = user;
-    return agent_cache_placement_revision(u->cache);
-}
-
-static kt_status op_snapshot_begin(uint64_t revision, kt_err *err, void *user)
-{
-    agent_uplink *u = user;
-    uint64_t t0 = kt_clock_mono_ns();
-    u->snap_ns = 0;
-    u->snap_objects = 0;
-    kt_status st = agent_cache_snapshot_begin(u->cache, revision, err);
-    u->snap_ns += kt_clock_mono_ns() - t0;
-    return st;
-}
-
-static kt_status op_snapshot_put(const sync_object *objs, size_t n, kt_err *err, void *user)
-{
-    agent_uplink *u = user;
-    uint64_t t0 = kt_clock_mono_ns();
-    kt_status st = KT_OK;
-    for (size_t i = 0; i < n && st == KT_OK; i++) {
-        agent_cache_object o;
-        st = to_cache_object(&objs[i], &o, err);
-        if (st == KT_OK) {
-            st = agent_cache_snapshot_put(u->cache, &o, err);
-        }
-    }
-    u->snap_objects += n;
-    u->snap_ns += kt_clock_mono_ns() - t0;
-    return st;
-}
-
-static void log_commit(agent_uplink *u, const char *kind, uint64_t rev, uint64_t n, double ms)
-{
-    KT_LOG(KT_LOG_INFO, "UPLINK-COMMIT",
-           "kind=%s revision=%llu objects=%llu commit_ms=%.3f wall_ms=%llu instances=%llu", kind,
-           (unsigned long long)rev, (unsigned long long)n, ms,
-           (unsigned long long)kt_clock_wall_ms(),
-           (unsigned long long)agent_cache_count(u->cache, AGENT_KIND_INSTANCE));
-}
-
-static kt_status op_snapshot_commit(uint64_t revision, kt_err *err, void *user)
-{
-    agent_uplink *u = user;
-    uint64_t t0 = kt_clock_mono_ns();
-    kt_status st = agent_cache_snapshot_commit(u->cache, err);
-    u->snap_ns += kt_clock_mono_ns() - t0;
-    if (st != KT_OK) {
-        return st;
-    }
-    if (agent_cache_graph_revision(u->cache) != revision) {
-        return kt_err_set(err, KT_EINTERNAL, "snapshot committed at %llu, expected %llu",
-                          (unsigned long long)agent_cache_graph_revision(u->cache),
-                          (unsigned long long)revision);
-    }
-    double ms = (double)u->snap_ns / 1e6;
-    kt_metrics_inc(u->m_snapshots);
-    kt_metrics_set(u->m_last_commit_ms, ms);
-    update_store_metrics(u);
-    log_commit(u, "snapshot", revision, u->snap_objects, ms);
-    return KT_OK;
-}
-
-static void op_snapshot_abort(void *user)
-{
-    agent_uplink *u = user;
-    agent_cache_snapshot_abort(u->cache);
-}
-
-static kt_status op_delta_apply(const sync_delta *d, kt_err *err, void *user)
-{
-    agent_uplink *u = user;
-    agent_cache_object *objs = d->n_objects > 0 ? kt_xcalloc(d->n_objects, sizeof *objs) : NULL;
-    kt_status st = KT_OK;
-    for (size_t i = 0; i < d->n_objects && st == KT_OK; i++) {
-        st = to_cache_object(&d->objects[i], &objs[i], err);
-    }
-    uint64_t t0 = kt_clock_mono_ns();
-    if (st == KT_OK) {
-        st = agent_cache_delta_apply(u->cache, d->from_revision, d->to_revision, objs,
-                                     d->n_objects, err);
-    }
-    double ms = (double)(kt_clock_mono_ns() - t0) / 1e6;
-    kt_free(objs);
-    if (st != KT_OK) {
-        return st;
-    }
-    kt_metrics_inc(u->m_deltas);
-    kt_metrics_set(u->m_last_commit_ms, ms);
-    update_store_metrics(u);
-    if (d->n_objects > 0) {
-        log_commit(u, "delta", d->to_revision, d->n_objects, ms);
-    } else {
-        KT_LOG(KT_LOG_DEBUG, "UPLINK-COMMIT", "kind=delta revision=%llu objects=0 commit_ms=%.3f",
-               (unsigned long long)d->to_revision, ms);
-    }
-    return KT_OK;
-}
-
-static const char *where_name(sync_where w)
-{
-    switch (w) {
-    case SYNC_WHERE_EDGE:
-        return "edge";
-    case SYNC_WHERE_CLOUD:
-        return "cloud";
-    case SYNC_WHERE_PENDING:
-        return "pending";
-    case SYNC_WHERE_OTHER_SITE:
-        return "other-site";
-    default:
-        return NULL;
-    }
-}
-
-static kt_status op_placement_apply(const sync_placement *p, kt_err *err, void *user)
-{
-    agent_uplink *u = user;
-    agent_cache_placement *items =
-        p->n_interfaces > 0 ? kt_xcalloc(p->n_interfaces, sizeof *items) : NULL;
-    kt_status st = KT_OK;
-    for (size_t i = 0; i < p->n_interfaces; i++) {
-        const sync_iface_placement *s = &p->interfaces[i];
-        items[i].interface = s->interface;
-        items[i].where = where_name(s->where);
-        items[i].site = s->site;
-        items[i].rule = s->rule;
-        items[i].reason = s->reason;
-        if (items[i].where == NULL) {
-            st = kt_err_set(err, KT_EPROTO, "placement of %s: unknown where %d", s->interface,
-                            (int)s->where);
-            break;
-        }
-    }
-    if (st == KT_OK) {
-        st = agent_cache_placement_apply(u->cache, p->revision, items, p->n_interfaces, err);
-    }
-    kt_free(items);
-    if (st != KT_OK) {
-        return st;
-    }
-    kt_metrics_inc(u->m_placements);
-    update_store_metrics(u);
-    KT_LOG(KT_LOG_INFO, "UPLINK-PLACEMENT", "revision=%llu interfaces=%zu",
-           (unsigned long long)p->revision, p->n_interfaces);
-    return KT_OK;
-}
-
-static void op_on_welcome(const sync_welcome *w, void *user)
+static void transport_on_welcome(const sync_welcome *w, void *user)
 {
     agent_uplink *u = user;
     sync_backoff_reset(&u->backoff);
@@ -532,21 +304,10 @@ kt_status agent_uplink_new(agent_uplink **out, const agent_uplink_opts *opts, kt
     so.capacity = &cap;
     so.limits.max_message_bytes = u->max_message_bytes;
     so.limits.max_objects = 1000000;
-    sync_client_ops ops = {
-        .send = op_send,
-        .now_ms = op_now_ms,
-        .wall_ms = op_wall_ms,
-        .graph_revision = op_graph_revision,
-        .placement_revision = op_placement_revision,
-        .snapshot_begin = op_snapshot_begin,
-        .snapshot_put = op_snapshot_put,
-        .snapshot_commit = op_snapshot_commit,
-        .snapshot_abort = op_snapshot_abort,
-        .delta_apply = op_delta_apply,
-        .placement_apply = op_placement_apply,
-        .on_welcome = op_on_welcome,
-    };
-    kt_status st = sync_client_new(&u->sc, &so, &ops, u, err);
+    agent_store_init(&u->store, u->cache, u->metrics, transport_send, transport_on_welcome, u);
+    sync_client_ops ops;
+    agent_store_client_ops(&ops);
+    kt_status st = sync_client_new(&u->sc, &so, &ops, &u->store, err);
     if (st != KT_OK) {
         kt_free(u->site);
         kt_free(u->token);
@@ -562,7 +323,6 @@ kt_status agent_uplink_new(agent_uplink **out, const agent_uplink_opts *opts, kt
     u->tick_timer.data = u;
     u->timers_live = 1;
     register_metrics(u);
-    update_store_metrics(u);
     *out = u;
     return KT_OK;
 }

@@ -13,7 +13,8 @@
  * - snapshots, deltas and placement updates go to the cache (agent/cache.h),
  *   each committed atomically before the Ack is sent.
  *
- * Metrics (registered on opts.metrics): ktwin_agent_connected (1 while
+ * Metrics (registered on opts.metrics; the store ones come from agent/store.h):
+ * ktwin_agent_connected (1 while
  * welcomed), ktwin_agent_graph_revision, ktwin_agent_placement_revision,
  * ktwin_agent_snapshots_total, ktwin_agent_deltas_total,
  * ktwin_agent_placements_total, ktwin_agent_reconnects_total,
