@@ -44,8 +44,6 @@ static const kt_cfg_entry table[] = {
       "200ms", 0, "quiet time after the last change in watch_dir before reconciling" },
     { "limits.max_body_bytes", KT_CFG_SIZE_BYTES, offsetof(hub_cfg, limits.max_body_bytes), 1024,
       4 * GIB, "64MiB", 0, "largest HTTP request body (POST /api/v1/apply); larger gets 413" },
-    { "limits.max_connections", KT_CFG_INT, offsetof(hub_cfg, limits.max_connections), 1, 1000000,
-      "4096", 0, "open HTTP/WebSocket connections the listener accepts" },
     { "log.level", KT_CFG_STRING, offsetof(hub_cfg, log.level), 1, 16, "info", KT_CFG_ENV,
       "err, warn, notice, info or debug" },
     { "sync.heartbeat_ms", KT_CFG_DURATION_MS, offsetof(hub_cfg, sync.heartbeat_ms), 100,

@@ -46,7 +46,6 @@ typedef struct hub_cfg {
     int64_t watch_debounce_ms;  /* watch.debounce_ms */
     struct {
         size_t max_body_bytes;  /* limits.max_body_bytes */
-        int64_t max_connections;
     } limits;
     struct {
         char *level;            /* log.level */

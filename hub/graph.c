@@ -812,7 +812,9 @@ static kt_status commit_changes(hub_graph *g,
         model *old = g->m;
         g->m = new_model;
         g->revision = rev;
-        qsort(changes, nc, sizeof(*changes), change_cmp);
+        if (nc > 1) {
+            qsort(changes, nc, sizeof(*changes), change_cmp);
+        }
         for (size_t i = 0; i < g->n_subs; i++) {
             g->subs[i].cb(g, rev, changes, nc, g->subs[i].user);
         }
@@ -919,7 +921,9 @@ kt_status hub_graph_apply_batch(hub_graph *g,
         for (size_t i = 0; i < sc.n; i++) {
             cand_push(&cands, sc.items[i].kind, sc.items[i].name, sc.items[i].body, sc.items[i].len);
         }
-        qsort(cands.items, cands.n, sizeof(*cands.items), cand_cmp);
+        if (cands.n > 1) {
+            qsort(cands.items, cands.n, sizeof(*cands.items), cand_cmp);
+        }
         st = stream_build(&cands, &stream);
         if (st != KT_OK) {
             kt_err_set(err, st, "graph too large");

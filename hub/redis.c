@@ -120,6 +120,9 @@ static int entry_cmp(const void *a, const void *b)
 
 static const pub_entry *state_find(const pub_state *s, const char *iface)
 {
+    if (s->n == 0) {
+        return NULL;
+    }
     pub_entry key = { (char *)(uintptr_t)iface, 0 };
     return bsearch(&key, s->items, s->n, sizeof(*s->items), entry_cmp);
 }
@@ -330,7 +333,9 @@ static void publish(hub_redis *r)
         r->pending_keys++;
     }
     kt_buf_fini(&b);
-    qsort(r->pending.items, r->pending.n, sizeof(*r->pending.items), entry_cmp);
+    if (r->pending.n > 1) {
+        qsort(r->pending.items, r->pending.n, sizeof(*r->pending.items), entry_cmp);
+    }
     if (r->have_published) {
         for (size_t i = 0; i < r->published.n; i++) {
             if (state_find(&r->pending, r->published.items[i].iface) == NULL) {

@@ -109,7 +109,9 @@ static void walk(const char *path, int depth, strvec *dirs, strvec *files)
         strvec_push(&names, full);
     }
     (void)closedir(d);
-    qsort(names.items, names.n, sizeof(*names.items), cmp_str);
+    if (names.n > 1) {
+        qsort(names.items, names.n, sizeof(*names.items), cmp_str);
+    }
     for (size_t i = 0; i < names.n; i++) {
         struct stat sb;
         if (stat(names.items[i], &sb) != 0) {
