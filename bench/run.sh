@@ -24,6 +24,9 @@
 #   placement-scale  the placement engine (model_placement_compute) on the same city
 #                spread over 60 sites, after load + resolve (not timed).
 #                Targets: under 2 s, under 1 GiB peak RSS.
+#   sync-snapshot  a 20-neighborhood site's whole subgraph (11,861 instances) from a
+#                hub sync session to the agent's SQLite cache, committed, in process.
+#                Target: under 500 ms.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,7 +35,7 @@ JOBS=${KT_BENCH_JOBS:-2}
 REPEAT=${KT_BENCH_REPEAT:-3}
 RESULTS=$ROOT/bench-results
 DOC=$ROOT/docs/benchmarks.md
-ALL=(model-load graph-json placement-scale)
+ALL=(model-load graph-json placement-scale sync-snapshot)
 
 die() { echo "bench/run.sh: $*" >&2; exit 1; }
 
@@ -205,6 +208,36 @@ Median of the runs by \`seconds\`. Targets: under 2 s, under 1 GiB." \
     fi
 }
 
+# sync-snapshot: a 20-neighborhood site (generated, not timed), in process.
+bench_sync_snapshot() {
+    build ktwin-sim bench_sync_snapshot
+    local tmp run
+    tmp=${KT_BENCH_TMP:-$(mktemp -d)}
+    [ -z "${KT_BENCH_TMP:-}" ] && trap 'rm -rf "$tmp"' EXIT
+    if [ ! -f "$tmp/site20/instances-0020.json" ]; then
+        "$BUILD/sim/ktwin-sim" model --neighborhoods 20 --sites 1 --format json \
+            -o "$tmp/site20" >/dev/null || die "ktwin-sim failed"
+    fi
+    run=$(median_run "$BUILD/agent/bench_sync_snapshot" "$tmp/site20" --db "$tmp/agent.db" \
+        --expect-instances 11861)
+    record sync-snapshot "Full snapshot of a 20-neighborhood site (\`ktwin-sim model \
+--neighborhoods 20 --sites 1\`: 11,861 TwinInstances, 63 TwinInterfaces, 1 PlacementPolicy) \
+from the hub's sync session to the agent's cache, measured **in process** \
+(\`bench/bench_sync_snapshot.c\`): \`sync_server\` (hub side) encodes SnapshotChunks of \
+256 KiB, an in-memory transport with two messages in flight carries them, and \
+\`sync_client\` with the agent's own store (\`agent/store.c\` over \`agent/cache.c\`) \
+decodes, validates and writes them into SQLite (WAL, synchronous=NORMAL) and commits in one \
+transaction, then acks. Timed from Hello to the hub receiving the Ack; no sockets or TLS. \
+\`bytes\`: WebSocket payload bytes hub to agent; \`commit_ms\`: time inside the cache \
+(begin, puts, commit; what \`ktwin_agent_last_commit_ms\` reports). Median of the runs by \
+time. Target: under 500 ms." \
+        "$(pick "$run" ms bytes instances objects chunks commit_ms peak_rss_mib)"
+    if [ -z "${KT_BENCH_TMP:-}" ]; then
+        rm -rf "$tmp"
+        trap - EXIT
+    fi
+}
+
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=("${ALL[@]}")
 for n in "${names[@]}"; do
@@ -212,6 +245,7 @@ for n in "${names[@]}"; do
         model-load) with_city bench_model_load ;;
         graph-json) with_city bench_graph_json ;;
         placement-scale) bench_placement_scale ;;
+        sync-snapshot) bench_sync_snapshot ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown benchmark $n (have: ${ALL[*]})" ;;
     esac
