@@ -1,0 +1,31 @@
+# tests/integration/federation.cmake — federation integration tests (ctest
+# label "federation"): real ktwin-hub / ktwin-agent processes and the
+# fake_fleet load generator on 127.0.0.1 with ephemeral ports and temp dirs.
+# Included from tests/CMakeLists.txt (paths are relative to tests/).
+
+set(_fed_dir ${CMAKE_CURRENT_SOURCE_DIR}/integration)
+
+# fake_fleet needs kt_net (common/src/net.c) and kt_sync.
+if(TARGET kt_sync AND EXISTS ${PROJECT_SOURCE_DIR}/common/src/net.c)
+  add_executable(fake_fleet ${_fed_dir}/fake_fleet.c)
+  target_link_libraries(fake_fleet PRIVATE kt_sync kt_common PkgConfig::LWS PkgConfig::UV kt_warnings)
+endif()
+
+add_executable(fed_expect ${_fed_dir}/fed_expect.c)
+target_link_libraries(fed_expect PRIVATE kt_model kt_common kt_warnings)
+
+# Each scenario is one run of federation.sh; it skips (exit 77) what it
+# cannot run because a binary does not exist yet.
+if(TARGET fake_fleet AND TARGET ktwin-hub)
+  foreach(_scn three-sites storm tls)
+    add_test(NAME federation_${_scn}
+      COMMAND ${_fed_dir}/federation.sh ${_scn}
+      WORKING_DIRECTORY ${PROJECT_BINARY_DIR})
+    math(EXPR _t "300 * ${KT_TEST_TIMEOUT_MULT}")
+    set_tests_properties(federation_${_scn} PROPERTIES
+      LABELS "federation;integration"
+      TIMEOUT ${_t}
+      SKIP_RETURN_CODE 77
+      ENVIRONMENT "KT_BIN_DIR=${PROJECT_BINARY_DIR};KT_SOURCE_DIR=${PROJECT_SOURCE_DIR};KT_TIMEOUT_MULT=${KT_TEST_TIMEOUT_MULT}")
+  endforeach()
+endif()
