@@ -4,3 +4,14 @@ if(TARGET kt_agent)
   kt_add_unit_test(test_agent_cache SOURCES unit/agent/test_cache.c LIBS kt_agent LABELS unit)
   kt_add_unit_test(test_agent_config SOURCES unit/agent/test_config.c LIBS kt_agent LABELS unit)
 endif()
+
+# ktwin-agent as a process without a hub: config errors, serving a pre-filled
+# cache while the hub is unreachable, a corrupt cache moved aside.
+if(TARGET ktwin-agent AND TARGET bench_sync_snapshot)
+  add_test(NAME test_agent_process
+           COMMAND ${PROJECT_SOURCE_DIR}/tests/unit/agent/test_agent_process.sh
+                   $<TARGET_FILE:ktwin-agent> $<TARGET_FILE:bench_sync_snapshot>
+                   $<TARGET_FILE:ktwin-sim> $<TARGET_FILE:ktwinctl>)
+  math(EXPR _t "120 * ${KT_TEST_TIMEOUT_MULT}")
+  set_tests_properties(test_agent_process PROPERTIES LABELS "integration;agent" TIMEOUT ${_t})
+endif()
