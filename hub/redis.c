@@ -28,14 +28,6 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wconversion"
-#pragma GCC diagnostic ignored "-Wsign-conversion"
-#pragma GCC diagnostic ignored "-Wstrict-prototypes"
-#pragma GCC diagnostic ignored "-Wmissing-prototypes"
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include <hiredis/adapters/libuv.h>
-#pragma GCC diagnostic pop
 
 #include "kt/buf.h"
 #include "kt/clock.h"
@@ -84,6 +76,110 @@ struct hub_redis {
 
 static void connect_now(hub_redis *r);
 static void publish(hub_redis *r);
+
+/* ---- libuv event glue --------------------------------------------------------------
+ * Our own instead of hiredis 0.14's adapters/libuv.h: that adapter ignores a
+ * poll callback with status < 0, which libuv delivers for a refused
+ * connect (POLLERR), so a connect to a Redis that is down never completed
+ * and the hub never retried. Here an error is handed to hiredis, which
+ * reads SO_ERROR and reports the failure through the connect callback.
+ */
+typedef struct uv_events {
+    redisAsyncContext *ac; /* NULL once hiredis cleaned up */
+    uv_poll_t poll;
+    int events;
+} uv_events;
+
+static void ev_on_poll(uv_poll_t *h, int status, int events)
+{
+    uv_events *p = h->data;
+    if (status < 0) {
+        if (p->ac != NULL) {
+            if (!(p->ac->c.flags & REDIS_CONNECTED)) {
+                redisAsyncHandleWrite(p->ac); /* completes the connect: reports the error */
+            } else {
+                redisAsyncHandleRead(p->ac); /* reads the EOF / error */
+            }
+        }
+        return;
+    }
+    if (p->ac != NULL && (events & UV_READABLE)) {
+        redisAsyncHandleRead(p->ac);
+    }
+    if (p->ac != NULL && (events & UV_WRITABLE)) {
+        redisAsyncHandleWrite(p->ac);
+    }
+}
+
+static void ev_update(uv_events *p)
+{
+    if (p->events != 0) {
+        (void)uv_poll_start(&p->poll, p->events, ev_on_poll);
+    } else {
+        (void)uv_poll_stop(&p->poll);
+    }
+}
+
+static void ev_add_read(void *priv)
+{
+    uv_events *p = priv;
+    p->events |= UV_READABLE;
+    ev_update(p);
+}
+
+static void ev_del_read(void *priv)
+{
+    uv_events *p = priv;
+    p->events &= ~UV_READABLE;
+    ev_update(p);
+}
+
+static void ev_add_write(void *priv)
+{
+    uv_events *p = priv;
+    p->events |= UV_WRITABLE;
+    ev_update(p);
+}
+
+static void ev_del_write(void *priv)
+{
+    uv_events *p = priv;
+    p->events &= ~UV_WRITABLE;
+    ev_update(p);
+}
+
+static void ev_on_closed(uv_handle_t *h)
+{
+    kt_free(h->data);
+}
+
+static void ev_cleanup(void *priv)
+{
+    uv_events *p = priv;
+    p->ac = NULL;
+    uv_close((uv_handle_t *)&p->poll, ev_on_closed);
+}
+
+static int ev_attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+    if (ac->ev.data != NULL) {
+        return REDIS_ERR;
+    }
+    uv_events *p = kt_xcalloc(1, sizeof(*p));
+    if (uv_poll_init(loop, &p->poll, ac->c.fd) != 0) {
+        kt_free(p);
+        return REDIS_ERR;
+    }
+    p->poll.data = p;
+    p->ac = ac;
+    ac->ev.data = p;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    return REDIS_OK;
+}
 
 /* ---- state ------------------------------------------------------------------------- */
 
@@ -218,6 +314,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 
 static void connect_now(hub_redis *r)
 {
+    KT_LOG(KT_LOG_DEBUG, "REDIS-CONNECTING", "host=%s port=%d attempt=%u", r->host, r->port,
+           r->attempt);
     redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
     if (ac == NULL) {
         kt_metrics_inc(r->m_errors);
@@ -233,7 +331,7 @@ static void connect_now(hub_redis *r)
         return;
     }
     ac->data = r;
-    if (redisLibuvAttach(ac, r->loop) != REDIS_OK) {
+    if (ev_attach(ac, r->loop) != REDIS_OK) {
         kt_metrics_inc(r->m_errors);
         redisAsyncFree(ac);
         schedule_reconnect(r);

@@ -13,7 +13,8 @@
  * MULTI/EXEC. When Redis goes away it reconnects with exponential backoff
  * (full jitter) and republishes everything.
  *
- * hiredis 0.14 async API on the hub's loop (redisLibuvAttach). The
+ * hiredis 0.14 async API on the hub's loop (our own libuv glue, see
+ * redis.c: the stock adapter never reports a refused connect). The
  * connect itself resolves the host with a blocking getaddrinfo inside
  * hiredis: use a numeric address or a name resolved by /etc/hosts.
  *

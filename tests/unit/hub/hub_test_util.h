@@ -17,13 +17,13 @@
 
 #include "kt/clock.h"
 
-static void tu_noop_timer(uv_timer_t *t)
+static inline void tu_noop_timer(uv_timer_t *t)
 {
     (void)t;
 }
 
 /* Run loop until cond(user) is true or timeout_ms passes; returns cond's last value. */
-static int tu_run_until(uv_loop_t *loop, int (*cond)(void *), void *user, uint64_t timeout_ms)
+static inline int tu_run_until(uv_loop_t *loop, int (*cond)(void *), void *user, uint64_t timeout_ms)
 {
     uv_timer_t tick;
     uv_timer_init(loop, &tick);
@@ -39,7 +39,7 @@ static int tu_run_until(uv_loop_t *loop, int (*cond)(void *), void *user, uint64
     return ok;
 }
 
-static int tu_write_file(const char *path, const char *text)
+static inline int tu_write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
     if (f == NULL) {
@@ -50,7 +50,7 @@ static int tu_write_file(const char *path, const char *text)
     return fclose(f) == 0 && ok ? 0 : -1;
 }
 
-static void tu_mkdtemp(char *out, size_t cap, const char *stem)
+static inline void tu_mkdtemp(char *out, size_t cap, const char *stem)
 {
     const char *tmp = getenv("TMPDIR");
     snprintf(out, cap, "%s/%s-XXXXXX", tmp != NULL ? tmp : "/tmp", stem);
@@ -59,7 +59,7 @@ static void tu_mkdtemp(char *out, size_t cap, const char *stem)
     }
 }
 
-static void tu_rm_r(const char *path)
+static inline void tu_rm_r(const char *path)
 {
     struct stat sb;
     if (lstat(path, &sb) != 0) {
@@ -89,7 +89,7 @@ static void tu_rm_r(const char *path)
 }
 
 /* rm -rf dir unless KT_TEST_KEEP is set (the dir holds only what the test made). */
-static void tu_rmtree(const char *dir)
+static inline void tu_rmtree(const char *dir)
 {
     if (getenv("KT_TEST_KEEP") != NULL || dir[0] == '\0') {
         return;

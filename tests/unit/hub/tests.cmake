@@ -15,3 +15,11 @@ if(TARGET kt_hub_core)
     LABELS unit
     TIMEOUT 60)
 endif()
+find_program(KT_REDIS_SERVER redis-server)
+if(TARGET kt_hub_core AND KT_REDIS_SERVER)
+  kt_add_unit_test(test_hub_redis
+    SOURCES ${PROJECT_SOURCE_DIR}/tests/unit/hub/test_hub_redis.c
+    LIBS kt_hub_core PkgConfig::HIREDIS
+    LABELS integration
+    TIMEOUT 90)
+endif()
