@@ -15,3 +15,14 @@ if(TARGET ktwin-agent AND TARGET bench_sync_snapshot)
   math(EXPR _t "120 * ${KT_TEST_TIMEOUT_MULT}")
   set_tests_properties(test_agent_process PROPERTIES LABELS "integration;agent" TIMEOUT ${_t})
 endif()
+
+# ktwin-agent against a real ktwin-hub: snapshot, deltas, placement, serving
+# the cache with the hub down, reconnect after a hub restart, a wrong token.
+if(TARGET ktwin-agent AND TARGET ktwin-hub)
+  add_test(NAME test_agent_hub
+           COMMAND ${PROJECT_SOURCE_DIR}/tests/unit/agent/test_agent_hub.sh
+                   $<TARGET_FILE:ktwin-agent> $<TARGET_FILE:ktwin-hub>
+                   $<TARGET_FILE:ktwin-sim> $<TARGET_FILE:ktwinctl>)
+  math(EXPR _t "180 * ${KT_TEST_TIMEOUT_MULT}")
+  set_tests_properties(test_agent_hub PROPERTIES LABELS "integration;agent" TIMEOUT ${_t})
+endif()

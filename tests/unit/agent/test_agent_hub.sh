@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# ktwin-agent against a real ktwin-hub, on loopback, through the hub's
+# documented HTTP API and config only:
+#  - the agent connects, receives its snapshot (its graph equals the hub's
+#    model: every instance of the generated 1-neighborhood city is on site-00),
+#    and the placement the hub computed for its site;
+#  - an apply at the hub (one instance changed, one added) reaches the agent
+#    as a delta, without a new snapshot;
+#  - with the hub stopped, a restarted agent serves its cached graph at once;
+#  - when the hub comes back (same port and data), the agent reconnects by
+#    itself, catches up without a snapshot, and gets later applies;
+#  - a wrong token is rejected (UNAUTHENTICATED), logged and counted;
+#  - both exit 0 on SIGTERM.
+#
+# usage: test_agent_hub.sh AGENT HUB KTWIN_SIM KTWINCTL
+set -uo pipefail
+AGENT=$1
+HUB=$2
+SIM=$3
+KTWINCTL=$4
+T=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    if [ "${KT_TEST_KEEP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { echo "FAIL $*"; fail=$((fail + 1)); }
+check() { # name expected actual
+    if [ "$2" = "$3" ]; then ok; else bad "$1: got '$3', expected '$2'"; fi
+}
+contains() { # name file regex
+    if grep -qE "$3" "$2"; then ok; else bad "$1: $2 has no line matching /$3/"; tail -n 30 "$2" | sed 's/^/    /'; fi
+}
+wait_file() { # FILE: cat it once non-empty (30 s)
+    local i
+    for ((i = 0; i < 300; i++)); do
+        if [ -s "$1" ]; then cat "$1"; return 0; fi
+        sleep 0.1
+    done
+    return 1
+}
+# metric PORT NAME: the value of an unlabelled metric.
+metric() {
+    curl -s "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n { print $2 }'
+}
+# wait_metric NAME PORT METRIC VALUE: poll until equal (60 s).
+wait_metric() {
+    local i v=
+    for ((i = 0; i < 600; i++)); do
+        v=$(metric "$2" "$3")
+        if [ "$v" = "$4" ]; then ok; return 0; fi
+        sleep 0.1
+    done
+    bad "$1: $3 is '$v', expected '$4'"
+    return 1
+}
+stop() { # PID NAME
+    local pid=$1 i
+    kill -TERM "$pid"
+    for ((i = 0; i < 300; i++)); do
+        if ! kill -0 "$pid" 2>/dev/null; then break; fi
+        sleep 0.1
+    done
+    wait "$pid"
+    check "$2 exit on SIGTERM" 0 $?
+}
+apply() { # FILE -> the new revision on stdout
+    curl -s -H "Authorization: Bearer admin-secret" --data-binary @"$1" \
+        "http://127.0.0.1:$hub_port/api/v1/apply" >"$T/apply.out"
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["revision"])' "$T/apply.out"
+}
+same_graph() { # name expected actual
+    if python3 - "$2" "$3" <<'PY'; then ok; else bad "$1: graphs differ"; fi
+import json, sys
+def norm(p):
+    d = json.load(open(p))
+    return sorted(((i["name"], i["interface"], json.dumps(i.get("relationships", []), sort_keys=True))
+                   for i in d["twinInstances"]))
+a, b = norm(sys.argv[1]), norm(sys.argv[2])
+sys.exit(0 if a == b and len(a) > 0 else 1)
+PY
+}
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# ---- the model and the hub
+"$SIM" model --neighborhoods 1 --sites 1 --format json -o "$T/city" >/dev/null || bad "ktwin-sim"
+printf 'site-00 tok-00\n' >"$T/agents.txt"
+printf 'admin-secret\n' >"$T/admin.token"
+printf 'tok-00\n' >"$T/token"
+printf 'wrong\n' >"$T/badtoken"
+hub_port=$(free_port)
+cat >"$T/hub.yaml" <<EOF
+listen: {port: $hub_port}
+data_dir: $T/hubdata
+auth: {admin_token_file: $T/admin.token, agents_file: $T/agents.txt}
+sync: {heartbeat_ms: 1000}
+EOF
+start_hub() {
+    "$HUB" --config "$T/hub.yaml" 2>>"$T/hub.log" &
+    hub_pid=$!
+    PIDS+=("$hub_pid")
+    local i
+    for ((i = 0; i < 300; i++)); do
+        curl -sf "http://127.0.0.1:$hub_port/readyz" >/dev/null && return 0
+        sleep 0.1
+    done
+    bad "hub did not become ready"
+}
+start_hub
+r1=$(apply "$T/city/interfaces.yaml")
+r2=$(apply "$T/city/policy.yaml")
+cat "$T"/city/instances-*.json >"$T/instances.json"
+rev=$(apply "$T/instances.json")
+[ -n "$rev" ] && [ "$rev" -gt "$r2" ] && [ "$r2" -gt "$r1" ] || bad "apply revisions $r1 $r2 $rev"
+"$KTWINCTL" graph -f "$T/city" >"$T/expected.json"
+
+# ---- agent: snapshot, placement
+write_agent_cfg() { # FILE TOKENFILE CACHE
+    cat >"$1" <<EOF
+site: site-00
+hub: {url: "ws://127.0.0.1:$hub_port/sync", token_file: $2}
+cache: {path: $3}
+listen: {port: 0}
+reconnect: {base_ms: 100ms, cap_ms: 1s}
+EOF
+}
+write_agent_cfg "$T/agent.yaml" "$T/token" "$T/agent.db"
+start_agent() {
+    rm -f "$T/agent.port"
+    "$AGENT" --config "$T/agent.yaml" --port-file "$T/agent.port" 2>>"$T/agent.log" &
+    agent_pid=$!
+    PIDS+=("$agent_pid")
+    agent_port=$(wait_file "$T/agent.port") || bad "agent port file"
+}
+start_agent
+wait_metric "snapshot revision" "$agent_port" ktwin_agent_graph_revision "$rev"
+check "one snapshot" 1 "$(metric "$agent_port" ktwin_agent_snapshots_total)"
+check "connected" 1 "$(metric "$agent_port" ktwin_agent_connected)"
+curl -s "http://127.0.0.1:$agent_port/api/v1/twin-graph" >"$T/graph.json"
+same_graph "agent graph after snapshot" "$T/expected.json" "$T/graph.json"
+for ((i = 0; i < 300; i++)); do
+    curl -s "http://127.0.0.1:$agent_port/api/v1/placement" >"$T/placement.json"
+    grep -q '"interface":"city-pole","where":"edge"' "$T/placement.json" && break
+    sleep 0.1
+done
+contains "placement: city-pole at the edge" "$T/placement.json" '"interface":"city-pole","where":"edge"'
+contains "placement: site" "$T/placement.json" '^\{"site":"site-00","revision":[1-9]'
+
+# ---- deltas: one instance changed, one added
+python3 - "$T/city" >"$T/change.json" <<'PY'
+import glob, json, sys
+docs = [json.loads(l) for f in sorted(glob.glob(sys.argv[1] + "/instances-*.json"))
+        for l in open(f) if l.strip()]
+pole = next(d for d in docs if d["spec"]["interface"] == "city-pole")
+pole["metadata"].setdefault("labels", {})["changed"] = "yes"
+new = json.loads(json.dumps(pole))
+new["metadata"]["name"] = "city-pole-added-by-test"
+print(json.dumps(pole))
+print(json.dumps(new))
+PY
+rev2=$(apply "$T/change.json")
+[ -n "$rev2" ] && [ "$rev2" -gt "$rev" ] || bad "change revision $rev2"
+wait_metric "delta revision" "$agent_port" ktwin_agent_graph_revision "$rev2"
+check "still one snapshot" 1 "$(metric "$agent_port" ktwin_agent_snapshots_total)"
+deltas=$(metric "$agent_port" ktwin_agent_deltas_total)
+[ "${deltas:-0}" -ge 1 ] && ok || bad "deltas_total $deltas"
+curl -s "http://127.0.0.1:$agent_port/api/v1/twin-graph/city-pole" >"$T/poles.json"
+contains "added instance served" "$T/poles.json" '"name":"city-pole-added-by-test"'
+
+# ---- hub down: a restarted agent serves its cache at once
+stop "$hub_pid" "hub"
+stop "$agent_pid" "agent"
+start_agent
+curl -s "http://127.0.0.1:$agent_port/api/v1/twin-graph/city-pole" >"$T/poles2.json"
+contains "cached graph served with the hub down" "$T/poles2.json" '"name":"city-pole-added-by-test"'
+check "revision from the cache" "$rev2" "$(metric "$agent_port" ktwin_agent_graph_revision)"
+check "not connected" 0 "$(metric "$agent_port" ktwin_agent_connected)"
+
+# ---- hub back: the agent reconnects by itself, without a snapshot
+start_hub
+wait_metric "reconnected" "$agent_port" ktwin_agent_connected 1
+check "no snapshot after reconnect" 0 "$(metric "$agent_port" ktwin_agent_snapshots_total)"
+python3 - "$T/change.json" >"$T/change2.json" <<'PY'
+import json, sys
+d = json.loads(open(sys.argv[1]).readline())
+d["metadata"]["labels"]["changed"] = "again"
+print(json.dumps(d))
+PY
+rev3=$(apply "$T/change2.json")
+wait_metric "delta after hub restart" "$agent_port" ktwin_agent_graph_revision "$rev3"
+check "still no snapshot" 0 "$(metric "$agent_port" ktwin_agent_snapshots_total)"
+
+# ---- a wrong token is rejected, logged and counted
+write_agent_cfg "$T/bad.yaml" "$T/badtoken" "$T/bad.db"
+rm -f "$T/bad.port"
+"$AGENT" --config "$T/bad.yaml" --port-file "$T/bad.port" 2>"$T/bad.log" &
+bad_pid=$!
+PIDS+=("$bad_pid")
+bad_port=$(wait_file "$T/bad.port") || bad "bad agent port file"
+for ((i = 0; i < 300; i++)); do grep -q 'id=UPLINK-REJECT' "$T/bad.log" && break; sleep 0.1; done
+contains "reject logged" "$T/bad.log" 'id=UPLINK-REJECT .*code=unauthenticated'
+curl -s "http://127.0.0.1:$bad_port/metrics" >"$T/bad.metrics"
+contains "reject counted" "$T/bad.metrics" '^ktwin_agent_rejects_total\{code="unauthenticated"\} [1-9]'
+check "rejected agent has nothing" 0 "$(metric "$bad_port" ktwin_agent_graph_revision)"
+stop "$bad_pid" "rejected agent"
+
+stop "$agent_pid" "agent"
+stop "$hub_pid" "hub"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
