@@ -449,8 +449,8 @@ scenario_tls() {
         bad "ktwin_hub_sync_auth_failures_total $af0 -> $af1"; fi
     if [ "$(metric 'ktwin_hub_sync_rejects_total{code="unauthenticated"}' | cut -d. -f1)" -ge 2 ]; then
         ok "rejects_total{code=unauthenticated} counted"; else bad "rejects_total{code=unauthenticated} not counted"; fi
-    if grep -q 'id=SYNC-AUTH-FAIL.*site=site-00 .*reason=bad-token' "$T/hub.log" &&
-        grep -q 'id=SYNC-AUTH-FAIL.*site=site-zz .*reason=unknown-site' "$T/hub.log"; then
+    if grep -q 'id=SYNC-AUTH-FAIL.*site="\?site-00"\? .*reason=bad-token' "$T/hub.log" &&
+        grep -q 'id=SYNC-AUTH-FAIL.*site="\?site-zz"\? .*reason=unknown-site' "$T/hub.log"; then
         ok "SYNC-AUTH-FAIL logged with site, peer and reason"
     else
         bad "SYNC-AUTH-FAIL lines missing in $T/hub.log"
