@@ -556,6 +556,13 @@ kt_status kt_http_server_start(kt_http_server *srv, kt_err *err)
         return kt_err_set(err, KT_EINVAL, "server %s already started", srv->name);
     }
     kt_net *net = srv->net;
+    /* lws would silently share a listen socket between vhosts on one port. */
+    for (const kt_http_server *o = net->servers; o != NULL; o = o->next) {
+        if (o != srv && o->started && srv->port != 0 && o->port == srv->port) {
+            return kt_err_set(err, KT_EINVAL, "cannot listen on port %d: server %s already does",
+                              srv->port, o->name);
+        }
+    }
     size_t n = 2 + srv->n_eps;
     srv->protocols = kt_xcalloc(n, sizeof *srv->protocols);
     srv->protocols[0].name = "http";
@@ -1070,7 +1077,7 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_HTTP_BODY: {
         kt_http_req *req = pss != NULL ? pss->req : NULL;
         if (req == NULL || req->dispatched) {
-            return -1;
+            return 0; /* dispatched without a body (Content-Length: 0): nothing to add */
         }
         if (kt_buf_append(&req->body, in, len) != KT_OK) {
             kt_net *net = req->net;
@@ -1087,7 +1094,7 @@ static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
         kt_http_req *req = pss != NULL ? pss->req : NULL;
         if (req == NULL || req->dispatched) {
-            return -1;
+            return 0;
         }
         dispatch(req);
         return 0;

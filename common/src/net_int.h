@@ -133,6 +133,7 @@ struct kt_ws_conn {
     bool in_accept;  /* inside on_accept: custom headers readable */
     bool want_drain;
     bool close_requested;
+    bool close_sent; /* our close frame is out: waiting for the peer's */
     int close_code;
     char close_reason[124];
     int end_code; /* code for on_close */

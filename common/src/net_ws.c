@@ -37,6 +37,11 @@
 #include "net_int.h"
 
 #define DEF_MAX_MESSAGE ((size_t)16 << 20)
+/*
+ * lws' own opcode for a close frame: value 4 of enum lws_write_protocol is
+ * reserved for it ("handled by lws_close_reason()") and the enum is ABI.
+ */
+#define NET_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
 #define DEF_MAX_QUEUE   ((size_t)64 << 20)
 
 static void opts_defaults(kt_ws_opts *o)
@@ -161,21 +166,36 @@ static void opened(kt_ws_conn *c)
     }
 }
 
+static void request_close(kt_ws_conn *c, int code, const char *reason)
+{
+    c->close_requested = true;
+    c->close_code = code != 0 ? code : 1000;
+    kt_strlcpy(c->close_reason, reason != NULL ? reason : "", sizeof c->close_reason);
+    if (c->state == WS_OPEN) {
+        c->state = WS_CLOSING;
+    }
+    if (c->wsi != NULL && c->state == WS_CLOSING) {
+        lws_callback_on_writable(c->wsi);
+    }
+}
+
 static int on_rx(kt_ws_conn *c, struct lws *wsi, const void *in, size_t len)
 {
     if (c->state != WS_OPEN || c->close_requested) {
-        return 0; /* closing: drop */
+        return 0; /* closing: drop until the peer's close arrives */
     }
     if (kt_buf_append(&c->rx, in, len) != KT_OK) {
         kt_metrics_inc(c->net->m.ws_too_big);
         KT_LOG(KT_LOG_WARN, "NET-WS-TOO-BIG", "peer=%s max=%zu client=%d", c->peer,
                c->opts.max_message_bytes, c->is_client);
-        c->end_code = 1009;
-        kt_strlcpy(c->end_reason, "message too big", sizeof c->end_reason);
-        c->state = WS_CLOSING;
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-                         (unsigned char *)"message too big", 15);
-        return -1;
+        kt_buf_fini(&c->rx);
+        /*
+         * Close with 1009 but keep reading (and dropping) until the peer
+         * answers: closing the socket with unread data would reset it and
+         * the peer would never see the close frame.
+         */
+        request_close(c, 1009, "message too big");
+        return 0;
     }
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) != 0) {
         return 0;
@@ -233,12 +253,26 @@ static int on_writeable(kt_ws_conn *c, struct lws *wsi)
         }
         return 0;
     }
-    if (c->close_requested) {
-        c->state = WS_CLOSING;
+    if (c->close_requested && !c->close_sent) {
+        /*
+         * Send the close frame ourselves and wait for the peer's answer
+         * (lws 4.1.6 closes the socket right after its own close frame,
+         * which loses the frame when unread data triggers a reset).
+         */
+        unsigned char fr[LWS_PRE + 125];
         size_t rl = strlen(c->close_reason);
-        lws_close_reason(wsi, (enum lws_close_status)c->close_code, (unsigned char *)c->close_reason,
-                         rl);
-        return -1;
+        if (rl > 123) {
+            rl = 123;
+        }
+        fr[LWS_PRE] = (unsigned char)((c->close_code >> 8) & 0xff);
+        fr[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
+        memcpy(fr + LWS_PRE + 2, c->close_reason, rl);
+        c->close_sent = true;
+        if (lws_write(wsi, fr + LWS_PRE, 2 + rl, NET_LWS_WRITE_CLOSE) < 0) {
+            return -1;
+        }
+        lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_ACK, 5);
+        return 0;
     }
     return 0;
 }
@@ -359,6 +393,9 @@ int net__ws_server_cb(struct lws *wsi, enum lws_callback_reasons reason, void *u
         }
         c->wsi = wsi;
         opened(c);
+        if (c->close_requested) {
+            c->state = WS_CLOSING;
+        }
         if (c->close_requested || c->q_head != NULL) {
             lws_callback_on_writable(wsi);
         }
@@ -375,6 +412,9 @@ int net__ws_server_cb(struct lws *wsi, enum lws_callback_reasons reason, void *u
         return on_writeable(c, wsi);
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         if (c != NULL) {
+            if (c->close_sent) {
+                return -1; /* the peer answered our close: done */
+            }
             peer_close(c, in, len);
         }
         return 0;
@@ -445,7 +485,7 @@ int net__ws_client_cb(struct lws *wsi, enum lws_callback_reasons reason, void *u
         c->wsi = wsi;
         if (c->close_requested) {
             /* Closed while connecting: finish the close now. */
-            c->state = WS_OPEN;
+            c->state = WS_CLOSING;
             lws_callback_on_writable(wsi);
             return 0;
         }
@@ -466,6 +506,9 @@ int net__ws_client_cb(struct lws *wsi, enum lws_callback_reasons reason, void *u
         return on_writeable(c, wsi);
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         if (c != NULL) {
+            if (c->close_sent) {
+                return -1; /* the peer answered our close: done */
+            }
             peer_close(c, in, len);
         }
         return 0;
@@ -765,22 +808,12 @@ void kt_ws_conn_close(kt_ws_conn *c, int code, const char *reason)
     if (c->state == WS_DONE || c->close_requested) {
         return;
     }
-    c->close_requested = true;
-    c->close_code = code != 0 ? code : 1000;
-    kt_strlcpy(c->close_reason, reason != NULL ? reason : "", sizeof c->close_reason);
-    if (c->wsi == NULL) {
-        return; /* failed client waiting for its deferred report */
+    request_close(c, code, reason);
+    if (c->state == WS_CONNECTING && c->wsi != NULL && c->is_client) {
+        /* Abandon the connect; lws reports the end from the loop. */
+        lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     }
-    if (c->state == WS_CONNECTING) {
-        if (c->is_client) {
-            /* Abandon the connect; lws reports the end from the loop. */
-            lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-        }
-        /* Server conns in CONNECTING are inside the handshake: closed at ESTABLISHED. */
-        return;
-    }
-    c->state = WS_CLOSING;
-    lws_callback_on_writable(c->wsi);
+    /* Server conns in CONNECTING are inside the handshake: closed at ESTABLISHED. */
 }
 
 bool kt_ws_conn_is_open(const kt_ws_conn *c)

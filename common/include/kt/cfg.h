@@ -83,7 +83,8 @@ enum {
     KT_CFG_ENV = 1u << 0,        /* may be overridden by <prefix><KEY>, see kt_cfg_env_name */
     KT_CFG_RELOADABLE = 1u << 1, /* may change on reload (SIGHUP) */
     KT_CFG_SECRET = 1u << 2,     /* value never logged, printed or put into messages */
-    KT_CFG_REQUIRED = 1u << 3    /* must be set by the file or env (a default is ignored) */
+    KT_CFG_REQUIRED = 1u << 3    /* STRING / STRING_LIST only: must be non-empty after file and
+                                    env (checked by kt_cfg_apply_env; a default is ignored) */
 };
 
 /*

@@ -123,7 +123,8 @@ typedef struct kt_http_server_opts {
     const char *tls_key_file;
     const char *tls_client_ca_file; /* non-NULL: require client certs signed by this CA */
     size_t max_body_bytes;   /* request body cap; 0 = 1 MiB; over it -> 413 */
-    size_t max_header_bytes; /* request header cap; 0 = 8 KiB; over it lws drops the request */
+    size_t max_header_bytes; /* request header cap; 0 = 8 KiB; over it -> 431. lws itself
+                                drops requests whose headers exceed 16 KiB (context-wide) */
     uint32_t idle_timeout_s; /* idle keep-alive HTTP connections closed after; 0 = 60 */
 } kt_http_server_opts;
 
@@ -177,15 +178,17 @@ kt_http_method kt_http_req_method(const kt_http_req *req);
 const char *kt_http_req_method_str(const kt_http_req *req);
 /* Path without the query string, as sent (lws has already %-decoded it). */
 const char *kt_http_req_path(const kt_http_req *req);
-/* Raw query string without '?', "" when absent. */
+/* Query string without '?', "" when absent: the '&'-separated parts as lws decoded them. */
 const char *kt_http_req_query(const kt_http_req *req);
 /* Value of the first query parameter name ("a=1&b=2"), %-decoded; "" for "?flag"; NULL if absent. */
 const char *kt_http_req_param(const kt_http_req *req, const char *name);
 /*
  * A request header by case-insensitive name, or NULL. The headers lws
- * parses are available (authorization, content-type, content-length, accept,
- * accept-encoding, host, user-agent, if-none-match, if-match, origin, cookie,
- * x-forwarded-for, x-request-id and the other well-known ones).
+ * knows (authorization, content-type, content-length, accept, host,
+ * user-agent, if-none-match, if-match, origin, cookie, x-forwarded-for, ...)
+ * are copied with the request and readable until it is responded. Other
+ * names (e.g. "x-request-id") can be read only inside the handler call
+ * itself (the lws header storage is gone later); once read they stay cached.
  */
 const char *kt_http_req_header(const kt_http_req *req, const char *name);
 /* The buffered body (NUL-terminated for convenience, not counted); "" and 0 when empty. */
@@ -231,7 +234,11 @@ kt_status kt_http_respond_error(kt_http_req *req, int status, const char *msg);
 
 /* -------------------------------------------------------------- WebSocket */
 
-/* on_accept: server side, during the handshake. Return false to refuse (HTTP 403). */
+/*
+ * on_accept: server side, during the handshake (headers readable, including
+ * custom ones). Return false to refuse: the handshake is dropped and the
+ * client sees a failed connect; on_open/on_close never run for it.
+ */
 typedef bool (*kt_ws_accept_cb)(kt_ws_conn *c, void *user);
 /* The connection is open: sends may start. */
 typedef void (*kt_ws_open_cb)(kt_ws_conn *c, void *user);
@@ -292,8 +299,8 @@ typedef struct kt_ws_client_opts {
  * Start connecting (asynchronous: DNS and connect never block the loop).
  * *out is the connection at once; on_open follows on success, on_close
  * (code 1006, reason saying why) on failure. Returns KT_OK, or KT_EINVAL for
- * a bad URL / missing subprotocol / unreadable TLS files (then no conn and
- * no callbacks). Thread: loop.
+ * a bad URL / missing subprotocol / unreadable TLS files, or KT_ECLOSED
+ * while kt_net_free runs (then no conn and no callbacks). Thread: loop.
  */
 kt_status kt_ws_client_new(kt_ws_conn **out,
                            kt_net *net,
@@ -332,7 +339,8 @@ void *kt_ws_conn_get_user(const kt_ws_conn *c);
 const char *kt_ws_conn_peer(const kt_ws_conn *c);
 /*
  * Server side: the upgrade request's path, query string ("" if none) and
- * headers (as kt_http_req_header), valid from on_accept until on_close.
+ * headers (as kt_http_req_header: well-known ones until on_close, others
+ * only inside on_accept), valid from on_accept until on_close.
  * Client side: path and query of the URL; headers NULL.
  */
 const char *kt_ws_conn_path(const kt_ws_conn *c);
