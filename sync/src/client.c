@@ -92,9 +92,8 @@ kt_status sync_client_new(sync_client **out,
     }
     if (ops->send == NULL || ops->now_ms == NULL || ops->wall_ms == NULL ||
         ops->graph_revision == NULL || ops->placement_revision == NULL ||
-        ops->snapshot_begin == NULL || ops->snapshot_put == NULL ||
-        ops->snapshot_commit == NULL || ops->snapshot_abort == NULL || ops->delta_apply == NULL ||
-        ops->placement_apply == NULL) {
+        ops->snapshot_begin == NULL || ops->snapshot_put == NULL || ops->snapshot_commit == NULL ||
+        ops->snapshot_abort == NULL || ops->delta_apply == NULL || ops->placement_apply == NULL) {
         return kt_err_set(err, KT_EINVAL, "sync client: a required op is NULL");
     }
     if (opts->site == NULL) {
@@ -244,8 +243,8 @@ static kt_status on_welcome(sync_client *c, const sync_welcome *w, kt_err *err)
                           sync_client_state_str(c->state));
     }
     if (w->proto < c->proto_min || w->proto > c->proto_max) {
-        return kt_err_set(err, KT_EPROTO, "welcome.proto: %u outside the offered %u..%u",
-                          w->proto, c->proto_min, c->proto_max);
+        return kt_err_set(err, KT_EPROTO, "welcome.proto: %u outside the offered %u..%u", w->proto,
+                          c->proto_min, c->proto_max);
     }
     if (w->mode == SYNC_MODE_UP_TO_DATE) {
         uint64_t mine = c->ops.graph_revision(c->user);
@@ -278,8 +277,7 @@ static kt_status on_snapshot(sync_client *c, const sync_snapshot_chunk *ch, kt_e
     kt_status st;
     if (!c->snap_open) {
         if (ch->index != 0) {
-            return kt_err_set(err, KT_EPROTO, "snapshot.index: %u, expected 0 to start",
-                              ch->index);
+            return kt_err_set(err, KT_EPROTO, "snapshot.index: %u, expected 0 to start", ch->index);
         }
         st = c->ops.snapshot_begin(ch->revision, err, c->user);
         if (st != KT_OK) {
@@ -365,11 +363,10 @@ static kt_status dispatch(sync_client *c, const sync_msg *m, kt_err *err)
         c->last_reject = m->u.reject.code;
         c->last_retry_after_ms = m->u.reject.retry_after_ms;
         c->stats.rejects++;
-        return kt_err_set(err, KT_ECLOSED, "hub rejected: %s%s%s (retry after %u ms)",
-                          sync_msg_reject_str(m->u.reject.code),
-                          m->u.reject.message != NULL ? ": " : "",
-                          m->u.reject.message != NULL ? m->u.reject.message : "",
-                          m->u.reject.retry_after_ms);
+        return kt_err_set(
+            err, KT_ECLOSED, "hub rejected: %s%s%s (retry after %u ms)",
+            sync_msg_reject_str(m->u.reject.code), m->u.reject.message != NULL ? ": " : "",
+            m->u.reject.message != NULL ? m->u.reject.message : "", m->u.reject.retry_after_ms);
     case SYNC_MSG_WELCOME:
         return on_welcome(c, &m->u.welcome, err);
     case SYNC_MSG_SNAPSHOT:
@@ -388,8 +385,7 @@ static kt_status dispatch(sync_client *c, const sync_msg *m, kt_err *err)
     case SYNC_MSG_NONE:
         break;
     }
-    return kt_err_set(err, KT_EPROTO, "%s: the hub may not send this",
-                      sync_msg_type_str(m->type));
+    return kt_err_set(err, KT_EPROTO, "%s: the hub may not send this", sync_msg_type_str(m->type));
 }
 
 kt_status sync_client_on_message(sync_client *c, const uint8_t *buf, size_t len, kt_err *err)

@@ -70,8 +70,8 @@ void sync_msg_limits_resolve(sync_limits *out, const sync_limits *in)
 
 const char *sync_msg_type_str(sync_msg_type t)
 {
-    static const char *const names[] = { "none",      "hello", "welcome",   "reject",  "snapshot",
-                                         "delta", "placement", "ack", "heartbeat", "capacity" };
+    static const char *const names[] = { "none",  "hello",     "welcome", "reject",    "snapshot",
+                                         "delta", "placement", "ack",     "heartbeat", "capacity" };
     if ((unsigned)t < sizeof names / sizeof names[0]) {
         return names[t];
     }
@@ -99,8 +99,7 @@ const char *sync_msg_mode_str(sync_mode m)
 
 const char *sync_msg_where_str(sync_where w)
 {
-    static const char *const names[] = { "unspecified", "edge", "cloud", "pending",
-                                         "other_site" };
+    static const char *const names[] = { "unspecified", "edge", "cloud", "pending", "other_site" };
     if ((unsigned)w < sizeof names / sizeof names[0]) {
         return names[w];
     }
@@ -128,8 +127,8 @@ const char *sync_msg_kind_str(sync_kind k)
 
 /* ---- validation ---------------------------------------------------------- */
 
-static kt_status check_name(const char *what, size_t idx, const char *field, const char *name,
-                            kt_err *err)
+static kt_status
+check_name(const char *what, size_t idx, const char *field, const char *name, kt_err *err)
 {
     if (name == NULL) {
         return kt_err_set(err, KT_EPROTO, "%s[%zu].%s: missing", what, idx, field);
@@ -161,8 +160,7 @@ static kt_status check_objects(const char *what,
                                kt_err *err)
 {
     if (n > l->max_objects) {
-        return kt_err_set(err, KT_ETOOBIG, "%s: %zu objects over cap %zu", what, n,
-                          l->max_objects);
+        return kt_err_set(err, KT_ETOOBIG, "%s: %zu objects over cap %zu", what, n, l->max_objects);
     }
     if (n > 0 && objs == NULL) {
         return kt_err_set(err, KT_EPROTO, "%s: %zu objects but no array", what, n);
@@ -188,8 +186,7 @@ static kt_status check_objects(const char *what,
             }
         } else {
             if (o->body == NULL || o->body_len == 0) {
-                return kt_err_set(err, KT_EPROTO, "%s[%zu].body (%s): missing", what, i,
-                                  o->name);
+                return kt_err_set(err, KT_EPROTO, "%s[%zu].body (%s): missing", what, i, o->name);
             }
             if (o->body_len > l->max_body_bytes) {
                 return kt_err_set(err, KT_ETOOBIG, "%s[%zu].body (%s): %zu bytes over cap %zu",
@@ -243,8 +240,9 @@ static kt_status validate_placement(const sync_placement *p, const sync_limits *
             return st;
         }
         if (ip->where < SYNC_WHERE_EDGE || ip->where > SYNC_WHERE_OTHER_SITE) {
-            return kt_err_set(err, KT_EPROTO, "placement.interfaces[%zu].where (%s): invalid value %d",
-                              i, ip->interface, (int)ip->where);
+            return kt_err_set(err, KT_EPROTO,
+                              "placement.interfaces[%zu].where (%s): invalid value %d", i,
+                              ip->interface, (int)ip->where);
         }
         if (ip->where == SYNC_WHERE_OTHER_SITE || ip->site != NULL) {
             st = check_name("placement.interfaces", i, "site", ip->site, err);
@@ -305,8 +303,7 @@ kt_status sync_msg_validate(const sync_msg *m, const sync_limits *lim, kt_err *e
         return validate_placement(&m->u.placement, &l, err);
     case SYNC_MSG_ACK:
         if (m->u.ack.stream < SYNC_STREAM_GRAPH || m->u.ack.stream > SYNC_STREAM_DOWN) {
-            return kt_err_set(err, KT_EPROTO, "ack.stream: invalid value %d",
-                              (int)m->u.ack.stream);
+            return kt_err_set(err, KT_EPROTO, "ack.stream: invalid value %d", (int)m->u.ack.stream);
         }
         return KT_OK;
     case SYNC_MSG_HEARTBEAT:
@@ -426,8 +423,7 @@ static kt_status prescan(const uint8_t *buf, size_t len, const sync_limits *l, k
         }
     }
     if (n_objects > l->max_objects) {
-        return kt_err_set(err, KT_ETOOBIG, "objects: %zu over cap %zu", n_objects,
-                          l->max_objects);
+        return kt_err_set(err, KT_ETOOBIG, "objects: %zu over cap %zu", n_objects, l->max_objects);
     }
     if (n_ifaces > l->max_interfaces) {
         return kt_err_set(err, KT_ETOOBIG, "placement.interfaces: %zu over cap %zu", n_ifaces,
@@ -496,8 +492,7 @@ static kt_status conv_objects(const sync_object **out,
             /* Copy to add a NUL, so the JSON body can be used as a C string. */
             uint8_t *b = kt_arena_try_alloc(arena, o->body.len + 1);
             if (b == NULL) {
-                return kt_err_set(err, KT_ENOMEM, "objects[%zu].body: %zu bytes", i,
-                                  o->body.len);
+                return kt_err_set(err, KT_ENOMEM, "objects[%zu].body: %zu bytes", i, o->body.len);
             }
             if (o->body.len > 0) {
                 memcpy(b, o->body.data, o->body.len);
@@ -512,8 +507,8 @@ static kt_status conv_objects(const sync_object **out,
     return KT_OK;
 }
 
-static kt_status conv_envelope(sync_msg *m, const Ktwin__V1__Envelope *e, kt_arena *arena,
-                               kt_err *err)
+static kt_status
+conv_envelope(sync_msg *m, const Ktwin__V1__Envelope *e, kt_arena *arena, kt_err *err)
 {
     memset(m, 0, sizeof *m);
     switch (e->body_case) {
@@ -561,8 +556,8 @@ static kt_status conv_envelope(sync_msg *m, const Ktwin__V1__Envelope *e, kt_are
         m->u.snapshot.revision = e->snapshot->revision;
         m->u.snapshot.index = e->snapshot->index;
         m->u.snapshot.last = e->snapshot->last != 0;
-        return conv_objects(&m->u.snapshot.objects, &m->u.snapshot.n_objects,
-                            e->snapshot->objects, e->snapshot->n_objects, arena, err);
+        return conv_objects(&m->u.snapshot.objects, &m->u.snapshot.n_objects, e->snapshot->objects,
+                            e->snapshot->n_objects, arena, err);
     case KTWIN__V1__ENVELOPE__BODY_DELTA:
         m->type = SYNC_MSG_DELTA;
         m->u.delta.from_revision = e->delta->from_revision;
@@ -611,11 +606,8 @@ static kt_status conv_envelope(sync_msg *m, const Ktwin__V1__Envelope *e, kt_are
     return kt_err_set(err, KT_EPROTO, "envelope: no known body");
 }
 
-kt_status sync_msg_decode(sync_msg **out,
-                          const uint8_t *buf,
-                          size_t len,
-                          const sync_limits *lim,
-                          kt_err *err)
+kt_status
+sync_msg_decode(sync_msg **out, const uint8_t *buf, size_t len, const sync_limits *lim, kt_err *err)
 {
     *out = NULL;
     sync_limits l;
@@ -704,8 +696,8 @@ static void buf_truncate(kt_buf *b, size_t len)
 static kt_status buf_room(const kt_buf *out, size_t need, kt_err *err)
 {
     if (need > out->max || out->len > out->max - need) {
-        return kt_err_set(err, KT_ETOOBIG, "encode: %zu bytes do not fit (cap %zu, used %zu)",
-                          need, out->max, out->len);
+        return kt_err_set(err, KT_ETOOBIG, "encode: %zu bytes do not fit (cap %zu, used %zu)", need,
+                          out->max, out->len);
     }
     return KT_OK;
 }
@@ -756,11 +748,8 @@ static void fill_capacity(Ktwin__V1__Capacity *pc, const sync_capacity *c)
     pc->memory_bytes = c->memory_bytes;
 }
 
-static kt_status fill_objects(Ktwin__V1__Object ***out,
-                              const sync_object *objs,
-                              size_t n,
-                              kt_arena *a,
-                              kt_err *err)
+static kt_status
+fill_objects(Ktwin__V1__Object ***out, const sync_object *objs, size_t n, kt_arena *a, kt_err *err)
 {
     *out = NULL;
     if (n == 0) {
@@ -878,8 +867,7 @@ kt_status sync_msg_encode(const sync_msg *m, kt_buf *out, kt_err *err)
         chunk.revision = m->u.snapshot.revision;
         chunk.index = m->u.snapshot.index;
         chunk.last = m->u.snapshot.last;
-        st = fill_objects(&chunk.objects, m->u.snapshot.objects, m->u.snapshot.n_objects, &a,
-                          err);
+        st = fill_objects(&chunk.objects, m->u.snapshot.objects, m->u.snapshot.n_objects, &a, err);
         if (st != KT_OK) {
             goto done;
         }

@@ -323,8 +323,7 @@ static kt_status next_chunk(sync_server *s, kt_err *err)
                 return st;
             }
             if (cnt > 0 && objs == NULL) {
-                return kt_err_set(err, KT_EINTERNAL, "snapshot_next: %zu objects, NULL array",
-                                  cnt);
+                return kt_err_set(err, KT_EINTERNAL, "snapshot_next: %zu objects, NULL array", cnt);
             }
             s->batch = objs;
             s->batch_n = cnt;
@@ -378,8 +377,7 @@ static kt_status next_journal_delta(sync_server *s, bool *got, kt_err *err)
     }
     if (d->from_revision != s->sent_graph || d->to_revision < d->from_revision) {
         return kt_err_set(err, KT_EINTERNAL, "delta_next(%llu) gave %llu..%llu",
-                          (unsigned long long)s->sent_graph,
-                          (unsigned long long)d->from_revision,
+                          (unsigned long long)s->sent_graph, (unsigned long long)d->from_revision,
                           (unsigned long long)d->to_revision);
     }
     sync_msg m = { .type = SYNC_MSG_DELTA, .u.delta = *d };
@@ -463,10 +461,9 @@ static kt_status produce(sync_server *s, bool *got, kt_err *err)
                     return st;
                 }
                 if (!*got) {
-                    return kt_err_set(err, KT_EINTERNAL,
-                                      "pushed delta starts at %llu, journal ends at %llu",
-                                      (unsigned long long)p->from,
-                                      (unsigned long long)s->sent_graph);
+                    return kt_err_set(
+                        err, KT_EINTERNAL, "pushed delta starts at %llu, journal ends at %llu",
+                        (unsigned long long)p->from, (unsigned long long)s->sent_graph);
                 }
                 return KT_OK; /* keep p queued */
             } else {
@@ -766,8 +763,7 @@ kt_status sync_server_tick(sync_server *s, kt_err *err)
     if (!s->welcomed) {
         if (now >= s->created_ms && now - s->created_ms >= s->handshake_timeout_ms) {
             server_end(s);
-            return kt_err_set(err, KT_ETIMEDOUT, "no hello within %u ms",
-                              s->handshake_timeout_ms);
+            return kt_err_set(err, KT_ETIMEDOUT, "no hello within %u ms", s->handshake_timeout_ms);
         }
         return KT_OK;
     }
@@ -794,12 +790,8 @@ kt_status sync_server_tick(sync_server *s, kt_err *err)
     return KT_OK;
 }
 
-static kt_status enqueue(sync_server *s,
-                         sync_msg_type type,
-                         uint64_t from,
-                         uint64_t to,
-                         const sync_msg *m,
-                         kt_err *err)
+static kt_status enqueue(
+    sync_server *s, sync_msg_type type, uint64_t from, uint64_t to, const sync_msg *m, kt_err *err)
 {
     kt_buf b;
     kt_buf_init(&b, s->max_queue_bytes);
@@ -840,8 +832,7 @@ kt_status sync_server_push_delta(sync_server *s, const sync_delta *d, kt_err *er
     }
     if (d->to_revision < d->from_revision) {
         return kt_err_set(err, KT_EINVAL, "push delta: to %llu before from %llu",
-                          (unsigned long long)d->to_revision,
-                          (unsigned long long)d->from_revision);
+                          (unsigned long long)d->to_revision, (unsigned long long)d->from_revision);
     }
     sync_msg m = { .type = SYNC_MSG_DELTA, .u.delta = *d };
     return enqueue(s, SYNC_MSG_DELTA, d->from_revision, d->to_revision, &m, err);

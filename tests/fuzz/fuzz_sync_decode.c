@@ -16,8 +16,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    sync_limits lim = { .max_message_bytes = 1u << 20, .max_objects = 64,
-                        .max_interfaces = 64, .max_body_bytes = 4096, .max_string_bytes = 256 };
+    sync_limits lim = { .max_message_bytes = 1u << 20,
+                        .max_objects = 64,
+                        .max_interfaces = 64,
+                        .max_body_bytes = 4096,
+                        .max_string_bytes = 256 };
     sync_msg *m = NULL;
     kt_err err = { 0 };
     if (sync_msg_decode(&m, data, size, &lim, &err) != KT_OK) {

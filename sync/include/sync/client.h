@@ -91,9 +91,9 @@ typedef struct sync_client_ops {
 } sync_client_ops;
 
 typedef struct sync_client_opts {
-    const char *site;          /* required, model_name_check() clean; copied */
-    const char *token;         /* required; copied */
-    const char *agent_version; /* NULL = none; copied */
+    const char *site;              /* required, model_name_check() clean; copied */
+    const char *token;             /* required; copied */
+    const char *agent_version;     /* NULL = none; copied */
     const sync_capacity *capacity; /* NULL = none; copied */
     uint32_t proto_min;            /* 0 = SYNC_PROTO_MIN (tests override) */
     uint32_t proto_max;            /* 0 = SYNC_PROTO_MAX */
@@ -112,25 +112,25 @@ typedef enum sync_client_state {
 
 /* Counters since sync_client_new (never reset), for metrics. */
 typedef struct sync_client_stats {
-    uint64_t connects;           /* on_open calls */
+    uint64_t connects; /* on_open calls */
     uint64_t welcomes;
-    uint64_t rejects;            /* Reject messages received */
+    uint64_t rejects; /* Reject messages received */
     uint64_t msgs_in;
     uint64_t bytes_in;
     uint64_t msgs_out;
     uint64_t bytes_out;
     uint64_t snapshots_committed;
     uint64_t snapshots_aborted;
-    uint64_t snapshot_objects;   /* objects put into snapshots */
+    uint64_t snapshot_objects; /* objects put into snapshots */
     uint64_t deltas_applied;
     uint64_t delta_objects;
     uint64_t placements_applied;
     uint64_t acks_sent;
     uint64_t heartbeats_sent;
     uint64_t heartbeats_received;
-    uint64_t protocol_errors;    /* KT_EPROTO/KT_ETOOBIG from on_message */
-    uint64_t timeouts;           /* KT_ETIMEDOUT from tick */
-    uint64_t last_rtt_ms;        /* not measured in v1: 0 */
+    uint64_t protocol_errors; /* KT_EPROTO/KT_ETOOBIG from on_message */
+    uint64_t timeouts;        /* KT_ETIMEDOUT from tick */
+    uint64_t last_rtt_ms;     /* not measured in v1: 0 */
 } sync_client_stats;
 
 /*

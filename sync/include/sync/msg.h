@@ -10,7 +10,8 @@
  *     required field is present, every enum is a known non-zero value, every
  *     object/interface/site name passes model_name_check(), counts and sizes
  *     are within the limits, and an object that is not deleted has a body;
- *   - every string is NUL-terminated UTF-8-or-bytes as sent (no embedded NUL);
+ *   - every string is NUL-terminated (bytes as sent; a string with an embedded
+ *     NUL reads as its part before the NUL, which is what gets validated);
  *   - every object body is followed by a NUL byte (body[body_len] == '\0'),
  *     so it can be used as a C string of JSON;
  *   - all pointers inside it are owned by the message and live until
@@ -249,11 +250,8 @@ typedef struct sync_msg {
  * "delta.objects[3].name: contains '/'"); KT_ENOMEM when memory runs out.
  * Never asserts on input. Thread: any.
  */
-kt_status sync_msg_decode(sync_msg **out,
-                          const uint8_t *buf,
-                          size_t len,
-                          const sync_limits *lim,
-                          kt_err *err);
+kt_status sync_msg_decode(
+    sync_msg **out, const uint8_t *buf, size_t len, const sync_limits *lim, kt_err *err);
 
 /* Free a message returned by sync_msg_decode(); NULL is a no-op. Never pass a caller-built one. */
 void sync_msg_free(sync_msg *m);

@@ -22,8 +22,8 @@
 
 #include "kt/buf.h"
 #include "kt/mem.h"
-#include "sync/msg.h"
 #include "msg_int.h" /* sync/src: the incremental chunk encoder */
+#include "sync/msg.h"
 
 static const char BODY_A[] = "{\"apiVersion\":\"dtd.ktwin/v0\",\"kind\":\"TwinInstance\"}";
 static const char BODY_B[] = "{\"kind\":\"TwinInterface\",\"spec\":{}}";
@@ -34,15 +34,16 @@ static sync_iface_placement sample_ifaces[3];
 static void init_samples(void)
 {
     sample_objects[0] = (sync_object){ SYNC_KIND_TWIN_INSTANCE, "pole-001", (const uint8_t *)BODY_A,
-                                       sizeof BODY_A - 1, false, 7 };
-    sample_objects[1] = (sync_object){ SYNC_KIND_TWIN_INTERFACE, "city-pole",
-                                       (const uint8_t *)BODY_B, sizeof BODY_B - 1, false, 0 };
+                                       sizeof BODY_A - 1,       false,      7 };
+    sample_objects[1] =
+        (sync_object){ SYNC_KIND_TWIN_INTERFACE, "city-pole", (const uint8_t *)BODY_B,
+                       sizeof BODY_B - 1,        false,       0 };
     sample_objects[2] = (sync_object){ SYNC_KIND_TWIN_INSTANCE, "pole-002", NULL, 0, true, 9 };
     sample_ifaces[0] = (sync_iface_placement){ "city-pole", SYNC_WHERE_EDGE, NULL, "p/r1", "fits" };
-    sample_ifaces[1] = (sync_iface_placement){ "city-air", SYNC_WHERE_OTHER_SITE, "site-b", NULL,
-                                               NULL };
-    sample_ifaces[2] = (sync_iface_placement){ "city-bus", SYNC_WHERE_PENDING, NULL, NULL,
-                                               "no room" };
+    sample_ifaces[1] =
+        (sync_iface_placement){ "city-air", SYNC_WHERE_OTHER_SITE, "site-b", NULL, NULL };
+    sample_ifaces[2] =
+        (sync_iface_placement){ "city-bus", SYNC_WHERE_PENDING, NULL, NULL, "no room" };
 }
 
 /* One valid sample message per type (index = sync_msg_type). */
@@ -52,12 +53,17 @@ static sync_msg sample(sync_msg_type t)
     sync_msg m = { .type = t };
     switch (t) {
     case SYNC_MSG_HELLO:
-        m.u.hello = (sync_hello){ .proto_min = 1, .proto_max = 1, .site = "site-a",
-                                  .token = "s3cret", .agent_version = "0.1.0",
-                                  .graph_revision = 41, .placement_revision = 3,
+        m.u.hello = (sync_hello){ .proto_min = 1,
+                                  .proto_max = 1,
+                                  .site = "site-a",
+                                  .token = "s3cret",
+                                  .agent_version = "0.1.0",
+                                  .graph_revision = 41,
+                                  .placement_revision = 3,
                                   .has_capacity = true,
                                   .capacity = { true, 4000, true, 8ull << 30 },
-                                  .incarnation = "inc-1", .has_last_acked_down_seq = true,
+                                  .incarnation = "inc-1",
+                                  .has_last_acked_down_seq = true,
                                   .last_acked_down_seq = 12 };
         break;
     case SYNC_MSG_WELCOME:
@@ -370,9 +376,8 @@ static void test_msg_object_count_cap_is_checked_before_unpacking(void **state)
         assert_int_equal(kt_buf_append(&objs, "\x22\x00", 2), KT_OK);
     }
     kt_err err = { 0 };
-    assert_int_equal(sync_msg__chunk_append(&b, 1, 0, true, (const uint8_t *)objs.data, objs.len,
-                                            &err),
-                     KT_OK);
+    assert_int_equal(
+        sync_msg__chunk_append(&b, 1, 0, true, (const uint8_t *)objs.data, objs.len, &err), KT_OK);
     sync_limits lim = { .max_objects = 1000 };
     uint64_t allocs = kt_mem_allocs();
     sync_msg *d = NULL;
@@ -448,9 +453,9 @@ static void test_msg_incremental_chunk_decodes_like_encode(void **state)
     assert_int_equal(objs.len, expect);
     kt_buf b;
     kt_buf_init(&b, 1u << 20);
-    assert_int_equal(sync_msg__chunk_append(&b, 300, 70000, false, (const uint8_t *)objs.data,
-                                            objs.len, &err),
-                     KT_OK);
+    assert_int_equal(
+        sync_msg__chunk_append(&b, 300, 70000, false, (const uint8_t *)objs.data, objs.len, &err),
+        KT_OK);
     assert_true(b.len <= objs.len + sync_msg__chunk_overhead());
     sync_msg *d = NULL;
     assert_int_equal(decode(&d, &b, NULL, &err), KT_OK);
@@ -507,7 +512,7 @@ static void test_msg_decode_survives_each_allocation_failing(void **state)
     for (int i = 0; i < N; i++) {
         snprintf(names[i], sizeof names[i], "obj-%d", i);
         objs[i] = (sync_object){ SYNC_KIND_TWIN_INSTANCE, names[i], (const uint8_t *)BODY_A,
-                                 sizeof BODY_A - 1, false, (uint64_t)i };
+                                 sizeof BODY_A - 1,       false,    (uint64_t)i };
     }
     sync_msg big = { .type = SYNC_MSG_SNAPSHOT, .u.snapshot = { 9, 0, true, objs, N } };
     kt_buf bb;

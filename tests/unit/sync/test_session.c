@@ -370,11 +370,8 @@ static uint32_t s_admit(const char *site, void *user)
     return ((rig *)user)->h.busy_retry;
 }
 
-static kt_status s_plan(sync_mode *mode_out,
-                        uint64_t *rev_out,
-                        const sync_hello *hello,
-                        kt_err *err,
-                        void *user)
+static kt_status
+s_plan(sync_mode *mode_out, uint64_t *rev_out, const sync_hello *hello, kt_err *err, void *user)
 {
     (void)err;
     hub_store *h = &((rig *)user)->h;
@@ -518,8 +515,8 @@ static void hub_fill(hub_store *h, size_t n, uint64_t rev)
     }
 }
 
-static void rig_init(rig *r, size_t n_objs, const sync_client_opts *copts_in,
-                     const sync_server_opts *sopts_in)
+static void
+rig_init(rig *r, size_t n_objs, const sync_client_opts *copts_in, const sync_server_opts *sopts_in)
 {
     memset(r, 0, sizeof *r);
     r->now = 1000000;
@@ -775,8 +772,9 @@ static void test_session_pushes_during_snapshot_follow_it_in_order(void **state)
     assert_int_equal(sync_server_state_get(r.s), SYNC_SERVER_SYNCING);
     assert_true(sync_server_wants_writable(r.s));
 
-    sync_object added = { SYNC_KIND_TWIN_INTERFACE, "iface-new", (const uint8_t *)"{\"a\":1}", 7,
-                          false, 101 };
+    sync_object added = {
+        SYNC_KIND_TWIN_INTERFACE, "iface-new", (const uint8_t *)"{\"a\":1}", 7, false, 101
+    };
     sync_object removed = { SYNC_KIND_TWIN_INSTANCE, "inst-00005", NULL, 0, true, 102 };
     sync_delta stale = { 99, 100, NULL, 0 }; /* already inside the snapshot: dropped */
     sync_delta d1 = { 100, 101, &added, 1 };
@@ -1087,7 +1085,9 @@ static void test_session_garbage_is_eproto_on_both_sides(void **state)
     /* Oversized for the client's limits. */
     rig_fini(&r);
 
-    sync_client_opts co = { .site = "site-a", .token = "s3cret", .limits = { .max_message_bytes = 64 } };
+    sync_client_opts co = { .site = "site-a",
+                            .token = "s3cret",
+                            .limits = { .max_message_bytes = 64 } };
     rig_init(&r, 200, &co, NULL);
     open_conn(&r);
     run(&r);
@@ -1106,8 +1106,7 @@ static void test_session_message_before_hello_and_bad_ack(void **state)
     sync_msg ack = { .type = SYNC_MSG_ACK, .u.ack = { SYNC_STREAM_GRAPH, 1 } };
     assert_int_equal(sync_msg_encode(&ack, &b, NULL), KT_OK);
     kt_err err = { 0 };
-    assert_int_equal(sync_server_on_message(r.s, (const uint8_t *)b.data, b.len, &err),
-                     KT_EPROTO);
+    assert_int_equal(sync_server_on_message(r.s, (const uint8_t *)b.data, b.len, &err), KT_EPROTO);
     assert_non_null(strstr(err.msg, "expected hello first"));
     rig_fini(&r);
 
@@ -1147,7 +1146,8 @@ static void test_session_client_rejects_out_of_order_hub_messages(void **state)
     rig_init(&r, 1, NULL, NULL);
     r.a.graph_rev = 7;
     open_conn(&r);
-    sync_msg w = { .type = SYNC_MSG_WELCOME, .u.welcome = { 1, "hub-x", 9, SYNC_MODE_DELTA, 0, 0 } };
+    sync_msg w = { .type = SYNC_MSG_WELCOME,
+                   .u.welcome = { 1, "hub-x", 9, SYNC_MODE_DELTA, 0, 0 } };
     client_feed(&r, &w, KT_OK);
     assert_int_equal(sync_client_heartbeat_ms(r.c), 10000); /* default: Welcome had none */
     sync_msg d = { .type = SYNC_MSG_DELTA, .u.delta = { 8, 9, NULL, 0 } };
@@ -1267,8 +1267,9 @@ static void test_session_client_apply_survives_allocation_failures(void **state)
     char names[20][16];
     for (int i = 0; i < 20; i++) {
         snprintf(names[i], sizeof names[i], "o-%d", i);
-        objs[i] = (sync_object){ SYNC_KIND_TWIN_INSTANCE, names[i], (const uint8_t *)"{\"x\":1}",
-                                 7, false, 8 };
+        objs[i] = (sync_object){
+            SYNC_KIND_TWIN_INSTANCE, names[i], (const uint8_t *)"{\"x\":1}", 7, false, 8
+        };
     }
     sync_msg d = { .type = SYNC_MSG_DELTA, .u.delta = { 7, 8, objs, 20 } };
     kt_buf b;
