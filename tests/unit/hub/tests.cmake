@@ -23,3 +23,12 @@ if(TARGET kt_hub_core AND KT_REDIS_SERVER)
     LABELS integration
     TIMEOUT 90)
 endif()
+# The real ktwin-hub over HTTP (curl + jq), with redis-server when installed.
+if(TARGET ktwin-hub AND TARGET ktwinctl)
+  add_test(NAME test_hub_http
+           COMMAND ${PROJECT_SOURCE_DIR}/tests/unit/hub/test_hub_http.sh
+                   $<TARGET_FILE:ktwin-hub> $<TARGET_FILE:ktwinctl> "${KT_REDIS_SERVER}")
+  math(EXPR _hub_http_t "120 * ${KT_TEST_TIMEOUT_MULT}")
+  set_tests_properties(test_hub_http PROPERTIES LABELS "integration" TIMEOUT ${_hub_http_t}
+                       SKIP_RETURN_CODE 77)
+endif()
