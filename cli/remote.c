@@ -559,7 +559,10 @@ static const char *json_error_text(const kt_buf *resp, cJSON **tree)
     if (kt_json_get_str(*tree, "error", &s, &err) == KT_OK) {
         return s;
     }
-    return NULL;
+    /* Also {"error":{"code":N,"message":".."}}. */
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(*tree, "error");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(e, "message");
+    return cJSON_IsString(m) ? m->valuestring : NULL;
 }
 
 static long json_long(const cJSON *o, const char *key)

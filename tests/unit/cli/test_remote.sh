@@ -251,6 +251,7 @@ contains explain-rule "$T/out" "rule city/poles \(policy priority 0\): matches: 
 contains explain-site "$T/out" "site s1 \(gone; .*2 instances.* -> pending: .*never the cloud"
 run 1 explain-404 placement explain nope
 run 1 explain-bad-site placement explain pole --site nowhere
+contains explain-bad-site-msg "$T/err" "not found \(404: unknown site nowhere\)"
 
 # delete: refused while in use (422), then in order.
 run 1 delete-in-use delete ti pole
