@@ -270,5 +270,38 @@ kill "$HUB_PID"
 wait "$HUB_PID"
 check hub-stops-cleanly 0 $?
 HUB_PID=
+
+# ---- TLS: the CA comes from --ca-file, KTWIN_CA_FILE or hub.caFile ----------------------------
+if openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 2 \
+    -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" >/dev/null 2>&1; then
+    mkdir -p "$T/tlsrun"
+    (cd "$T/tlsrun" && KTWIN_HUB_LISTEN_PORT=0 KTWIN_HUB_DATA_DIR=$T/tlsrun/data \
+        KTWIN_HUB_TLS_CERT_FILE=$T/cert.pem KTWIN_HUB_TLS_KEY_FILE=$T/key.pem \
+        exec "$HUB" --port-file "$T/tlsrun/port" >"$T/tls.log" 2>&1) &
+    HUB_PID=$!
+    for _ in $(seq 1 300); do
+        [ -s "$T/tlsrun/port" ] && break
+        kill -0 "$HUB_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    TLS_URL=https://127.0.0.1:$(cat "$T/tlsrun/port" 2>/dev/null)
+    unset KTWIN_HUB_URL
+    run 3 tls-unknown-ca get ti --hub "$TLS_URL"
+    contains tls-unknown-ca-msg "$T/err" "certificate"
+    run 0 tls-ca-flag get ti --hub "$TLS_URL" --ca-file "$T/cert.pem"
+    KTWIN_CA_FILE=$T/cert.pem run 0 tls-ca-env get ti --hub "$TLS_URL"
+    cp "$T/cert.pem" "$T/cfg/ca.pem"
+    printf 'hub:\n  url: %s\n  caFile: ca.pem\n' "$TLS_URL" >"$T/cfg/tls-config"
+    KTWINCONFIG=$T/cfg/tls-config run 0 tls-ca-config get ti
+    KTWINCONFIG=$T/cfg/tls-config KTWIN_TOKEN_FILE=$T/tlsrun/data/admin.token \
+        run 0 tls-apply apply -f "$T/one.yaml"
+    contains tls-apply-msg "$T/out" "^twininterface/a created$"
+    kill "$HUB_PID"
+    wait "$HUB_PID"
+    check tls-hub-stops-cleanly 0 $?
+    HUB_PID=
+else
+    echo "test_remote: no openssl: TLS tests skipped"
+fi
 echo "test_remote: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
