@@ -1055,6 +1055,19 @@ static int on_http(struct lws *wsi, kt_http_server *srv, http_pss *pss)
         return reply_and_close(wsi, 413, "request body too large");
     }
     if (clen > 0 || (te != NULL && strcasecmp(te, "chunked") == 0)) {
+        /*
+         * lws 4.1.6 ignores "Expect: 100-continue", and curl then waits a
+         * second before sending the body: answer it ourselves.
+         */
+        const char *ex = net__hdr_get(&req->hdrs, NULL, false, "expect");
+        if (ex != NULL && strcasecmp(ex, "100-continue") == 0) {
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            unsigned char buf[LWS_PRE + sizeof cont];
+            memcpy(buf + LWS_PRE, cont, sizeof cont - 1);
+            if (lws_write(wsi, buf + LWS_PRE, sizeof cont - 1, LWS_WRITE_HTTP) < 0) {
+                return -1;
+            }
+        }
         return 0; /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
     }
     dispatch(req);

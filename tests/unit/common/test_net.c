@@ -425,6 +425,35 @@ static void test_http_404_405_413(void **state)
     http_teardown(&f);
 }
 
+static void test_http_large_request_body(void **state)
+{
+    (void)state;
+    http_fixture f;
+    http_setup(&f, (size_t)4 << 20);
+    size_t n = (size_t)3 << 20;
+    char *big = kt_xmalloc(n);
+    for (size_t i = 0; i < n; i++) {
+        big[i] = (char)('a' + i % 26);
+    }
+    cjob j;
+    char url[256];
+    (void)snprintf(url, sizeof url, "%s/echo", f.base);
+    cjob_init(&j, "PUT", url);
+    j.body = big;
+    j.body_len = n;
+    /* curl sends "Expect: 100-continue" for this size: the server must answer it. */
+    uv_update_time(&f.loop);
+    uint64_t t0 = uv_now(&f.loop);
+    cjob_run(&f.loop, &j);
+    fprintf(stderr, "# 3 MiB PUT echo took %llu ms\n", (unsigned long long)(uv_now(&f.loop) - t0));
+    assert_int_equal(j.status, 201);
+    assert_int_equal(j.out.len, n);
+    assert_memory_equal(j.out.data, big, n);
+    kt_buf_fini(&j.out);
+    kt_free(big);
+    http_teardown(&f);
+}
+
 static void test_http_streams_large_response(void **state)
 {
     (void)state;
@@ -470,6 +499,29 @@ static void test_http_deferred_response(void **state)
     kt_buf_fini(&j.out);
     uv_close((uv_handle_t *)&t, NULL);
     http_teardown(&f);
+}
+
+static void test_http_deferred_pending_at_shutdown(void **state)
+{
+    (void)state;
+    http_fixture f;
+    http_setup(&f, 0);
+    cjob j;
+    char url[256];
+    (void)snprintf(url, sizeof url, "%s/defer", f.base);
+    cjob_init(&j, "GET", url);
+    assert_int_equal(uv_thread_create(&j.th, cjob_thread, &j), 0);
+    /* Wait until the handler holds the request, then shut down with it pending. */
+    while (f.a.deferred == NULL) {
+        uv_run(&f.loop, UV_RUN_ONCE);
+    }
+    kt_net_free(f.net);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_thread_join(&j.th), 0);
+    assert_int_not_equal(j.status, 202); /* the client saw the connection go */
+    kt_buf_fini(&j.out);
+    assert_int_equal(uv_loop_close(&f.loop), 0);
+    kt_metrics_free(f.reg);
 }
 
 /* A raw TCP client that sends garbage and reads until the server closes. */
@@ -575,6 +627,7 @@ typedef struct wsfix {
     size_t (*size_of)(int i);
     int drains;
     bool shutdown_seen;
+    int cli_close_in_open; /* close code to use inside on_open (0: none) */
 } wsfix;
 
 static void fill_msg(uint8_t *b, size_t len, int i)
@@ -642,6 +695,12 @@ static void cli_open(kt_ws_conn *c, void *user)
     wsfix *f = user;
     f->cli_open++;
     assert_true(kt_ws_conn_is_client(c));
+    if (f->cli_close_in_open != 0) {
+        kt_ws_conn_close(c, f->cli_close_in_open, "closing in on_open");
+        assert_false(kt_ws_conn_is_open(c));
+        assert_int_equal(f->cli_closed, 0); /* never inside the call */
+        return;
+    }
     for (int i = 0; i < f->n_to_send; i++) {
         size_t len = f->size_of(i);
         uint8_t *b = kt_xmalloc(len + 1);
@@ -962,6 +1021,33 @@ static void test_ws_handshake_header_and_refusal(void **state)
     kt_metrics_free(f.reg);
 }
 
+static void test_ws_close_while_connecting_and_in_open(void **state)
+{
+    (void)state;
+    wsfix f;
+    ws_setup(&f, NULL, NULL);
+    f.size_of = size_small;
+    char url[128];
+    kt_ws_client_opts co = client_opts(&f, url, sizeof url, "ws");
+    assert_int_equal(kt_ws_client_new(&f.cli, f.net, &co, NULL), KT_OK);
+    kt_ws_conn_close(f.cli, 4005, "never mind");
+    kt_ws_conn_close(f.cli, 4009, "twice"); /* idempotent */
+    assert_int_equal(f.cli_closed, 0);
+    assert_true(run_until(&f.loop, cli_is_closed, &f, 20000));
+    assert_int_equal(f.cli_closed, 1);
+    assert_int_equal(f.cli_open, 0);
+    assert_int_equal(f.cli_close_code, 4005);
+    /* Closing inside on_open reaches the server with our code. */
+    f.cli_closed = 0;
+    f.srv_closed = 0;
+    f.cli_close_in_open = 4006;
+    assert_int_equal(kt_ws_client_new(&f.cli, f.net, &co, NULL), KT_OK);
+    assert_true(run_until(&f.loop, both_closed, &f, 20000));
+    assert_int_equal(f.cli_close_code, 4006);
+    assert_int_equal(f.srv_close_code, 4006);
+    ws_teardown(&f);
+}
+
 /* 200 clients on one kt_net, each with its own counters. */
 typedef struct many {
     int opened, msgs, closed, srv_open, srv_closed;
@@ -1100,6 +1186,24 @@ static void make_ca(const char *dir, const char *name)
     assert_int_equal(run_cmd(argv), 0);
 }
 
+static void make_leaf(const char *dir, const char *name, const char *cn)
+{
+    char key[512], csr[512], crt[512], ext[512], ca[512], cakey[512], subj[128];
+    (void)snprintf(key, sizeof key, "%s/%s.key", dir, name);
+    (void)snprintf(csr, sizeof csr, "%s/%s.csr", dir, name);
+    (void)snprintf(crt, sizeof crt, "%s/%s.pem", dir, name);
+    (void)snprintf(ext, sizeof ext, "%s/ext.cnf", dir);
+    (void)snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    (void)snprintf(cakey, sizeof cakey, "%s/ca.key", dir);
+    (void)snprintf(subj, sizeof subj, "/CN=%s", cn);
+    char *a1[] = { "openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                   "-nodes", "-keyout", key, "-out", csr, "-subj", subj, NULL };
+    assert_int_equal(run_cmd(a1), 0);
+    char *a2[] = { "openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", cakey,
+                   "-CAcreateserial", "-out", crt, "-days", "2", "-extfile", ext, NULL };
+    assert_int_equal(run_cmd(a2), 0);
+}
+
 static void make_server_cert(const char *dir)
 {
     char key[512], csr[512], crt[512], ext[512], ca[512], cakey[512];
@@ -1211,6 +1315,30 @@ static void test_tls_https_and_wss(void **state)
     assert_int_equal(kt_ws_client_new(&c, f.net, &co, NULL), KT_EINVAL);
     ws_teardown(&f);
 
+    /* Mutual TLS: the server requires a client certificate signed by the CA. */
+    make_leaf(dir, "client", "agent-1");
+    char ccrt[512], ckey[512];
+    (void)snprintf(ccrt, sizeof ccrt, "%s/client.pem", dir);
+    (void)snprintf(ckey, sizeof ckey, "%s/client.key", dir);
+    kt_http_server_opts mso = { .port = 0, .tls_cert_file = crt, .tls_key_file = key,
+                                .tls_client_ca_file = ca };
+    ws_setup(&f, &mso, NULL);
+    f.n_to_send = 3;
+    f.size_of = size_small;
+    kt_ws_client_opts mco = client_opts(&f, wurl, sizeof wurl, "wss");
+    mco.tls_ca_file = ca;
+    assert_int_equal(kt_ws_client_new(&f.cli, f.net, &mco, &err), KT_OK);
+    assert_true(run_until(&f.loop, cli_is_closed, &f, 30000)); /* no client cert: refused */
+    assert_int_equal(f.cli_open, 0);
+    f.cli_closed = 0;
+    mco.tls_cert_file = ccrt;
+    mco.tls_key_file = ckey;
+    assert_int_equal(kt_ws_client_new(&f.cli, f.net, &mco, &err), KT_OK);
+    assert_true(run_until(&f.loop, cli_got_all, &f, 30000));
+    assert_int_equal(f.cli_open, 1);
+    assert_int_equal(f.cli_msgs, 3);
+    ws_teardown(&f);
+
     /* A server whose key file is missing does not start. */
     uv_loop_t loop;
     assert_int_equal(uv_loop_init(&loop), 0);
@@ -1269,8 +1397,10 @@ int main(void)
         cmocka_unit_test(test_net_new_free_closes_loop),
         cmocka_unit_test(test_http_get_query_headers),
         cmocka_unit_test(test_http_404_405_413),
+        cmocka_unit_test(test_http_large_request_body),
         cmocka_unit_test(test_http_streams_large_response),
         cmocka_unit_test(test_http_deferred_response),
+        cmocka_unit_test(test_http_deferred_pending_at_shutdown),
         cmocka_unit_test(test_http_garbage_does_not_crash),
         cmocka_unit_test(test_ws_echo_many_messages),
         cmocka_unit_test(test_ws_server_close),
@@ -1278,6 +1408,7 @@ int main(void)
         cmocka_unit_test(test_ws_send_queue_cap_eagain),
         cmocka_unit_test(test_ws_message_over_cap_closes_1009),
         cmocka_unit_test(test_ws_handshake_header_and_refusal),
+        cmocka_unit_test(test_ws_close_while_connecting_and_in_open),
         cmocka_unit_test(test_ws_200_clients_one_net),
         cmocka_unit_test(test_tls_https_and_wss),
         cmocka_unit_test(test_port_in_use_is_an_error),
