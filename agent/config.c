@@ -48,7 +48,7 @@ static const kt_cfg_entry table[] = {
     { "reconnect.cap_ms", KT_CFG_DURATION_MS, offsetof(agent_cfg, reconnect_cap_ms), 10, 3600000, "30s",
       0, "Largest reconnect delay ceiling" },
     { "log.level", KT_CFG_STRING, offsetof(agent_cfg, log_level), 1, 16, "info",
-      KT_CFG_ENV | KT_CFG_RELOADABLE, "err, warn, notice, info or debug" },
+      KT_CFG_ENV, "err, warn, notice, info or debug" },
     { 0 }
 };
 
