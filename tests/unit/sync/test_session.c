@@ -229,7 +229,23 @@ typedef struct rig {
     kt_status s_st; /* ... and from the server calls */
     kt_err c_err;
     kt_err s_err;
+    kt_buf *rec_c; /* when set: every message delivered to the client, as fuzz records */
+    kt_buf *rec_s; /* ... and to the server */
 } rig;
+
+/* A fuzz_sync_session record: [op][len_lo][len_hi][bytes]. */
+static void rec(kt_buf *b, uint8_t op, const uint8_t *p, size_t n)
+{
+    if (b == NULL) {
+        return;
+    }
+    uint8_t hdr[3] = { op, (uint8_t)(n & 0xffu), (uint8_t)(n >> 8) };
+    assert_true(n < 65536);
+    assert_int_equal(kt_buf_append(b, hdr, 3), KT_OK);
+    if (p != NULL) {
+        assert_int_equal(kt_buf_append(b, p, n), KT_OK);
+    }
+}
 
 static kt_status c_send(const uint8_t *b, size_t n, void *user)
 {
@@ -568,6 +584,7 @@ static bool step_to_client(rig *r)
     if (!q_pop(&r->s2c, &m)) {
         return false;
     }
+    rec(r->rec_c, 0, m.b, m.n);
     kt_err err = { 0 };
     note(&r->c_st, &r->c_err, sync_client_on_message(r->c, m.b, m.n, &err), &err);
     kt_free(m.b);
@@ -581,6 +598,7 @@ static bool step_to_server(rig *r)
     if (!q_pop(&r->c2s, &m)) {
         return false;
     }
+    rec(r->rec_s, 0, m.b, m.n);
     kt_err err = { 0 };
     note(&r->s_st, &r->s_err, sync_server_on_message(r->s, m.b, m.n, &err), &err);
     kt_free(m.b);
@@ -1309,6 +1327,69 @@ static void test_session_client_apply_survives_allocation_failures(void **state)
     kt_buf_fini(&b);
 }
 
+static void write_seed(const char *dir, const char *name, uint8_t role, const kt_buf *b)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fputc(role, f), role);
+    assert_int_equal(fwrite(b->data, 1, b->len, f), b->len);
+    assert_int_equal(fclose(f), 0);
+}
+
+/*
+ * With KT_SYNC_WRITE_SESSION_CORPUS=<dir>: record real conversations as
+ * fuzz_sync_session seeds (how tests/fuzz/corpus/sync_session/ was made).
+ */
+static void test_session_write_fuzz_corpus(void **state)
+{
+    (void)state;
+    const char *dir = getenv("KT_SYNC_WRITE_SESSION_CORPUS");
+    if (dir == NULL) {
+        skip();
+    }
+    for (uint64_t start = 0; start < 2; start++) {
+        kt_buf rc;
+        kt_buf rs;
+        kt_buf_init(&rc, 1u << 20);
+        kt_buf_init(&rs, 1u << 20);
+        rig r;
+        rig_init(&r, 3, NULL, NULL);
+        r.h.rev = 3;
+        r.a.graph_rev = start;
+        r.rec_c = &rc;
+        r.rec_s = &rs;
+        open_conn(&r);
+        run(&r);
+        sync_delta d = { 3, 4, &r.h.objs[0], 1 };
+        kt_err err = { 0 };
+        assert_int_equal(sync_server_push_delta(r.s, &d, &err), KT_OK);
+        sync_placement p2 = { 5, IFACES, 2 };
+        assert_int_equal(sync_server_push_placement(r.s, &p2, &err), KT_OK);
+        run(&r);
+        r.now += HB_MS;
+        rec(&rc, 1, NULL, HB_MS / 10);
+        rec(&rs, 1, NULL, HB_MS / 10);
+        assert_int_equal(sync_client_tick(r.c, &err), KT_OK);
+        assert_int_equal(sync_server_tick(r.s, &err), KT_OK);
+        run(&r);
+        sync_capacity cap = { true, 900, true, 1u << 20 };
+        assert_int_equal(sync_client_report_capacity(r.c, &cap, &err), KT_OK);
+        run(&r);
+        assert_int_equal(r.c_st, KT_OK);
+        assert_int_equal(r.s_st, KT_OK);
+        rec(&rc, 2, NULL, 0);
+        rec(&rc, 1, NULL, 3 * HB_MS / 10);
+        rec(&rs, 1, NULL, 3 * HB_MS / 10);
+        write_seed(dir, start == 0 ? "client-snapshot" : "client-snapshot-rev1", 0, &rc);
+        write_seed(dir, start == 0 ? "server-from-0" : "server-from-1", 1, &rs);
+        rig_fini(&r);
+        kt_buf_fini(&rc);
+        kt_buf_fini(&rs);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1332,6 +1413,7 @@ int main(void)
         cmocka_unit_test(test_session_capacity_reports),
         cmocka_unit_test(test_session_new_refuses_bad_options),
         cmocka_unit_test(test_session_client_apply_survives_allocation_failures),
+        cmocka_unit_test(test_session_write_fuzz_corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 # sync/: one cmocka executable per module (STYLE.md §9), named test_sync_<module>
-# so `ctest -R sync` selects them; plus the decode fuzz target replaying its corpus.
+# so `ctest -R sync` selects them; plus the fuzz targets (decode, session) replaying their corpora.
 foreach(_m msg backoff admit session)
   if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/unit/sync/test_${_m}.c)
     kt_add_unit_test(test_sync_${_m} SOURCES unit/sync/test_${_m}.c LIBS kt_sync LABELS unit)
@@ -8,7 +8,10 @@ foreach(_m msg backoff admit session)
   endif()
 endforeach()
 
-if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_sync_decode.c)
-  kt_add_fuzz(fuzz_sync_decode SOURCES fuzz/fuzz_sync_decode.c LIBS kt_sync
-    CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/sync_decode)
-endif()
+foreach(_f decode session)
+  if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/fuzz_sync_${_f}.c
+     AND EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/sync_${_f})
+    kt_add_fuzz(fuzz_sync_${_f} SOURCES fuzz/fuzz_sync_${_f}.c LIBS kt_sync
+      CORPUS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/sync_${_f})
+  endif()
+endforeach()
