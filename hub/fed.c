@@ -125,6 +125,7 @@ struct fed_sess {
     kt_arena scratch;    /* bodies of the current snapshot batch / delta */
     kt_arena pl_arena;   /* strings of the last placement handed out */
     /* delta_next result */
+    bool plan_delta; /* delta holds the plan's merge, not handed out yet */
     sync_delta delta;
     sync_object *dobjs;
     size_t dobjs_cap;
@@ -860,13 +861,12 @@ static kt_status op_plan(sync_mode *mode_out,
         return KT_OK;
     }
     if (r != 0 && trusted && merge_delta(f, s, r) == KT_OK) {
+        s->plan_delta = true;
         *mode_out = SYNC_MODE_DELTA;
         kt_metrics_inc(f->m_deltas);
         return KT_OK;
     }
-    s->delta.n_objects = 0;
-    s->delta.objects = NULL;
-    s->delta.from_revision = UINT64_MAX;
+    s->plan_delta = false;
     snap_prepare(f, s);
     *mode_out = SYNC_MODE_SNAPSHOT;
     kt_metrics_inc(f->m_snapshots);
@@ -910,12 +910,13 @@ static kt_status op_delta_next(const sync_delta **out, uint64_t from, kt_err *er
     if (from == f->rev) {
         return KT_OK;
     }
-    if (s->delta.from_revision == from && s->delta.to_revision == f->rev && s->delta.objects != NULL) {
-        /* The plan's merge; hand it out once. */
-        s->delta.from_revision = UINT64_MAX;
+    if (s->plan_delta && s->delta.from_revision == from && s->delta.to_revision == f->rev) {
+        /* The plan's merge, still current; hand it out once. */
+        s->plan_delta = false;
         *out = &s->delta;
         return KT_OK;
     }
+    s->plan_delta = false;
     kt_status st = merge_delta(f, s, from);
     if (st != KT_OK) {
         return kt_err_set(err, KT_ENOTFOUND, "delta from revision %" PRIu64 " not available",
@@ -1050,7 +1051,6 @@ static void ws_open(kt_ws_conn *c, void *user)
     kt_arena_init(&s->snap_names, 64 * 1024);
     kt_arena_init(&s->scratch, 256 * 1024);
     kt_arena_init(&s->pl_arena, 16 * 1024);
-    s->delta.from_revision = UINT64_MAX;
     kt_err err = { 0 };
     if (sync_server_new(&s->srv, &f->sopts, &fed_ops, s, &err) != KT_OK) {
         KT_LOG(KT_LOG_ERR, "SYNC-SESSION-FAIL", "peer=%s err=\"%s\"", s->peer, err.msg);

@@ -218,8 +218,18 @@ agent_sql() { # I SQL (read-only on the agent's cache)
     sqlite3 -readonly "$T/ag$1/agent.db" "$2"
 }
 
-check_subgraph() { # I SITE LABEL
-    "$EXPECT" --model "$T/model" --agents-file "$T/agents" --site "$2" >"$T/expect-$1"
+# The hub's current documents as a model directory (JSON streams), for fed_expect.
+export_hub_model() {
+    rm -rf "$T/cur"
+    mkdir -p "$T/cur"
+    local k
+    for k in twininterfaces placementpolicies twininstances; do
+        hub_get "/api/v1/$k" | jq -c '.items[]' >"$T/cur/$k.json" || return 1
+    done
+}
+
+check_subgraph() { # I SITE LABEL [MODEL]
+    "$EXPECT" --model "${4:-$T/model}" --agents-file "$T/agents" --site "$2" >"$T/expect-$1"
     agent_names "$1" >"$T/names-$1"
     local ne na
     ne=$(wc -l <"$T/expect-$1")
@@ -299,6 +309,34 @@ scenario_three_sites() {
     check "site-00 explain has steps" true \
         "$(hub_get '/api/v1/placement/city-pole?site=site-00' | jq '.steps | length > 0')"
 
+    # Membership change while agent 1 is away: a pole of site-00 is relabelled to site-01.
+    # Agent 0 gets it live; agent 1 reconnects with a DELTA (ring) and ends exact too.
+    local revb
+    revb=$(hub_revision)
+    stop_pid "$AG_PID_1"
+    local pole
+    pole=$(comm -23 "$T/expect-0" <(sort -u "$T/expect-1" "$T/expect-2") | grep '^city-pole' | tail -1)
+    hub_get "/api/v1/twininstances/$pole" |
+        jq '.metadata.labels["ktwin.io/site"] = "site-01"' >"$T/relabel.json"
+    apply_file "$T/relabel.json" >"$T/apply4.json" || { bad "apply a relabelled instance"; return; }
+    local rev4
+    rev4=$(jq -r .revision "$T/apply4.json")
+    check "relabel bumps the revision" $((revb + 1)) "$rev4"
+    export_hub_model || { bad "export the hub's documents"; return; }
+    for i in 0 2; do wait_for "agent $i at revision $rev4" 60 agent_at_rev $i "$rev4" || return; done
+    check_subgraph 0 site-00 "live delta after relabel" "$T/cur"
+    check_subgraph 2 site-02 "live delta after relabel" "$T/cur"
+    start_agent 1 site-01 || return
+    wait_for "agent 1 at revision $rev4" 60 agent_at_rev 1 "$rev4" || return
+    if grep -q 'id=SYNC-WELCOME.*site=site-01 .*agent_rev='"$revb"' .*mode=delta' "$T/hub.log"; then
+        ok "agent 1 came back at revision $revb and got a DELTA"
+    else
+        bad "agent 1 did not get a DELTA from $revb"
+    fi
+    check_subgraph 1 site-01 "delta after reconnect" "$T/cur"
+    if grep -q "$pole" "$T/names-1"; then ok "the relabelled $pole reached site-01"; else
+        bad "$pole missing on site-01"; fi
+
     # A restarted hub keeps its graph; an agent restarted while the hub is down serves its cache.
     local rev3 ninst
     rev3=$(hub_revision)
@@ -310,7 +348,7 @@ scenario_three_sites() {
     stop_pid "$p1"
     start_agent 1 site-01 || return
     wait_for "agent 1 ready from its cache" 30 curl -sf "http://127.0.0.1:$(agent_port 1)/readyz"
-    check_subgraph 1 site-01 "hub down, agent restarted"
+    check_subgraph 1 site-01 "hub down, agent restarted" "$T/cur"
     start_hub || return
     check "restarted hub keeps its revision" "$rev3" "$(hub_revision)"
     check "restarted hub keeps its instances" "$ninst" "$(hub_get /api/v1/twininstances | jq '.items | length')"
@@ -320,7 +358,32 @@ scenario_three_sites() {
     for i in 0 1 2; do wait_for "agent $i at revision $rev3" 60 agent_at_rev $i "$rev3"; done
     if grep -q 'id=SYNC-WELCOME.*mode=up_to_date' "$T/hub.log"; then ok "reconnect at the current revision is UP_TO_DATE"; else
         bad "no UP_TO_DATE welcome after the hub restart"; fi
-    for i in 0 1 2; do check_subgraph $i site-0$i "after hub restart"; done
+    for i in 0 1 2; do check_subgraph $i site-0$i "after hub restart" "$T/cur"; done
+
+    # A change too big for a delta (> 2000 objects of one site): connected agents are
+    # closed with "resync" and come back for a chunked snapshot.
+    "$SIM" model --neighborhoods 14 --sites 3 -o "$T/model14" >/dev/null 2>&1 || { bad "ktwin-sim 14"; return; }
+    cat "$T"/model14/instances-00{04,05,06,07,08,09,10,11,12,13,14}.yaml >"$T/big.yaml"
+    local snaps0 resync0
+    snaps0=$(metric ktwin_hub_sync_snapshots_total)
+    resync0=$(metric ktwin_hub_sync_resyncs_total)
+    apply_file "$T/big.yaml" >"$T/apply5.json" || { bad "apply 11 more neighborhoods"; return; }
+    local rev5
+    rev5=$(jq -r .revision "$T/apply5.json")
+    export_hub_model || { bad "export the hub's documents"; return; }
+    for i in 0 1 2; do wait_for "agent $i at revision $rev5" 120 agent_at_rev $i "$rev5" || return; done
+    for i in 0 1 2; do check_subgraph $i site-0$i "after a big change" "$T/cur"; done
+    local snaps1 resync1
+    snaps1=$(metric ktwin_hub_sync_snapshots_total)
+    resync1=$(metric ktwin_hub_sync_resyncs_total)
+    # site-00 gains 3 neighborhoods (< 2000 objects: a live delta), site-01 and site-02 4 each
+    # (> 2000: resync + snapshot).
+    local dr=$((${resync1%.*} - ${resync0%.*})) ds=$((${snaps1%.*} - ${snaps0%.*}))
+    if [ "$dr" -ge 1 ] && [ "$ds" -eq "$dr" ]; then
+        ok "big change: $dr sites resynced with a snapshot, the others took a live delta"
+    else
+        bad "big change: resyncs $resync0 -> $resync1, snapshots $snaps0 -> $snaps1"
+    fi
     check "no auth failures" 0 "$(metric ktwin_hub_sync_auth_failures_total)"
 }
 
