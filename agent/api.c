@@ -16,7 +16,7 @@
 #include "kt/mem.h"
 
 #define GRAPH_PREFIX "/api/v1/twin-graph/"
-#define JSON_TYPE "application/json"
+#define JSON_TYPE    "application/json"
 /* Cap on one response body: far above a site's graph. */
 #define API_MAX_BODY ((size_t)1 << 30)
 

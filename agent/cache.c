@@ -162,8 +162,8 @@ static uint64_t parse_u64(const char *s)
 static kt_status recount(agent_cache *c, kt_err *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(c->db, "SELECT kind, count(*) FROM objects GROUP BY kind", -1,
-                                &st, NULL);
+    int rc = sqlite3_prepare_v2(c->db, "SELECT kind, count(*) FROM objects GROUP BY kind", -1, &st,
+                                NULL);
     if (rc != SQLITE_OK) {
         return sql_fail(c, rc, "count objects", err);
     }
@@ -276,8 +276,8 @@ static kt_status check_existing(agent_cache *c, const char **why, kt_err *err)
         int has_meta = 0;
         sqlite3_stmt *q = NULL;
         if (sqlite3_prepare_v2(c->db,
-                               "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'",
-                               -1, &q, NULL) == SQLITE_OK) {
+                               "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'", -1,
+                               &q, NULL) == SQLITE_OK) {
             has_meta = sqlite3_step(q) == SQLITE_ROW;
         }
         sqlite3_finalize(q);
@@ -320,8 +320,8 @@ static kt_status move_aside(agent_cache *c, const char *why, kt_err *err)
         }
     }
     char qwhy[128];
-    KT_LOG(KT_LOG_ERR, "CACHE-CORRUPT", "path=%s moved_to=%s reason=%s action=start-empty",
-           c->path, dst, kt_log_quote(qwhy, sizeof qwhy, why));
+    KT_LOG(KT_LOG_ERR, "CACHE-CORRUPT", "path=%s moved_to=%s reason=%s action=start-empty", c->path,
+           dst, kt_log_quote(qwhy, sizeof qwhy, why));
     c->moved_aside = dst;
     return KT_OK;
 }
@@ -676,11 +676,8 @@ kt_status agent_cache_placement_apply(agent_cache *c,
 
 /* ---- reads ----------------------------------------------------------------- */
 
-kt_status agent_cache_foreach_object(agent_cache *c,
-                                     const char *kind,
-                                     agent_cache_object_cb cb,
-                                     void *user,
-                                     kt_err *err)
+kt_status agent_cache_foreach_object(
+    agent_cache *c, const char *kind, agent_cache_object_cb cb, void *user, kt_err *err)
 {
     if (c->in_snapshot) {
         return kt_err_set(err, KT_EAGAIN, "a snapshot is being applied");
@@ -718,10 +715,8 @@ kt_status agent_cache_foreach_object(agent_cache *c,
     return KT_OK;
 }
 
-kt_status agent_cache_foreach_placement(agent_cache *c,
-                                        agent_cache_placement_cb cb,
-                                        void *user,
-                                        kt_err *err)
+kt_status
+agent_cache_foreach_placement(agent_cache *c, agent_cache_placement_cb cb, void *user, kt_err *err)
 {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(c->db,

@@ -42,8 +42,8 @@ typedef struct agent_cache agent_cache;
 
 /* Kinds stored in objects.kind (the CRD kind names). */
 #define AGENT_KIND_INTERFACE "TwinInterface"
-#define AGENT_KIND_INSTANCE "TwinInstance"
-#define AGENT_KIND_POLICY "PlacementPolicy"
+#define AGENT_KIND_INSTANCE  "TwinInstance"
+#define AGENT_KIND_POLICY    "PlacementPolicy"
 
 /* One object of a snapshot or delta. Strings are borrowed. */
 typedef struct agent_cache_object {
@@ -138,15 +138,10 @@ typedef int (*agent_cache_placement_cb)(const agent_cache_placement *p, void *us
  * snapshot is open (it would see uncommitted rows): KT_EAGAIN then.
  * Returns KT_OK or KT_EDEP. Thread: loop.
  */
-kt_status agent_cache_foreach_object(agent_cache *c,
-                                     const char *kind,
-                                     agent_cache_object_cb cb,
-                                     void *user,
-                                     kt_err *err);
+kt_status agent_cache_foreach_object(
+    agent_cache *c, const char *kind, agent_cache_object_cb cb, void *user, kt_err *err);
 /* Visit placement rows; KT_OK or KT_EDEP. Thread: loop. */
-kt_status agent_cache_foreach_placement(agent_cache *c,
-                                        agent_cache_placement_cb cb,
-                                        void *user,
-                                        kt_err *err);
+kt_status
+agent_cache_foreach_placement(agent_cache *c, agent_cache_placement_cb cb, void *user, kt_err *err);
 
 #endif

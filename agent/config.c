@@ -27,28 +27,30 @@ static const kt_cfg_entry table[] = {
       "File holding this site's token (a Kubernetes Secret mount); surrounding white space is ignored" },
     { "hub.ca_file", KT_CFG_STRING, offsetof(agent_cfg, hub_ca_file), 1, 4096, NULL, KT_CFG_ENV,
       "wss only: PEM CA bundle to verify the hub's certificate (unset = the system store)" },
-    { "hub.connect_timeout_ms", KT_CFG_DURATION_MS, offsetof(agent_cfg, hub_connect_timeout_ms), 1000,
-      600000, "10s", 0, "Give up a connection attempt (TCP, TLS and WebSocket handshake) after this" },
-    { "hub.max_message_bytes", KT_CFG_SIZE_BYTES, offsetof(agent_cfg, hub_max_message_bytes), 64 * 1024,
-      256 * MIB, "16MiB", 0,
+    { "hub.connect_timeout_ms", KT_CFG_DURATION_MS, offsetof(agent_cfg, hub_connect_timeout_ms),
+      1000, 600000, "10s", 0,
+      "Give up a connection attempt (TCP, TLS and WebSocket handshake) after this" },
+    { "hub.max_message_bytes", KT_CFG_SIZE_BYTES, offsetof(agent_cfg, hub_max_message_bytes),
+      64 * 1024, 256 * MIB, "16MiB", 0,
       "Largest sync message accepted from the hub (a snapshot chunk); larger ones close the link" },
     { "cache.path", KT_CFG_STRING, offsetof(agent_cfg, cache_path), 1, 4096, "./ktwin-agent.db",
       KT_CFG_ENV,
       "SQLite cache file (WAL; -wal and -shm files beside it); a corrupt one is moved aside at start" },
     { "listen.address", KT_CFG_STRING, offsetof(agent_cfg, listen_address), 1, 64, "127.0.0.1",
-      KT_CFG_ENV, "Numeric IPv4/IPv6 address of the local API (graph, placement, health, metrics)" },
+      KT_CFG_ENV,
+      "Numeric IPv4/IPv6 address of the local API (graph, placement, health, metrics)" },
     { "listen.port", KT_CFG_INT, offsetof(agent_cfg, listen_port), 0, 65535, "8090", KT_CFG_ENV,
       "TCP port of the local API (0 = ephemeral; see --port-file)" },
-    { "capacity.cpu_millis", KT_CFG_INT, offsetof(agent_cfg, cpu_millis), 0, 4294967295LL, "2000", 0,
-      "Allocatable CPU for twin services in millicores, reported to the hub for placement" },
-    { "capacity.memory_bytes", KT_CFG_SIZE_BYTES, offsetof(agent_cfg, memory_bytes), 0, 0, "2GiB", 0,
-      "Allocatable memory for twin services, reported to the hub for placement" },
+    { "capacity.cpu_millis", KT_CFG_INT, offsetof(agent_cfg, cpu_millis), 0, 4294967295LL, "2000",
+      0, "Allocatable CPU for twin services in millicores, reported to the hub for placement" },
+    { "capacity.memory_bytes", KT_CFG_SIZE_BYTES, offsetof(agent_cfg, memory_bytes), 0, 0, "2GiB",
+      0, "Allocatable memory for twin services, reported to the hub for placement" },
     { "reconnect.base_ms", KT_CFG_DURATION_MS, offsetof(agent_cfg, reconnect_base_ms), 10, 3600000,
       "500ms", 0, "First reconnect delay ceiling (exponential backoff with full jitter)" },
-    { "reconnect.cap_ms", KT_CFG_DURATION_MS, offsetof(agent_cfg, reconnect_cap_ms), 10, 3600000, "30s",
-      0, "Largest reconnect delay ceiling" },
-    { "log.level", KT_CFG_STRING, offsetof(agent_cfg, log_level), 1, 16, "info",
-      KT_CFG_ENV, "err, warn, notice, info or debug" },
+    { "reconnect.cap_ms", KT_CFG_DURATION_MS, offsetof(agent_cfg, reconnect_cap_ms), 10, 3600000,
+      "30s", 0, "Largest reconnect delay ceiling" },
+    { "log.level", KT_CFG_STRING, offsetof(agent_cfg, log_level), 1, 16, "info", KT_CFG_ENV,
+      "err, warn, notice, info or debug" },
     { 0 }
 };
 
@@ -90,8 +92,9 @@ static kt_status check(agent_cfg *cfg, const char *name, kt_buf *errs, kt_err *e
     }
     if (cfg->reconnect_cap_ms < cfg->reconnect_base_ms) {
         if (errs != NULL) {
-            kt_buf_printf(errs, "%s: reconnect.cap_ms: %lld ms is below reconnect.base_ms (%lld ms)\n",
-                          name, (long long)cfg->reconnect_cap_ms, (long long)cfg->reconnect_base_ms);
+            kt_buf_printf(
+                errs, "%s: reconnect.cap_ms: %lld ms is below reconnect.base_ms (%lld ms)\n", name,
+                (long long)cfg->reconnect_cap_ms, (long long)cfg->reconnect_base_ms);
         }
         st = kt_err_set(err, KT_EINVAL, "%s: reconnect.cap_ms is below reconnect.base_ms", name);
     }
@@ -122,12 +125,8 @@ kt_status agent_config_load(agent_cfg *cfg, const char *path, kt_buf *errs, kt_e
     return finish(cfg, path != NULL ? path : "defaults", st, errs, err);
 }
 
-kt_status agent_config_load_buffer(agent_cfg *cfg,
-                                   const char *name,
-                                   const char *data,
-                                   size_t len,
-                                   kt_buf *errs,
-                                   kt_err *err)
+kt_status agent_config_load_buffer(
+    agent_cfg *cfg, const char *name, const char *data, size_t len, kt_buf *errs, kt_err *err)
 {
     memset(cfg, 0, sizeof *cfg);
     kt_status st = kt_cfg_defaults(table, cfg, err);

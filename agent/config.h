@@ -57,12 +57,8 @@ const kt_cfg_entry *agent_config_table(void);
 kt_status agent_config_load(agent_cfg *cfg, const char *path, kt_buf *errs, kt_err *err);
 
 /* Same, from a buffer (name is used as the file name in messages). */
-kt_status agent_config_load_buffer(agent_cfg *cfg,
-                                   const char *name,
-                                   const char *data,
-                                   size_t len,
-                                   kt_buf *errs,
-                                   kt_err *err);
+kt_status agent_config_load_buffer(
+    agent_cfg *cfg, const char *name, const char *data, size_t len, kt_buf *errs, kt_err *err);
 
 /* Free the strings of cfg (safe on a zeroed or finished struct). */
 void agent_config_fini(agent_cfg *cfg);

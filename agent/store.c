@@ -230,8 +230,8 @@ static kt_status op_delta_apply(const sync_delta *d, kt_err *err, void *user)
     }
     uint64_t t0 = kt_clock_mono_ns();
     if (st == KT_OK) {
-        st = agent_cache_delta_apply(s->cache, d->from_revision, d->to_revision, objs,
-                                     d->n_objects, err);
+        st = agent_cache_delta_apply(s->cache, d->from_revision, d->to_revision, objs, d->n_objects,
+                                     err);
     }
     double ms = (double)(kt_clock_mono_ns() - t0) / 1e6;
     kt_free(objs);

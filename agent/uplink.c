@@ -23,10 +23,10 @@
 #include "kt/clock.h"
 #include "kt/log.h"
 #include "kt/mem.h"
+#include "store.h"
 #include "sync/backoff.h"
 #include "sync/client.h"
 #include "sync/msg.h"
-#include "store.h"
 
 struct agent_uplink {
     char *site;
@@ -278,7 +278,8 @@ kt_status agent_uplink_new(agent_uplink **out, const agent_uplink_opts *opts, kt
     *out = NULL;
     if (opts->site == NULL || opts->token == NULL || opts->hub_url == NULL || opts->net == NULL ||
         opts->cache == NULL) {
-        return kt_err_set(err, KT_EINVAL, "uplink: site, token, hub_url, net and cache are required");
+        return kt_err_set(err, KT_EINVAL,
+                          "uplink: site, token, hub_url, net and cache are required");
     }
     agent_uplink *u = kt_xcalloc(1, sizeof *u);
     u->site = kt_xstrdup(opts->site);

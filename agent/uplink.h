@@ -60,9 +60,9 @@ typedef struct agent_uplink_opts {
     uint64_t memory_bytes;
     uint32_t reconnect_base_ms;
     uint32_t reconnect_cap_ms;
-    kt_net *net;          /* borrowed */
-    agent_cache *cache;   /* borrowed */
-    kt_metrics *metrics;  /* borrowed, may be NULL */
+    kt_net *net;         /* borrowed */
+    agent_cache *cache;  /* borrowed */
+    kt_metrics *metrics; /* borrowed, may be NULL */
 } agent_uplink_opts;
 
 /* Create (does not connect). KT_OK or KT_EINVAL (bad site / missing field). Thread: loop. */

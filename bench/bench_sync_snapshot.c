@@ -39,8 +39,8 @@
 #include "sync/msg.h"
 #include "sync/server.h"
 
-#define REVISION 1u
-#define BATCH 512u
+#define REVISION      1u
+#define BATCH         512u
 #define MAX_IN_FLIGHT 2u
 
 /* ---- the documents -------------------------------------------------------------- */
@@ -64,8 +64,8 @@ static kt_status on_doc(const model_doc *doc, void *user)
     if (kind == NULL || name == NULL) {
         return KT_OK;
     }
-    sync_kind k = strcmp(kind, "TwinInterface") == 0    ? SYNC_KIND_TWIN_INTERFACE
-                  : strcmp(kind, "TwinInstance") == 0   ? SYNC_KIND_TWIN_INSTANCE
+    sync_kind k = strcmp(kind, "TwinInterface") == 0     ? SYNC_KIND_TWIN_INTERFACE
+                  : strcmp(kind, "TwinInstance") == 0    ? SYNC_KIND_TWIN_INSTANCE
                   : strcmp(kind, "PlacementPolicy") == 0 ? SYNC_KIND_PLACEMENT_POLICY
                                                          : SYNC_KIND_UNSPECIFIED;
     if (k == SYNC_KIND_UNSPECIFIED) {
@@ -107,9 +107,8 @@ static int load_dir(corpus *c, const char *dir)
     kt_arena_init(&parse, 1u << 20);
     while ((e = readdir(d)) != NULL && rc == 0) {
         size_t l = strlen(e->d_name);
-        if (e->d_name[0] == '.' ||
-            !(l > 5 && (strcmp(e->d_name + l - 5, ".json") == 0 ||
-                        strcmp(e->d_name + l - 5, ".yaml") == 0))) {
+        if (e->d_name[0] == '.' || !(l > 5 && (strcmp(e->d_name + l - 5, ".json") == 0 ||
+                                               strcmp(e->d_name + l - 5, ".yaml") == 0))) {
             continue;
         }
         char path[4096];
@@ -204,16 +203,12 @@ static uint64_t hub_wall(void *user)
 static sync_auth_result hub_auth(const char *site, const char *token, void *user)
 {
     (void)user;
-    return strcmp(site, "site-1") == 0 && strcmp(token, "bench-token") == 0
-               ? SYNC_AUTH_OK
-               : SYNC_AUTH_BAD_TOKEN;
+    return strcmp(site, "site-1") == 0 && strcmp(token, "bench-token") == 0 ? SYNC_AUTH_OK
+                                                                            : SYNC_AUTH_BAD_TOKEN;
 }
 
-static kt_status hub_plan(sync_mode *mode_out,
-                          uint64_t *revision_out,
-                          const sync_hello *hello,
-                          kt_err *err,
-                          void *user)
+static kt_status hub_plan(
+    sync_mode *mode_out, uint64_t *revision_out, const sync_hello *hello, kt_err *err, void *user)
 {
     (void)hello;
     (void)err;
@@ -224,7 +219,8 @@ static kt_status hub_plan(sync_mode *mode_out,
     return KT_OK;
 }
 
-static kt_status hub_snapshot_next(const sync_object **objs_out, size_t *n_out, kt_err *err, void *user)
+static kt_status
+hub_snapshot_next(const sync_object **objs_out, size_t *n_out, kt_err *err, void *user)
 {
     (void)err;
     bench *b = user;

@@ -125,15 +125,15 @@ static seen list_all(agent_cache *c)
 #define IFACE_DOC(name)                                                                          \
     "{\"apiVersion\":\"dtd.ktwin/v0\",\"kind\":\"TwinInterface\",\"metadata\":{\"name\":\"" name \
     "\"},\"spec\":{\"relationships\":[{\"name\":\"refHood\",\"interface\":\"hood\"}]}}"
-#define HOOD_DOC                                                                                 \
+#define HOOD_DOC                                                                                    \
     "{\"apiVersion\":\"dtd.ktwin/v0\",\"kind\":\"TwinInterface\",\"metadata\":{\"name\":\"hood\"}," \
     "\"spec\":{}}"
-#define INST_DOC(name, iface, rels)                                                              \
-    "{\"apiVersion\":\"dtd.ktwin/v0\",\"kind\":\"TwinInstance\",\"metadata\":{\"name\":\"" name   \
+#define INST_DOC(name, iface, rels)                                                             \
+    "{\"apiVersion\":\"dtd.ktwin/v0\",\"kind\":\"TwinInstance\",\"metadata\":{\"name\":\"" name \
     "\"},\"spec\":{\"interface\":\"" iface "\"" rels "}}"
-#define REL_TO(target)                                                                           \
-    ",\"twinInstanceRelationships\":[{\"name\":\"refHood\",\"interface\":\"hood\",\"instance\":\"" \
-    target "\"}]"
+#define REL_TO(target)                                                                                    \
+    ",\"twinInstanceRelationships\":[{\"name\":\"refHood\",\"interface\":\"hood\",\"instance\":\"" target \
+    "\"}]"
 
 static void put_snapshot(agent_cache *c, uint64_t rev, const agent_cache_object *objs, size_t n)
 {

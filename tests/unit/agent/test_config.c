@@ -11,10 +11,10 @@
 
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -23,9 +23,9 @@
 
 static void clear_env(void)
 {
-    static const char *const vars[] = { "KTWIN_AGENT_SITE", "KTWIN_AGENT_HUB_URL",
+    static const char *const vars[] = { "KTWIN_AGENT_SITE",           "KTWIN_AGENT_HUB_URL",
                                         "KTWIN_AGENT_HUB_TOKEN_FILE", "KTWIN_AGENT_CACHE_PATH",
-                                        "KTWIN_AGENT_LISTEN_PORT", "KTWIN_AGENT_LOG_LEVEL" };
+                                        "KTWIN_AGENT_LISTEN_PORT",    "KTWIN_AGENT_LOG_LEVEL" };
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         unsetenv(vars[i]);
     }
@@ -104,8 +104,7 @@ static void test_errors_name_file_line_col_and_key(void **state)
     kt_buf errs;
     kt_buf_init(&errs, 64 * 1024);
 
-    assert_int_equal(load_text("site: s1\nhub:\n  token_file: /t\n  bogus: 1\n", &errs),
-                     KT_EINVAL);
+    assert_int_equal(load_text("site: s1\nhub:\n  token_file: /t\n  bogus: 1\n", &errs), KT_EINVAL);
     expect_err(&errs, "agent.yaml:4:3: hub.bogus");
 
     assert_int_equal(load_text("hub:\n  token_file: /t\n", &errs), KT_EINVAL);
