@@ -151,7 +151,11 @@ void hub_apply_result_fini(hub_apply_result *r)
 
 static void result_add(hub_apply_result *r, hub_kind kind, const char *name, hub_op op)
 {
-    r->items = kt_xrealloc(r->items, (r->n_items + 1) * sizeof(*r->items));
+    /* Grow by doubling: a whole-city apply reports ~12k items. */
+    if ((r->n_items & (r->n_items - 1)) == 0) {
+        size_t cap = r->n_items == 0 ? 1 : r->n_items * 2;
+        r->items = kt_xrealloc(r->items, cap * sizeof(*r->items));
+    }
     r->items[r->n_items].kind = kind;
     r->items[r->n_items].name = kt_xstrdup(name);
     r->items[r->n_items].op = op;
@@ -888,12 +892,21 @@ kt_status hub_graph_apply_batch(hub_graph *g,
 
     /* 2. The candidate: stored objects (minus replaced and pruned) + incoming. */
     kt_map_reserve(&index, sc.n);
+    int duplicates = 0; /* the same (kind, name) twice in the batch: the model reports it */
+    int all_same = 1;   /* every incoming body equals the stored one */
     for (size_t i = 0; i < sc.n; i++) {
         char tmp[MODEL_NAME_MAX + 16];
-        kt_map_set(&index,
-                   kt_arena_strdup(&keys, batch_key(tmp, sizeof(tmp), sc.items[i].kind,
-                                                    sc.items[i].name)),
-                   &sc.items[i]);
+        const char *key = batch_key(tmp, sizeof(tmp), sc.items[i].kind, sc.items[i].name);
+        if (kt_map_get(&index, key) != NULL) {
+            duplicates = 1;
+            continue;
+        }
+        kt_map_set(&index, kt_arena_strdup(&keys, key), &sc.items[i]);
+        const hub_obj *o = graph_get(g, sc.items[i].kind, sc.items[i].name);
+        if (o == NULL || o->len != sc.items[i].len ||
+            memcmp(o->body, sc.items[i].body, o->len) != 0) {
+            all_same = 0;
+        }
     }
     for (int k = HUB_KIND_MIN; k <= HUB_KIND_MAX; k++) {
         const obj_vec *v = &g->kinds[k];
@@ -903,7 +916,9 @@ kt_status hub_graph_apply_batch(hub_graph *g,
                 continue;
             }
             if (prune && strcmp(o->source, source) == 0) {
-                dels = kt_xrealloc(dels, (n_dels + 1) * sizeof(*dels));
+                if ((n_dels & (n_dels - 1)) == 0) {
+                    dels = kt_xrealloc(dels, (n_dels == 0 ? 1 : n_dels * 2) * sizeof(*dels));
+                }
                 dels[n_dels].kind = (hub_kind)k;
                 dels[n_dels].name = o->name;
                 n_dels++;
@@ -913,7 +928,12 @@ kt_status hub_graph_apply_batch(hub_graph *g,
         }
     }
     int has_errors = sc.need_diag_pass || out->diag.n_errors > 0;
-    if (!has_errors) {
+    /*
+     * Fast path: nothing would change (every document equals its stored
+     * body, nothing to prune), so the candidate is the current, valid graph.
+     */
+    int unchanged = !has_errors && !duplicates && all_same && n_dels == 0;
+    if (!has_errors && !unchanged) {
         for (size_t i = 0; i < keep.n; i++) {
             cand_push(&cands, keep.items[i].kind, keep.items[i].name, keep.items[i].body,
                       keep.items[i].len);

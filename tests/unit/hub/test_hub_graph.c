@@ -372,6 +372,20 @@ static void test_prune_deletes_only_missing_objects_of_the_source(void **state)
     assert_int_equal(hub_graph_count(f->g, HUB_KIND_INTERFACE), 1);
 }
 
+static void test_duplicate_in_one_request_is_an_error(void **state)
+{
+    fx *f = *state;
+    hub_apply_result r;
+    assert_int_equal(apply(f, city, &r), KT_OK);
+    hub_apply_result_fini(&r);
+    /* Both copies equal the stored body: the fast path must not hide the duplicate. */
+    assert_int_equal(apply(f, INSTANCE("nb-1", "city-neighborhood", "") INSTANCE("nb-1", "city-neighborhood", ""), &r),
+                     KT_EINVAL);
+    assert_int_equal(model_diag_count(&r.diag, "duplicate-name"), 1);
+    hub_apply_result_fini(&r);
+    assert_int_equal(hub_graph_revision(f->g), 1);
+}
+
 static int collect_names(const hub_object_view *o, void *user)
 {
     kt_buf *b = user;
@@ -413,6 +427,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prune_deletes_only_missing_objects_of_the_source, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_foreach_is_ordered_by_kind_then_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_in_one_request_is_an_error, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
