@@ -282,6 +282,26 @@ void net__set_retry(lws_retry_bo_t *r, uint32_t ping_s, uint32_t idle_s)
     r->secs_since_valid_hangup = (uint16_t)idle_s;
 }
 
+const lws_retry_bo_t *net__retry(kt_net *net, uint32_t ping_s, uint32_t idle_s)
+{
+    lws_retry_bo_t bo;
+    net__set_retry(&bo, ping_s, idle_s);
+    if (bo.secs_since_valid_ping == 0) {
+        return NULL;
+    }
+    for (retry_policy *r = net->retries; r != NULL; r = r->next) {
+        if (r->bo.secs_since_valid_ping == bo.secs_since_valid_ping &&
+            r->bo.secs_since_valid_hangup == bo.secs_since_valid_hangup) {
+            return &r->bo;
+        }
+    }
+    retry_policy *r = kt_xcalloc(1, sizeof *r);
+    r->bo = bo;
+    r->next = net->retries;
+    net->retries = r;
+    return &r->bo;
+}
+
 /* ------------------------------------------------------------ net */
 
 static void metrics_init(kt_net *net, kt_metrics *reg)
@@ -421,6 +441,13 @@ static void free_servers(kt_net *net)
         cv = cn;
     }
     net->cvhosts = NULL;
+    retry_policy *rp = net->retries;
+    while (rp != NULL) {
+        retry_policy *rn = rp->next;
+        kt_free(rp);
+        rp = rn;
+    }
+    net->retries = NULL;
 }
 
 static void reaper_closed(uv_handle_t *h)

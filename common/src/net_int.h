@@ -46,6 +46,11 @@ typedef struct ws_msg {
     unsigned char buf[]; /* LWS_PRE headroom, then len bytes */
 } ws_msg;
 
+typedef struct retry_policy {
+    struct retry_policy *next;
+    lws_retry_bo_t bo;
+} retry_policy;
+
 typedef struct client_vhost {
     struct client_vhost *next;
     char *key;
@@ -80,6 +85,7 @@ struct kt_net {
     net_metrics m;
     kt_http_server *servers;
     client_vhost *cvhosts;
+    retry_policy *retries;
     kt_ws_conn *conns; /* doubly linked, all live conns */
     kt_http_req *reqs; /* doubly linked, all live requests */
     kt_ws_conn *deferred; /* conns whose failure is reported from defer_timer */
@@ -147,7 +153,13 @@ struct kt_ws_conn {
     char *query;
     net_hdrs hdrs;
     /* client */
-    lws_retry_bo_t retry;
+    const lws_retry_bo_t *retry; /* owned by the kt_net (outlives every wsi) */
+    struct resolve *resolving;   /* pending uv_getaddrinfo, or NULL */
+    struct lws_vhost *cvh;
+    int port;
+    int ssl_flags;
+    char *url_path; /* path plus ?query, as sent */
+    char *subprotocol;
     char *host;
     char *hdr_name; /* "authorization:" form */
     char *hdr_value;
@@ -161,6 +173,8 @@ void net__hdrs_free(net_hdrs *h);
 void net__peer_name(struct lws *wsi, char *out, size_t cap);
 void net__copy_query(struct lws *wsi, char **out);
 void net__set_retry(lws_retry_bo_t *r, uint32_t ping_s, uint32_t idle_s);
+/* A policy with these settings owned by net (shared, freed with net); NULL when pings are off. */
+const lws_retry_bo_t *net__retry(kt_net *net, uint32_t ping_s, uint32_t idle_s);
 
 /* net_ws.c, used by net.c */
 int net__ws_server_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);

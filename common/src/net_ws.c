@@ -27,8 +27,12 @@
  * Thread: loop thread only.
  */
 #define KT_LOG_MOD "net"
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "kt/log.h"
@@ -37,6 +41,12 @@
 #include "net_int.h"
 
 #define DEF_MAX_MESSAGE ((size_t)16 << 20)
+
+/* A pending host name lookup; conn is cleared when the conn ends first. */
+typedef struct resolve {
+    uv_getaddrinfo_t req; /* first: the callback casts back */
+    kt_ws_conn *conn;
+} resolve;
 /*
  * lws' own opcode for a close frame: value 4 of enum lws_write_protocol is
  * reserved for it ("handled by lws_close_reason()") and the enum is ABI.
@@ -87,6 +97,10 @@ void net__ws_finish(kt_ws_conn *c, int code, const char *reason)
         lws_set_wsi_user(c->wsi, NULL);
     }
     c->wsi = NULL;
+    if (c->resolving != NULL) {
+        c->resolving->conn = NULL; /* the getaddrinfo callback frees it */
+        c->resolving = NULL;
+    }
     if (c->prev != NULL) {
         c->prev->next = c->next;
     } else {
@@ -115,6 +129,8 @@ void net__ws_finish(kt_ws_conn *c, int code, const char *reason)
     kt_free(c->query);
     net__hdrs_free(&c->hdrs);
     kt_free(c->host);
+    kt_free(c->url_path);
+    kt_free(c->subprotocol);
     kt_free(c->hdr_name);
     kt_free(c->hdr_value);
     kt_free(c);
@@ -640,6 +656,112 @@ static struct lws_vhost *client_vhost_get(kt_net *net, const kt_ws_client_opts *
     return vh;
 }
 
+/* Record a connect failure; report it now, or from the loop when inside a user call. */
+static void fail_connect(kt_ws_conn *c, const char *why, bool deferred)
+{
+    c->failed = true;
+    kt_metrics_inc(c->net->m.ws_connect_fail);
+    (void)snprintf(c->end_reason, sizeof c->end_reason, "connect: %s", why);
+    KT_LOG(KT_LOG_INFO, "NET-WS-CONNECT-FAIL", "peer=%s err=\"%s\"", c->peer, why);
+    c->wsi = NULL;
+    if (deferred) {
+        defer_failure(c);
+    } else {
+        net__ws_finish(c, c->close_requested ? c->close_code : 1006,
+                       c->close_requested ? "closed while connecting" : c->end_reason);
+    }
+}
+
+/* Hand the connect to lws; address is numeric. inside_user_call: see fail_connect. */
+static void start_connect(kt_ws_conn *c, const char *address, bool inside_user_call)
+{
+    kt_net *net = c->net;
+    struct lws_client_connect_info i;
+    memset(&i, 0, sizeof i);
+    i.context = net->ctx;
+    i.vhost = c->cvh;
+    i.address = address;
+    i.port = c->port;
+    i.path = c->url_path;
+    i.host = c->host;
+    i.origin = c->host;
+    i.protocol = c->subprotocol;
+    i.local_protocol_name = "kt-ws-client";
+    i.userdata = c;
+    i.ietf_version_or_minus_one = -1;
+    i.retry_and_idle_policy = c->retry;
+    i.ssl_connection = c->ssl_flags;
+    c->in_connect = true;
+    struct lws *wsi = lws_client_connect_via_info(&i);
+    c->in_connect = false;
+    if (wsi == NULL || c->failed) {
+        if (!c->failed) {
+            fail_connect(c, "could not start", inside_user_call);
+            return;
+        }
+        /* The error callback ran inside the connect call and only recorded it. */
+        c->wsi = NULL;
+        if (inside_user_call) {
+            defer_failure(c);
+        } else {
+            net__ws_finish(c, 1006, c->end_reason);
+        }
+        return;
+    }
+    c->wsi = wsi;
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    resolve *r = (resolve *)req;
+    kt_ws_conn *c = r->conn;
+    kt_free(r);
+    if (c == NULL) {
+        uv_freeaddrinfo(res); /* the conn ended (closed or kt_net_free) meanwhile */
+        return;
+    }
+    c->resolving = NULL;
+    if (c->close_requested) {
+        uv_freeaddrinfo(res);
+        net__ws_finish(c, c->close_code, "closed while connecting");
+        return;
+    }
+    if (status != 0 || res == NULL) {
+        uv_freeaddrinfo(res);
+        char why[160];
+        (void)snprintf(why, sizeof why, "resolve %s: %s", c->host, uv_strerror(status));
+        fail_connect(c, why, false);
+        return;
+    }
+    /* Prefer IPv4 (servers here usually bind 127.0.0.1 / 0.0.0.0), then IPv6. */
+    const struct addrinfo *pick = NULL;
+    for (const struct addrinfo *a = res; a != NULL && pick == NULL; a = a->ai_next) {
+        if (a->ai_family == AF_INET) {
+            pick = a;
+        }
+    }
+    for (const struct addrinfo *a = res; a != NULL && pick == NULL; a = a->ai_next) {
+        if (a->ai_family == AF_INET6) {
+            pick = a;
+        }
+    }
+    char ip[INET6_ADDRSTRLEN] = "";
+    if (pick != NULL) {
+        const void *src = pick->ai_family == AF_INET
+                              ? (const void *)&((const struct sockaddr_in *)pick->ai_addr)->sin_addr
+                              : (const void *)&((const struct sockaddr_in6 *)pick->ai_addr)->sin6_addr;
+        (void)inet_ntop(pick->ai_family, src, ip, sizeof ip);
+    }
+    uv_freeaddrinfo(res);
+    if (ip[0] == '\0') {
+        char why[160];
+        (void)snprintf(why, sizeof why, "resolve %s: no IPv4/IPv6 address", c->host);
+        fail_connect(c, why, false);
+        return;
+    }
+    start_connect(c, ip, false);
+}
+
 static kt_status check_readable(const char *path, const char *what, kt_err *err)
 {
     if (path != NULL && access(path, R_OK) != 0) {
@@ -708,44 +830,36 @@ kt_status kt_ws_client_new(kt_ws_conn **out,
         c->hdr_name[nl + 1] = '\0';
         c->hdr_value = kt_xstrdup(opts->header_value);
     }
-    net__set_retry(&c->retry, c->opts.ping_interval_s, c->opts.idle_timeout_s);
-
-    struct lws_client_connect_info i;
-    memset(&i, 0, sizeof i);
-    i.context = net->ctx;
-    i.vhost = vh;
-    i.address = c->host;
-    i.port = u.port;
-    i.path = u.path;
-    i.host = c->host;
-    i.origin = c->host;
-    i.protocol = opts->subprotocol;
-    i.local_protocol_name = "kt-ws-client";
-    i.userdata = c;
-    i.ietf_version_or_minus_one = -1;
-    if (c->retry.secs_since_valid_ping != 0) {
-        i.retry_and_idle_policy = &c->retry;
-    }
+    c->retry = net__retry(net, c->opts.ping_interval_s, c->opts.idle_timeout_s);
+    c->cvh = vh;
+    c->port = u.port;
+    c->url_path = kt_xstrdup(u.path);
+    c->subprotocol = kt_xstrdup(opts->subprotocol);
     if (u.tls) {
-        i.ssl_connection = LCCSCF_USE_SSL;
+        c->ssl_flags = LCCSCF_USE_SSL;
         if (opts->tls_insecure) {
-            i.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
-                                LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
+            c->ssl_flags |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
+                            LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
         }
     }
-    c->in_connect = true;
-    struct lws *wsi = lws_client_connect_via_info(&i);
-    c->in_connect = false;
-    if (wsi == NULL || c->failed) {
-        if (!c->failed) {
-            c->failed = true;
-            kt_metrics_inc(net->m.ws_connect_fail);
-            kt_strlcpy(c->end_reason, "connect: could not start", sizeof c->end_reason);
-        }
-        c->wsi = NULL;
-        defer_failure(c);
+    unsigned char tmp[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, u.host, tmp) == 1 || inet_pton(AF_INET6, u.host, tmp) == 1) {
+        start_connect(c, c->host, true);
     } else {
-        c->wsi = wsi;
+        /* lws 4.1.6 is built without async DNS: resolve on the uv threadpool first. */
+        resolve *r = kt_xcalloc(1, sizeof *r);
+        r->conn = c;
+        c->resolving = r;
+        struct addrinfo hints;
+        memset(&hints, 0, sizeof hints);
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        int rc = uv_getaddrinfo(net->loop, &r->req, on_resolved, c->host, NULL, &hints);
+        if (rc != 0) {
+            c->resolving = NULL;
+            kt_free(r);
+            fail_connect(c, uv_strerror(rc), true);
+        }
     }
     *out = c;
     return KT_OK;
@@ -809,6 +923,7 @@ void kt_ws_conn_close(kt_ws_conn *c, int code, const char *reason)
         return;
     }
     request_close(c, code, reason);
+    /* While resolving: on_resolved sees close_requested and finishes. */
     if (c->state == WS_CONNECTING && c->wsi != NULL && c->is_client) {
         /* Abandon the connect; lws reports the end from the loop. */
         lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);

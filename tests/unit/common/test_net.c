@@ -1048,6 +1048,42 @@ static void test_ws_close_while_connecting_and_in_open(void **state)
     ws_teardown(&f);
 }
 
+static void test_ws_host_name_resolved_off_loop(void **state)
+{
+    (void)state;
+    wsfix f;
+    ws_setup(&f, NULL, NULL);
+    f.n_to_send = 3;
+    f.size_of = size_small;
+    char url[128];
+    kt_ws_client_opts co = client_opts(&f, url, sizeof url, "ws");
+    (void)snprintf(url, sizeof url, "ws://localhost:%d/sync", f.port);
+    assert_int_equal(kt_ws_client_new(&f.cli, f.net, &co, NULL), KT_OK);
+    char peer[64];
+    (void)snprintf(peer, sizeof peer, "localhost:%d", f.port);
+    assert_string_equal(kt_ws_conn_peer(f.cli), peer);
+    assert_true(run_until(&f.loop, cli_got_all, &f, 20000));
+    assert_int_equal(f.cli_msgs, 3);
+    kt_ws_conn_close(f.cli, 0, NULL);
+    assert_true(run_until(&f.loop, cli_is_closed, &f, 20000));
+    /* Closed while the name is being resolved. */
+    f.cli_closed = 0;
+    f.cli_open = 0;
+    assert_int_equal(kt_ws_client_new(&f.cli, f.net, &co, NULL), KT_OK);
+    kt_ws_conn_close(f.cli, 4007, NULL);
+    assert_true(run_until(&f.loop, cli_is_closed, &f, 20000));
+    assert_int_equal(f.cli_open, 0);
+    assert_int_equal(f.cli_close_code, 4007);
+    /* Shut down while resolving: on_close inside kt_net_free, the lookup ends harmlessly. */
+    f.cli_closed = 0;
+    assert_int_equal(kt_ws_client_new(&f.cli, f.net, &co, NULL), KT_OK);
+    kt_net_free(f.net);
+    assert_int_equal(f.cli_closed, 1);
+    uv_run(&f.loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f.loop), 0);
+    kt_metrics_free(f.reg);
+}
+
 /* 200 clients on one kt_net, each with its own counters. */
 typedef struct many {
     int opened, msgs, closed, srv_open, srv_closed;
@@ -1409,6 +1445,7 @@ int main(void)
         cmocka_unit_test(test_ws_message_over_cap_closes_1009),
         cmocka_unit_test(test_ws_handshake_header_and_refusal),
         cmocka_unit_test(test_ws_close_while_connecting_and_in_open),
+        cmocka_unit_test(test_ws_host_name_resolved_off_loop),
         cmocka_unit_test(test_ws_200_clients_one_net),
         cmocka_unit_test(test_tls_https_and_wss),
         cmocka_unit_test(test_port_in_use_is_an_error),
