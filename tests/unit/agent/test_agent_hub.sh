@@ -10,6 +10,8 @@
 #  - when the hub comes back (same port and data), the agent reconnects by
 #    itself, catches up without a snapshot, and gets later applies;
 #  - a wrong token is rejected (UNAUTHENTICATED), logged and counted;
+#  - agents over the hub's admission rate get Reject{BUSY}, wait at least its
+#    retry_after_ms (longer than their own reconnect.cap_ms) and all get in;
 #  - both exit 0 on SIGTERM.
 #
 # usage: test_agent_hub.sh AGENT HUB KTWIN_SIM KTWINCTL
@@ -89,7 +91,7 @@ free_port() {
 
 # ---- the model and the hub
 "$SIM" model --neighborhoods 1 --sites 1 --format json -o "$T/city" >/dev/null || bad "ktwin-sim"
-printf 'site-00 tok-00\n' >"$T/agents.txt"
+printf 'site-00 tok-00\nbusy-1 tok-b1\nbusy-2 tok-b2\nbusy-3 tok-b3\n' >"$T/agents.txt"
 printf 'admin-secret\n' >"$T/admin.token"
 printf 'tok-00\n' >"$T/token"
 printf 'wrong\n' >"$T/badtoken"
@@ -98,7 +100,7 @@ cat >"$T/hub.yaml" <<EOF
 listen: {port: $hub_port}
 data_dir: $T/hubdata
 auth: {admin_token_file: $T/admin.token, agents_file: $T/agents.txt}
-sync: {heartbeat_ms: 1000}
+sync: {heartbeat_ms: 1000, admit_rate: 1, admit_burst: 1}
 EOF
 start_hub() {
     "$HUB" --config "$T/hub.yaml" 2>>"$T/hub.log" &
@@ -120,13 +122,13 @@ rev=$(apply "$T/instances.json")
 "$KTWINCTL" graph -f "$T/city" >"$T/expected.json"
 
 # ---- agent: snapshot, placement
-write_agent_cfg() { # FILE TOKENFILE CACHE
+write_agent_cfg() { # FILE TOKENFILE CACHE [SITE [CAP]]
     cat >"$1" <<EOF
-site: site-00
+site: ${4:-site-00}
 hub: {url: "ws://127.0.0.1:$hub_port/sync", token_file: $2}
 cache: {path: $3}
 listen: {port: 0}
-reconnect: {base_ms: 100ms, cap_ms: 1s}
+reconnect: {base_ms: 50ms, cap_ms: ${5:-1s}}
 EOF
 }
 write_agent_cfg "$T/agent.yaml" "$T/token" "$T/agent.db"
@@ -208,6 +210,38 @@ curl -s "http://127.0.0.1:$bad_port/metrics" >"$T/bad.metrics"
 contains "reject counted" "$T/bad.metrics" '^ktwin_agent_rejects_total\{code="unauthenticated"\} [1-9]'
 check "rejected agent has nothing" 0 "$(metric "$bad_port" ktwin_agent_graph_revision)"
 stop "$bad_pid" "rejected agent"
+
+# ---- admission: three agents at once against 1 agent/s, burst 1
+sleep 1.2 # let the bucket refill after the connections above
+bpids=()
+for b in 1 2 3; do
+    printf 'tok-b%s\n' "$b" >"$T/b$b.token"
+    write_agent_cfg "$T/b$b.yaml" "$T/b$b.token" "$T/b$b.db" "busy-$b" 200ms
+    "$AGENT" --config "$T/b$b.yaml" --port-file "$T/b$b.port" 2>"$T/b$b.log" &
+    bpids+=($!)
+    PIDS+=($!)
+done
+for b in 1 2 3; do
+    bport=$(wait_file "$T/b$b.port") || bad "busy-$b port file"
+    wait_metric "busy-$b admitted" "$bport" ktwin_agent_connected 1
+done
+cat "$T"/b[123].log >"$T/busy.log"
+contains "busy reject logged" "$T/busy.log" 'id=UPLINK-REJECT .*code=busy retry_after_ms=[1-9]'
+# After each BUSY the next retry waits at least retry_after_ms (> reconnect.cap_ms 200).
+for b in 1 2 3; do
+    if ! awk '/id=UPLINK-REJECT .*code=busy/ { match($0, /retry_after_ms=[0-9]+/);
+              want = substr($0, RSTART + 15, RLENGTH - 15) + 0; next }
+              /id=UPLINK-RETRY/ && want > 0 { match($0, /in_ms=[0-9]+/);
+              got = substr($0, RSTART + 6, RLENGTH - 6) + 0;
+              if (got < want) { print "retry in " got " ms < retry_after " want; bad = 1 }
+              want = 0 }
+              END { exit bad }' "$T/b$b.log"; then
+        bad "busy-$b retried before retry_after_ms"
+    else
+        ok
+    fi
+done
+for i in 0 1 2; do stop "${bpids[$i]}" "busy agent $((i + 1))"; done
 
 stop "$agent_pid" "agent"
 stop "$hub_pid" "hub"
