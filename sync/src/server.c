@@ -725,7 +725,7 @@ kt_status sync_server_writable(sync_server *s, kt_err *err)
     if (s->ctl_pending) {
         kt_status st = transmit(s, &s->ctl, err);
         if (st == KT_EAGAIN) {
-            return KT_ECLOSED;
+            return KT_OK; /* still wants_writable */
         }
         s->ctl_pending = false;
         return st == KT_OK ? KT_ECLOSED : st;

@@ -222,10 +222,17 @@ uint64_t sync_server_next_tick_ms(const sync_server *s);
  * The transport can take more after a KT_EAGAIN: resend the held message and
  * continue the snapshot/deltas/pushes until send says KT_EAGAIN again or
  * there is nothing left. Cheap to call when nothing is pending.
+ * Returns KT_ECLOSED when this call handed over a Reject that was waiting
+ * behind a held message (close now); KT_OK otherwise, including while the
+ * Reject still waits (sync_server_wants_writable() stays true).
  */
 kt_status sync_server_writable(sync_server *s, kt_err *err);
 
-/* True when a message is held after KT_EAGAIN (ask the transport for a writable callback). */
+/*
+ * True when a message (or a Reject behind it) waits after KT_EAGAIN: ask the
+ * transport for a writable callback, and after a Reject do not close before
+ * this turns false.
+ */
 bool sync_server_wants_writable(const sync_server *s);
 
 /*

@@ -212,6 +212,7 @@ typedef struct hub_store {
     int capacity_calls;
     uint64_t last_ack[5];
     sync_capacity cap;
+    bool fail_plan;
 } hub_store;
 
 /* ---- the rig ------------------------------------------------------------------------- */
@@ -392,6 +393,9 @@ s_plan(sync_mode *mode_out, uint64_t *rev_out, const sync_hello *hello, kt_err *
     (void)err;
     hub_store *h = &((rig *)user)->h;
     *rev_out = h->rev;
+    if (h->fail_plan) {
+        return kt_err_set(err, KT_EDEP, "graph store unavailable");
+    }
     if (hello->graph_revision == h->rev) {
         *mode_out = SYNC_MODE_UP_TO_DATE;
         return KT_OK;
@@ -1327,6 +1331,68 @@ static void test_session_client_apply_survives_allocation_failures(void **state)
     kt_buf_fini(&b);
 }
 
+static void test_session_plan_failure_is_busy(void **state)
+{
+    (void)state;
+    rig r;
+    rig_init(&r, 1, NULL, NULL);
+    r.h.fail_plan = true;
+    open_conn(&r);
+    run(&r);
+    assert_int_equal(r.s_st, KT_EDEP);
+    assert_non_null(strstr(r.s_err.msg, "graph store unavailable"));
+    assert_int_equal(r.c_st, KT_ECLOSED);
+    assert_int_equal(sync_client_last_reject_code(r.c), SYNC_REJECT_BUSY);
+    assert_int_equal(sync_client_last_retry_after_ms(r.c), 1000);
+    rig_fini(&r);
+}
+
+static void test_session_journal_gap_during_catch_up_ends_the_session(void **state)
+{
+    (void)state;
+    rig r;
+    rig_init(&r, 1, NULL, NULL);
+    r.a.graph_rev = 98;
+    sync_delta journal[1] = { { 98, 99, NULL, 0 } }; /* 99 -> 100 is missing */
+    r.h.journal = journal;
+    r.h.n_journal = 1;
+    open_conn(&r);
+    run(&r);
+    assert_int_equal(r.s_st, KT_ENOTFOUND);
+    assert_int_equal(sync_server_state_get(r.s), SYNC_SERVER_DONE);
+    assert_int_equal(r.h.gone_calls, 1);
+    assert_int_equal(r.a.graph_rev, 99); /* what arrived was applied and stays */
+    rig_fini(&r);
+}
+
+static void test_session_reject_while_a_message_is_held(void **state)
+{
+    (void)state;
+    rig r;
+    rig_init(&r, 3000, NULL, NULL);
+    r.s2c_limit = 1;
+    open_conn(&r);
+    assert_true(step_to_server(&r)); /* Welcome out, first chunk held */
+    assert_true(sync_server_wants_writable(r.s));
+    kt_err err = { 0 };
+    assert_int_equal(sync_server_reject(r.s, SYNC_REJECT_DUPLICATE, 0, "replaced", &err),
+                     KT_ECLOSED);
+    assert_true(sync_server_wants_writable(r.s));
+    assert_true(step_to_client(&r)); /* Welcome */
+    kt_err e2 = { 0 };
+    assert_int_equal(sync_server_writable(r.s, &e2), KT_OK); /* the held chunk goes; reject waits */
+    assert_true(step_to_client(&r));                         /* chunk 0 */
+    kt_err e3 = { 0 };
+    assert_int_equal(sync_server_writable(r.s, &e3), KT_ECLOSED); /* now the Reject */
+    assert_false(sync_server_wants_writable(r.s));
+    assert_true(step_to_client(&r));
+    assert_int_equal(r.c_st, KT_ECLOSED);
+    assert_int_equal(sync_client_last_reject_code(r.c), SYNC_REJECT_DUPLICATE);
+    assert_int_equal(r.a.aborts, 1); /* the open snapshot was rolled back */
+    assert_int_equal(r.a.commits, 0);
+    rig_fini(&r);
+}
+
 static void write_seed(const char *dir, const char *name, uint8_t role, const kt_buf *b)
 {
     char path[1024];
@@ -1413,6 +1479,9 @@ int main(void)
         cmocka_unit_test(test_session_capacity_reports),
         cmocka_unit_test(test_session_new_refuses_bad_options),
         cmocka_unit_test(test_session_client_apply_survives_allocation_failures),
+        cmocka_unit_test(test_session_plan_failure_is_busy),
+        cmocka_unit_test(test_session_journal_gap_during_catch_up_ends_the_session),
+        cmocka_unit_test(test_session_reject_while_a_message_is_held),
         cmocka_unit_test(test_session_write_fuzz_corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
