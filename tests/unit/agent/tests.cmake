@@ -26,3 +26,14 @@ if(TARGET ktwin-agent AND TARGET ktwin-hub)
   math(EXPR _t "180 * ${KT_TEST_TIMEOUT_MULT}")
   set_tests_properties(test_agent_hub PROPERTIES LABELS "integration;agent" TIMEOUT ${_t})
 endif()
+
+# ktwin-agent to a TLS hub (wss://) with a throwaway openssl CA; skipped
+# (exit 77) when openssl is not installed.
+if(TARGET ktwin-agent AND TARGET ktwin-hub)
+  add_test(NAME test_agent_tls
+           COMMAND ${PROJECT_SOURCE_DIR}/tests/unit/agent/test_agent_tls.sh
+                   $<TARGET_FILE:ktwin-agent> $<TARGET_FILE:ktwin-hub>)
+  math(EXPR _t "120 * ${KT_TEST_TIMEOUT_MULT}")
+  set_tests_properties(test_agent_tls PROPERTIES LABELS "integration;agent" TIMEOUT ${_t}
+                                                 SKIP_RETURN_CODE 77)
+endif()
