@@ -72,7 +72,8 @@
 #define FED_DELTA_MAX_OBJECTS 2000u
 #define FED_DELTA_MAX_BYTES (2u * 1024u * 1024u)
 #define FED_SNAPSHOT_BATCH 256u
-#define FED_WS_QUEUE_BYTES (2u * 1024u * 1024u)
+/* Send queue per connection: over it the session pauses until drained (a snapshot streams). */
+#define FED_WS_QUEUE_BYTES (4u * 1024u * 1024u)
 #define FED_TICK_MS 250u
 #define FED_FLUSH_TICKS 8u /* flush dirty site rows every 2 s */
 #define FED_PRESENCE_DELAY_MS 20u
@@ -1396,9 +1397,15 @@ kt_status hub_fed_new(hub_fed **out,
 
     kt_ws_opts wo = { 0 };
     wo.max_message_bytes = cfg->sync.max_message_bytes;
-    wo.max_queue_bytes = FED_WS_QUEUE_BYTES > 2 * cfg->sync.max_message_bytes
-                             ? FED_WS_QUEUE_BYTES
-                             : 2 * cfg->sync.max_message_bytes;
+    /*
+     * Small on purpose: a snapshot is produced only as fast as the socket
+     * drains. Every single message fits (chunks <= snapshot_chunk_bytes plus
+     * one object, deltas <= FED_DELTA_MAX_BYTES plus names).
+     */
+    wo.max_queue_bytes = FED_WS_QUEUE_BYTES;
+    if (wo.max_queue_bytes < 2 * cfg->sync.snapshot_chunk_bytes + SYNC_LIMITS_DEFAULT_BODY_BYTES) {
+        wo.max_queue_bytes = 2 * cfg->sync.snapshot_chunk_bytes + SYNC_LIMITS_DEFAULT_BODY_BYTES;
+    }
     wo.on_open = ws_open;
     wo.on_message = ws_message;
     wo.on_drain = ws_drain;
