@@ -230,9 +230,11 @@ static void on_apply(kt_http_req *req, void *user)
             (void)kt_buf_printf(&b, ",\"op\":\"%s\"}", hub_op_name(r.items[i].op));
         }
         (void)kt_buf_puts(&b, "]}");
-        KT_LOG(KT_LOG_INFO, "API-APPLY", "peer=%s revision=%llu objects=%zu changed=%zu ms=%.1f",
+        KT_LOG(KT_LOG_INFO, "API-APPLY",
+               "peer=%s revision=%llu objects=%zu changed=%zu ms=%.1f validate_ms=%.1f "
+               "commit_ms=%.1f notify_ms=%.1f",
                kt_http_req_peer(req), (unsigned long long)r.revision, r.n_items, changed,
-               secs * 1000.0);
+               secs * 1000.0, r.validate_ms, r.commit_ms, r.notify_ms);
         reply_buf(a, req, 200, JSON_CT, &b);
     } else if (st == KT_EINVAL) {
         kt_metrics_inc(a->apply_invalid);

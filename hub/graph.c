@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "kt/buf.h"
+#include "kt/clock.h"
 #include "kt/log.h"
 #include "kt/map.h"
 #include "kt/mem.h"
@@ -740,6 +741,7 @@ static kt_status commit_changes(hub_graph *g,
         return KT_OK;
     }
     uint64_t rev = n_changed > 0 ? g->revision + 1 : g->revision;
+    uint64_t t0 = kt_clock_mono_ns();
     kt_status st = hub_store_begin(g->store, err);
     if (st != KT_OK) {
         model_free(new_model);
@@ -776,6 +778,7 @@ static kt_status commit_changes(hub_graph *g,
         return st;
     }
 
+    out->commit_ms = (double)(kt_clock_mono_ns() - t0) / 1e6;
     /* Committed: memory follows. */
     hub_change *changes = kt_xcalloc(n_changed + 1, sizeof(*changes));
     char **names = kt_xcalloc(n_changed + 1, sizeof(*names));
@@ -819,10 +822,12 @@ static kt_status commit_changes(hub_graph *g,
         if (nc > 1) {
             qsort(changes, nc, sizeof(*changes), change_cmp);
         }
+        uint64_t t1 = kt_clock_mono_ns();
         for (size_t i = 0; i < g->n_subs; i++) {
             g->subs[i].cb(g, rev, changes, nc, g->subs[i].user);
         }
         model_free(old);
+        out->notify_ms = (double)(kt_clock_mono_ns() - t1) / 1e6;
     } else {
         model_free(new_model);
     }
@@ -876,6 +881,7 @@ kt_status hub_graph_apply_batch(hub_graph *g,
     kt_buf_init(&stream, HUB_STREAM_MAX);
     model *m = NULL;
     kt_status st = KT_OK;
+    uint64_t t_start = kt_clock_mono_ns();
 
     /* 1. Parse every input into canonical documents. */
     for (size_t i = 0; i < n_inputs; i++) {
@@ -999,6 +1005,7 @@ kt_status hub_graph_apply_batch(hub_graph *g,
     }
 
     /* 4. What changes. */
+    out->validate_ms = (double)(kt_clock_mono_ns() - t_start) / 1e6;
     for (size_t i = 0; i < sc.n; i++) {
         incoming *in = &sc.items[i];
         const hub_obj *o = graph_get(g, in->kind, in->name);

@@ -101,6 +101,10 @@ typedef struct hub_apply_result {
     hub_applied *items; /* in input order (apply) */
     size_t n_items;
     model_diag diag;
+    /* Where the time went (ms): parse + validate, SQLite transaction, subscribers. */
+    double validate_ms;
+    double commit_ms;
+    double notify_ms;
 } hub_apply_result;
 
 void hub_apply_result_init(hub_apply_result *r);

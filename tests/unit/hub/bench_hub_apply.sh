@@ -26,25 +26,31 @@ start() {
     URL="http://127.0.0.1:$(cat "$T/port")"
     AUTH="Authorization: Bearer $(cat "$T/data/admin.token")"
 }
+field() { grep -o 'id=API-APPLY .*' "$T/hub.log" | tail -1 | grep -o " $1=[0-9.]*" | cut -d= -f2; }
 start
 bytes=$(wc -c <"$T/all.yaml")
 t=$(curl -s -o /dev/null -w '%{time_total}' -H "$AUTH" --data-binary @"$T/all.yaml" "$URL/api/v1/apply")
-echo "full city: $bytes bytes, $(grep -c '^kind: TwinInstance' "$T/all.yaml") instances, curl ${t}s, hub $(grep -o 'id=API-APPLY .*' "$T/hub.log" | tail -1 | grep -o 'ms=[0-9.]*')"
+echo "full city: $bytes bytes, $(grep -c '^kind: TwinInstance' "$T/all.yaml") instances, curl ${t}s, hub ms=$(field ms) validate_ms=$(field validate_ms) commit_ms=$(field commit_ms) notify_ms=$(field notify_ms)"
 inst=$(curl -s "$URL/api/v1/twininstances" | jq -r '.items[100].metadata.name')
 iface=$(curl -s "$URL/api/v1/twininstances/$inst" | jq -r '.spec.interface')
 ms_changed=()
+v_ms=(); c_ms=(); n_ms=()
 for i in $(seq 1 "$N"); do
     printf 'apiVersion: dtd.ktwin/v0\nkind: TwinInstance\nmetadata:\n  name: %s\n  labels: {bench: "%d"}\nspec: {interface: %s}\n' "$inst" "$i" "$iface" >"$T/one.yaml"
     curl -s -o /dev/null -H "$AUTH" --data-binary @"$T/one.yaml" "$URL/api/v1/apply"
-    ms_changed+=("$(grep -o 'id=API-APPLY .*' "$T/hub.log" | tail -1 | grep -o 'ms=[0-9.]*' | cut -d= -f2)")
+    ms_changed+=("$(field ms)")
+    v_ms+=("$(field validate_ms)"); c_ms+=("$(field commit_ms)"); n_ms+=("$(field notify_ms)")
 done
 ms_same=()
 for i in $(seq 1 "$N"); do
     curl -s -o /dev/null -H "$AUTH" --data-binary @"$T/one.yaml" "$URL/api/v1/apply"
-    ms_same+=("$(grep -o 'id=API-APPLY .*' "$T/hub.log" | tail -1 | grep -o 'ms=[0-9.]*' | cut -d= -f2)")
+    ms_same+=("$(field ms)")
 done
 stats() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "p50 %.1f ms, p90 %.1f ms, max %.1f ms (n=%d)", a[int((NR+1)/2)], a[int(NR*0.9+0.5)], a[NR], NR}'; }
 echo "one changed instance: $(stats "${ms_changed[@]}")"
+echo "  of which validate (parse + model build + resolve): $(stats "${v_ms[@]}")"
+echo "  of which SQLite commit: $(stats "${c_ms[@]}")"
+echo "  of which subscribers (fed, redis): $(stats "${n_ms[@]}")"
 echo "one unchanged instance: $(stats "${ms_same[@]}")"
 t=$(curl -s -o "$T/g.json" -w '%{time_total}' "$URL/api/v1/twin-graph")
 echo "GET twin-graph: $(wc -c <"$T/g.json") bytes, first ${t}s"
