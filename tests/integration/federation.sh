@@ -480,6 +480,16 @@ scenario_tls() {
     PIDS+=("$good")
     good_in() { [ "$(jq -r '.sites[0].welcomed and .sites[0].rev == '"$rev" "$T/good.json" 2>/dev/null)" = true ]; }
     wait_for "fake agent over wss" 60 good_in && ok "fake agent synced over wss with the CA"
+    # A second connection of the same site takes over: the first gets Reject DUPLICATE.
+    "$FLEET" --url "wss://127.0.0.1:$HUB_PORT/sync" --agents-file "$T/agents" --count 1 \
+        --ca "$T/pki/ca.crt" --status "$T/dup.json" --backoff-base-ms 2000 --backoff-cap-ms 4000 >"$T/dup.log" 2>&1 &
+    local dup=$!
+    PIDS+=("$dup")
+    duplicated() { [ "$(jq -r '.rejects.duplicate >= 1' "$T/good.json" 2>/dev/null)" = true ] &&
+        [ "$(jq -r '.welcomes_total >= 1' "$T/dup.json" 2>/dev/null)" = true ] &&
+        [ "$(metric 'ktwin_hub_sync_rejects_total{code="duplicate"}' | cut -d. -f1)" -ge 1 ]; }
+    wait_for "a duplicate session rejected" 60 duplicated && ok "second connection of site-00 took over (Reject DUPLICATE counted)"
+    stop_pid "$dup"
     stop_pid "$good"
     if [ -x "$AGENT" ]; then
         start_agent 1 site-01 "$T/pki/ca.crt" || return
