@@ -122,6 +122,31 @@ static void test_doc_lists_every_key(void **state)
     kt_buf_fini(&b);
 }
 
+static void test_docs_config_md_has_the_generated_table(void **state)
+{
+    (void)state;
+    kt_buf doc;
+    kt_buf_init(&doc, 1 << 22);
+    kt_err err = { 0 };
+    assert_int_equal(kt_buf_read_file(&doc, KT_SOURCE_DIR "/docs/config.md", &err), KT_OK);
+    assert_int_equal(kt_buf_putc(&doc, '\0'), KT_OK);
+    const char *begin = strstr(doc.data, "<!-- hub-config:begin");
+    assert_non_null(begin);
+    begin = strchr(begin, '\n');
+    assert_non_null(begin);
+    begin++;
+    const char *end = strstr(begin, "<!-- hub-config:end -->");
+    assert_non_null(end);
+    kt_buf want;
+    kt_buf_init(&want, 1 << 20);
+    assert_int_equal(kt_cfg_doc_markdown(hub_cfg_table(), HUB_CFG_ENV_PREFIX, &want), KT_OK);
+    if ((size_t)(end - begin) != want.len || memcmp(begin, want.data, want.len) != 0) {
+        fail_msg("docs/config.md is stale: regenerate the hub table with ktwin-hub --print-config-doc");
+    }
+    kt_buf_fini(&want);
+    kt_buf_fini(&doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -131,6 +156,7 @@ int main(void)
         cmocka_unit_test(test_env_overrides_file),
         cmocka_unit_test(test_tls_needs_both_files),
         cmocka_unit_test(test_doc_lists_every_key),
+        cmocka_unit_test(test_docs_config_md_has_the_generated_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
