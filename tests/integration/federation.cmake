@@ -11,6 +11,14 @@ if(TARGET kt_sync AND EXISTS ${PROJECT_SOURCE_DIR}/common/src/net.c)
   target_link_libraries(fake_fleet PRIVATE kt_sync kt_common PkgConfig::LWS PkgConfig::UV kt_warnings)
 endif()
 
+# hub/sites.c (agents file, token check, persisted site state): a unit test.
+if(TARGET kt_hub_core)
+  kt_add_unit_test(test_hub_sites
+    SOURCES ${_fed_dir}/test_hub_sites.c
+    LIBS kt_hub_core PkgConfig::SQLITE3
+    LABELS unit)
+endif()
+
 add_executable(fed_expect ${_fed_dir}/fed_expect.c)
 target_link_libraries(fed_expect PRIVATE kt_model kt_common kt_warnings)
 
