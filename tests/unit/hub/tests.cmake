@@ -32,3 +32,10 @@ if(TARGET ktwin-hub AND TARGET ktwinctl)
   set_tests_properties(test_hub_http PROPERTIES LABELS "integration" TIMEOUT ${_hub_http_t}
                        SKIP_RETURN_CODE 77)
 endif()
+# POST /api/v1/apply bodies through the graph authority.
+if(TARGET kt_hub_core)
+  kt_add_fuzz(fuzz_hub_apply
+    SOURCES ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_hub_apply.c
+    LIBS kt_hub_core
+    CORPUS ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus/hub_apply)
+endif()
