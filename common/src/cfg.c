@@ -230,9 +230,8 @@ typedef struct unit {
     int64_t mul;
 } unit;
 
-static const unit duration_units[] = {
-    { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "d", 86400000 }, { NULL, 0 }
-};
+static const unit duration_units[] = { { "ms", 1 },      { "s", 1000 },     { "m", 60000 },
+                                       { "h", 3600000 }, { "d", 86400000 }, { NULL, 0 } };
 
 static const unit size_units[] = { { "B", 1 },
                                    { "KiB", 1024 },
@@ -348,7 +347,8 @@ static void strlist_from_csv(kt_cfg_strlist *l, const char *s)
     }
 }
 
-static bool check_list_cap(const kt_cfg_entry *e, const kt_cfg_strlist *l, problems *pr, const char *where)
+static bool
+check_list_cap(const kt_cfg_entry *e, const kt_cfg_strlist *l, problems *pr, const char *where)
 {
     if (e->max > 0 && l->n > (uint64_t)e->max) {
         problem(pr, where, e->key, "%zu items, at most %" PRId64 " allowed", l->n, e->max);
@@ -392,8 +392,8 @@ static bool parse_text(const kt_cfg_entry *e,
             return false;
         }
         if (!parse_with_unit(text, duration_units, &v, &why)) {
-            problem(pr, where, e->key, "\"%s\" is not a duration (%s; use ms, s, m, h or d)",
-                    shown, why);
+            problem(pr, where, e->key, "\"%s\" is not a duration (%s; use ms, s, m, h or d)", shown,
+                    why);
             return false;
         }
         break;
@@ -403,8 +403,8 @@ static bool parse_text(const kt_cfg_entry *e,
             return false;
         }
         if (!parse_with_unit(text, size_units, &v, &why)) {
-            problem(pr, where, e->key, "\"%s\" is not a size (%s; use B, KiB, MiB, GiB, KB, MB, GB)",
-                    shown, why);
+            problem(pr, where, e->key,
+                    "\"%s\" is not a size (%s; use B, KiB, MiB, GiB, KB, MB, GB)", shown, why);
             return false;
         }
         if (v < 0) {
@@ -435,8 +435,8 @@ static bool parse_text(const kt_cfg_entry *e,
         }
         size_t len = strlen(text);
         if (e->max > 0 && (len < (uint64_t)(e->min > 0 ? e->min : 0) || len > (uint64_t)e->max)) {
-            problem(pr, where, e->key, "length %zu out of range %" PRId64 "..%" PRId64, len,
-                    e->min, e->max);
+            problem(pr, where, e->key, "length %zu out of range %" PRId64 "..%" PRId64, len, e->min,
+                    e->max);
             return false;
         }
         kt_free(*dst);
@@ -793,11 +793,8 @@ kt_status kt_cfg_load_buffer(const kt_cfg_entry *table,
     return problems_finish(&pr, err);
 }
 
-kt_status kt_cfg_load_file(const kt_cfg_entry *table,
-                           void *cfg,
-                           const char *path,
-                           kt_buf *errs,
-                           kt_err *err)
+kt_status
+kt_cfg_load_file(const kt_cfg_entry *table, void *cfg, const char *path, kt_buf *errs, kt_err *err)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
@@ -833,11 +830,8 @@ const char *kt_cfg_env_name(char *out, size_t cap, const char *prefix, const cha
     return out;
 }
 
-kt_status kt_cfg_apply_env(const kt_cfg_entry *table,
-                           void *cfg,
-                           const char *prefix,
-                           kt_buf *errs,
-                           kt_err *err)
+kt_status kt_cfg_apply_env(
+    const kt_cfg_entry *table, void *cfg, const char *prefix, kt_buf *errs, kt_err *err)
 {
     problems pr = { .errs = errs };
     for (const kt_cfg_entry *e = table; e->key != NULL; e++) {
@@ -962,11 +956,8 @@ static kt_status put_value(kt_buf *out, const kt_cfg_entry *e, const void *cfg)
     return KT_OK;
 }
 
-kt_status kt_cfg_reload_check(const kt_cfg_entry *table,
-                              const void *old_cfg,
-                              const void *new_cfg,
-                              kt_buf *errs,
-                              kt_err *err)
+kt_status kt_cfg_reload_check(
+    const kt_cfg_entry *table, const void *old_cfg, const void *new_cfg, kt_buf *errs, kt_err *err)
 {
     problems pr = { .errs = errs };
     for (const kt_cfg_entry *e = table; e->key != NULL; e++) {
@@ -1096,8 +1087,8 @@ kt_status kt_cfg_doc_markdown(const kt_cfg_entry *table, const char *env_prefix,
             st = kt_buf_puts(out, def[0] == '-' || def[0] == '(' || def[0] == '<' ? "" : "`");
         }
         if (st == KT_OK) {
-            st = kt_buf_printf(out, " | %s | %s%s%s | %s | ", range,
-                               env[0] == '-' ? "" : "`", env, env[0] == '-' ? "" : "`",
+            st = kt_buf_printf(out, " | %s | %s%s%s | %s | ", range, env[0] == '-' ? "" : "`", env,
+                               env[0] == '-' ? "" : "`",
                                (e->flags & KT_CFG_RELOADABLE) != 0 ? "yes" : "no");
         }
         if (st == KT_OK) {

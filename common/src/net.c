@@ -331,18 +331,16 @@ static void metrics_init(kt_net *net, kt_metrics *reg)
     (void)kt_metrics_counter(&m->ws_tx_bytes, reg, "ktwin_net_ws_tx_bytes_total",
                              "WebSocket message bytes sent", NULL, NULL);
     (void)kt_metrics_counter(&m->ws_too_big, reg, "ktwin_net_ws_message_too_big_total",
-                             "WebSocket connections closed with 1009 (message over the cap)",
-                             NULL, NULL);
+                             "WebSocket connections closed with 1009 (message over the cap)", NULL,
+                             NULL);
     (void)kt_metrics_counter(&m->ws_connect_fail, reg, "ktwin_net_ws_connect_failures_total",
                              "WebSocket client connections that did not open", NULL, NULL);
     (void)kt_metrics_counter(&m->ws_eagain, reg, "ktwin_net_ws_send_eagain_total",
-                             "WebSocket sends refused because the send queue was full", NULL,
-                             NULL);
+                             "WebSocket sends refused because the send queue was full", NULL, NULL);
 }
 
 static const struct lws_protocols client_protocols[] = {
-    { "kt-ws-client", net__ws_client_cb, 0, 16384, 0, NULL, 0 },
-    { NULL, NULL, 0, 0, 0, NULL, 0 }
+    { "kt-ws-client", net__ws_client_cb, 0, 16384, 0, NULL, 0 }, { NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 
 kt_status kt_net_new(kt_net **out, uv_loop_t *loop, const kt_net_opts *opts, kt_err *err)
@@ -507,10 +505,8 @@ void kt_net_free(kt_net *net)
 
 /* ------------------------------------------------------------ HTTP server */
 
-kt_status kt_http_server_new(kt_http_server **out,
-                             kt_net *net,
-                             const kt_http_server_opts *opts,
-                             kt_err *err)
+kt_status
+kt_http_server_new(kt_http_server **out, kt_net *net, const kt_http_server_opts *opts, kt_err *err)
 {
     *out = NULL;
     kt_http_server_opts def = { 0 };
@@ -575,7 +571,8 @@ kt_status kt_http_route(kt_http_server *srv,
     return KT_OK;
 }
 
-static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
+static int
+http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
 
 kt_status kt_http_server_start(kt_http_server *srv, kt_err *err)
 {
@@ -819,11 +816,8 @@ static kt_status respond_common(kt_http_req *req, int status, const char *conten
     return KT_OK;
 }
 
-kt_status kt_http_respond(kt_http_req *req,
-                          int status,
-                          const char *content_type,
-                          const void *body,
-                          size_t len)
+kt_status kt_http_respond(
+    kt_http_req *req, int status, const char *content_type, const void *body, size_t len)
 {
     if (len > 0) {
         req->resp = kt_xmalloc(len);
@@ -833,11 +827,8 @@ kt_status kt_http_respond(kt_http_req *req,
     return respond_common(req, status, content_type);
 }
 
-kt_status kt_http_respond_take(kt_http_req *req,
-                               int status,
-                               const char *content_type,
-                               void *body,
-                               size_t len)
+kt_status
+kt_http_respond_take(kt_http_req *req, int status, const char *content_type, void *body, size_t len)
 {
     if (body != NULL && len == 0) {
         kt_free(body);
@@ -993,7 +984,8 @@ static int reply_and_close(struct lws *wsi, unsigned code, const char *msg)
     unsigned char *p = start;
     unsigned char *end = buf + sizeof buf;
     char body[160];
-    int bl = snprintf(body, sizeof body, "{\"error\":{\"code\":%u,\"message\":\"%s\"}}\n", code, msg);
+    int bl =
+        snprintf(body, sizeof body, "{\"error\":{\"code\":%u,\"message\":\"%s\"}}\n", code, msg);
     if (bl < 0 || (size_t)bl >= sizeof body) {
         return -1;
     }
@@ -1101,7 +1093,8 @@ static int on_http(struct lws *wsi, kt_http_server *srv, http_pss *pss)
     return 0;
 }
 
-static int http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+static int
+http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     http_pss *pss = user;
     const struct lws_protocols *pr = lws_get_protocol(wsi);

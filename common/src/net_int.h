@@ -86,8 +86,8 @@ struct kt_net {
     kt_http_server *servers;
     client_vhost *cvhosts;
     retry_policy *retries;
-    kt_ws_conn *conns; /* doubly linked, all live conns */
-    kt_http_req *reqs; /* doubly linked, all live requests */
+    kt_ws_conn *conns;    /* doubly linked, all live conns */
+    kt_http_req *reqs;    /* doubly linked, all live requests */
     kt_ws_conn *deferred; /* conns whose failure is reported from defer_timer */
     uv_timer_t defer_timer;
     uv_timer_t reaper; /* shutdown: waits for lws handles, then frees */
@@ -177,8 +177,10 @@ void net__set_retry(lws_retry_bo_t *r, uint32_t ping_s, uint32_t idle_s);
 const lws_retry_bo_t *net__retry(kt_net *net, uint32_t ping_s, uint32_t idle_s);
 
 /* net_ws.c, used by net.c */
-int net__ws_server_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
-int net__ws_client_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
+int net__ws_server_cb(
+    struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
+int net__ws_client_cb(
+    struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len);
 /* Report on_close for c (once) and free it. */
 void net__ws_finish(kt_ws_conn *c, int code, const char *reason);
 void net__ws_defer_cb(uv_timer_t *t);

@@ -52,7 +52,7 @@ typedef struct resolve {
  * reserved for it ("handled by lws_close_reason()") and the enum is ABI.
  */
 #define NET_LWS_WRITE_CLOSE ((enum lws_write_protocol)4)
-#define DEF_MAX_QUEUE   ((size_t)64 << 20)
+#define DEF_MAX_QUEUE       ((size_t)64 << 20)
 
 static void opts_defaults(kt_ws_opts *o)
 {
@@ -219,7 +219,8 @@ static int on_rx(kt_ws_conn *c, struct lws *wsi, const void *in, size_t len)
     kt_metrics_inc(c->net->m.ws_rx_msgs);
     kt_metrics_add(c->net->m.ws_rx_bytes, c->rx.len);
     if (c->opts.on_message != NULL) {
-        const uint8_t *data = c->rx.data != NULL ? (const uint8_t *)c->rx.data : (const uint8_t *)"";
+        const uint8_t *data =
+            c->rx.data != NULL ? (const uint8_t *)c->rx.data : (const uint8_t *)"";
         c->opts.on_message(c, data, c->rx.len, c->opts.user);
     }
     /* c is still valid: on_close only runs from lws close callbacks. */
@@ -327,8 +328,9 @@ kt_status kt_ws_endpoint(kt_http_server *srv,
     }
     if (path == NULL || path[0] != '/' || subprotocol == NULL || subprotocol[0] == '\0' ||
         strcmp(subprotocol, "http") == 0 || opts == NULL) {
-        return kt_err_set(err, KT_EINVAL, "ws endpoint needs a path starting with '/', a "
-                                          "subprotocol and options");
+        return kt_err_set(err, KT_EINVAL,
+                          "ws endpoint needs a path starting with '/', a "
+                          "subprotocol and options");
     }
     for (const char *p = subprotocol; *p != '\0'; p++) {
         if (*p == ',' || *p == ' ' || *p < 0x21 || *p > 0x7e) {
@@ -390,7 +392,8 @@ static int on_filter(struct lws *wsi, ws_ep *ep, ws_pss *pss)
     return 0;
 }
 
-int net__ws_server_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+int net__ws_server_cb(
+    struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     ws_pss *pss = user;
     const struct lws_protocols *pr = lws_get_protocol(wsi);
@@ -472,7 +475,8 @@ static int on_client_connection_error(kt_ws_conn *c, struct lws *wsi, const char
     return 0;
 }
 
-int net__ws_client_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+int net__ws_client_cb(
+    struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     kt_ws_conn *c = user;
     switch (reason) {
@@ -747,9 +751,10 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     }
     char ip[INET6_ADDRSTRLEN] = "";
     if (pick != NULL) {
-        const void *src = pick->ai_family == AF_INET
-                              ? (const void *)&((const struct sockaddr_in *)pick->ai_addr)->sin_addr
-                              : (const void *)&((const struct sockaddr_in6 *)pick->ai_addr)->sin6_addr;
+        const void *src =
+            pick->ai_family == AF_INET
+                ? (const void *)&((const struct sockaddr_in *)pick->ai_addr)->sin_addr
+                : (const void *)&((const struct sockaddr_in6 *)pick->ai_addr)->sin6_addr;
         (void)inet_ntop(pick->ai_family, src, ip, sizeof ip);
     }
     uv_freeaddrinfo(res);
@@ -770,10 +775,8 @@ static kt_status check_readable(const char *path, const char *what, kt_err *err)
     return KT_OK;
 }
 
-kt_status kt_ws_client_new(kt_ws_conn **out,
-                           kt_net *net,
-                           const kt_ws_client_opts *opts,
-                           kt_err *err)
+kt_status
+kt_ws_client_new(kt_ws_conn **out, kt_net *net, const kt_ws_client_opts *opts, kt_err *err)
 {
     *out = NULL;
     if (net->freeing) {

@@ -98,7 +98,7 @@ typedef struct kt_cfg_strlist {
 } kt_cfg_strlist;
 
 typedef struct kt_cfg_entry {
-    const char *key;  /* dotted path, [a-z0-9_] segments, e.g. "uplink.keepalive"; NULL ends */
+    const char *key; /* dotted path, [a-z0-9_] segments, e.g. "uplink.keepalive"; NULL ends */
     kt_cfg_type type;
     size_t offset;    /* offsetof(struct, field) */
     int64_t min, max; /* see the per-type rules above; 0,0 = unchecked */
@@ -127,11 +127,8 @@ kt_status kt_cfg_defaults(const kt_cfg_entry *table, void *cfg, kt_err *err);
  * read; KT_EINVAL when there was any problem (cfg may be half-updated:
  * discard it); KT_ETOOBIG over 16 MiB. Thread: any.
  */
-kt_status kt_cfg_load_file(const kt_cfg_entry *table,
-                           void *cfg,
-                           const char *path,
-                           kt_buf *errs,
-                           kt_err *err);
+kt_status
+kt_cfg_load_file(const kt_cfg_entry *table, void *cfg, const char *path, kt_buf *errs, kt_err *err);
 
 /*
  * Like kt_cfg_load_file, from len bytes at data (need not be NUL-terminated);
@@ -155,11 +152,8 @@ kt_status kt_cfg_load_buffer(const kt_cfg_entry *table,
  * KT_OK or KT_EINVAL (problems appended to errs as above). Thread: any (reads
  * the environment; do not run concurrently with setenv).
  */
-kt_status kt_cfg_apply_env(const kt_cfg_entry *table,
-                           void *cfg,
-                           const char *prefix,
-                           kt_buf *errs,
-                           kt_err *err);
+kt_status kt_cfg_apply_env(
+    const kt_cfg_entry *table, void *cfg, const char *prefix, kt_buf *errs, kt_err *err);
 
 /*
  * Set one key from text, as a command-line "--set key=value" would: the same
@@ -189,11 +183,8 @@ const char *kt_cfg_env_name(char *out, size_t cap, const char *prefix, const cha
  * "<secret>"), appended to errs. Returns KT_OK (swap is allowed) or
  * KT_EINVAL. Thread: any.
  */
-kt_status kt_cfg_reload_check(const kt_cfg_entry *table,
-                              const void *old_cfg,
-                              const void *new_cfg,
-                              kt_buf *errs,
-                              kt_err *err);
+kt_status kt_cfg_reload_check(
+    const kt_cfg_entry *table, const void *old_cfg, const void *new_cfg, kt_buf *errs, kt_err *err);
 
 /* true when the entry's value differs between a and b. Thread: any. */
 bool kt_cfg_changed(const kt_cfg_entry *entry, const void *a, const void *b);

@@ -116,16 +116,16 @@ enum {
 };
 
 typedef struct kt_http_server_opts {
-    const char *name;        /* vhost name in logs; NULL = "http" */
-    const char *bind_addr;   /* numeric IPv4/IPv6 address; NULL = "127.0.0.1" */
-    int port;                /* 0 = ephemeral (read back with kt_http_server_port) */
+    const char *name;          /* vhost name in logs; NULL = "http" */
+    const char *bind_addr;     /* numeric IPv4/IPv6 address; NULL = "127.0.0.1" */
+    int port;                  /* 0 = ephemeral (read back with kt_http_server_port) */
     const char *tls_cert_file; /* PEM; with tls_key_file turns on TLS (https / wss) */
     const char *tls_key_file;
     const char *tls_client_ca_file; /* non-NULL: require client certs signed by this CA */
-    size_t max_body_bytes;   /* request body cap; 0 = 1 MiB; over it -> 413 */
-    size_t max_header_bytes; /* request header cap; 0 = 8 KiB; over it -> 431. lws itself
-                                drops requests whose headers exceed 16 KiB (context-wide) */
-    uint32_t idle_timeout_s; /* idle keep-alive HTTP connections closed after; 0 = 60 */
+    size_t max_body_bytes;          /* request body cap; 0 = 1 MiB; over it -> 413 */
+    size_t max_header_bytes;        /* request header cap; 0 = 8 KiB; over it -> 431. lws itself
+                                       drops requests whose headers exceed 16 KiB (context-wide) */
+    uint32_t idle_timeout_s;        /* idle keep-alive HTTP connections closed after; 0 = 60 */
 } kt_http_server_opts;
 
 /*
@@ -139,10 +139,8 @@ typedef void (*kt_http_handler_cb)(kt_http_req *req, void *user);
  * then kt_http_server_start). opts is copied (strings too). Returns KT_OK or
  * KT_EINVAL (TLS cert without key, or the reverse). Thread: loop.
  */
-kt_status kt_http_server_new(kt_http_server **out,
-                             kt_net *net,
-                             const kt_http_server_opts *opts,
-                             kt_err *err);
+kt_status
+kt_http_server_new(kt_http_server **out, kt_net *net, const kt_http_server_opts *opts, kt_err *err);
 
 /*
  * Add a route: requests whose path equals path (or starts with it, with
@@ -180,7 +178,7 @@ const char *kt_http_req_method_str(const kt_http_req *req);
 const char *kt_http_req_path(const kt_http_req *req);
 /* Query string without '?', "" when absent: the '&'-separated parts as lws decoded them. */
 const char *kt_http_req_query(const kt_http_req *req);
-/* Value of the first query parameter name ("a=1&b=2"), %-decoded; "" for "?flag"; NULL if absent. */
+/* First value of query parameter name, %-decoded; "" for "?flag"; NULL if absent. */
 const char *kt_http_req_param(const kt_http_req *req, const char *name);
 /*
  * A request header by case-insensitive name, or NULL. The headers lws
@@ -212,22 +210,16 @@ kt_status kt_http_resp_header(kt_http_req *req, const char *name, const char *va
  * Returns KT_OK, or KT_ECLOSED when the client had gone away (a deferred
  * response; nothing is sent). Thread: loop.
  */
-kt_status kt_http_respond(kt_http_req *req,
-                          int status,
-                          const char *content_type,
-                          const void *body,
-                          size_t len);
+kt_status kt_http_respond(
+    kt_http_req *req, int status, const char *content_type, const void *body, size_t len);
 
 /*
  * Like kt_http_respond, but takes ownership of body (allocated with
  * kt_malloc, e.g. from kt_buf_detach) instead of copying it: use it for
  * large bodies. body is freed by the net in every case. Thread: loop.
  */
-kt_status kt_http_respond_take(kt_http_req *req,
-                               int status,
-                               const char *content_type,
-                               void *body,
-                               size_t len);
+kt_status kt_http_respond_take(
+    kt_http_req *req, int status, const char *content_type, void *body, size_t len);
 
 /* Respond with a small JSON error body {"error":{"code":status,"message":msg}}. */
 kt_status kt_http_respond_error(kt_http_req *req, int status, const char *msg);
@@ -257,10 +249,10 @@ typedef void (*kt_ws_close_cb)(kt_ws_conn *c, int code, const char *reason, void
 
 /* Settings common to server endpoints and clients. */
 typedef struct kt_ws_opts {
-    size_t max_message_bytes; /* received message cap; 0 = 16 MiB; over it -> close 1009 */
-    size_t max_queue_bytes;   /* send queue cap; 0 = 64 MiB; over it kt_ws_conn_send -> EAGAIN */
-    uint32_t ping_interval_s; /* send a ping after this much silence; 0 = 30, UINT32_MAX = off */
-    uint32_t idle_timeout_s;  /* close when nothing (not even a pong) came this long; 0 = 90 */
+    size_t max_message_bytes;  /* received message cap; 0 = 16 MiB; over it -> close 1009 */
+    size_t max_queue_bytes;    /* send queue cap; 0 = 64 MiB; over it kt_ws_conn_send -> EAGAIN */
+    uint32_t ping_interval_s;  /* send a ping after this much silence; 0 = 30, UINT32_MAX = off */
+    uint32_t idle_timeout_s;   /* close when nothing (not even a pong) came this long; 0 = 90 */
     kt_ws_accept_cb on_accept; /* server only, optional */
     kt_ws_open_cb on_open;
     kt_ws_message_cb on_message;
@@ -283,14 +275,14 @@ kt_status kt_ws_endpoint(kt_http_server *srv,
                          kt_err *err);
 
 typedef struct kt_ws_client_opts {
-    const char *url;         /* "ws://host:port/path?query" or "wss://..." (port optional) */
-    const char *subprotocol; /* required, e.g. "ktwin-sync.v1" */
-    const char *tls_ca_file; /* wss: verify the server against this CA; NULL = system store */
-    bool tls_insecure;       /* wss: skip certificate and host name checks (tests only) */
+    const char *url;           /* "ws://host:port/path?query" or "wss://..." (port optional) */
+    const char *subprotocol;   /* required, e.g. "ktwin-sync.v1" */
+    const char *tls_ca_file;   /* wss: verify the server against this CA; NULL = system store */
+    bool tls_insecure;         /* wss: skip certificate and host name checks (tests only) */
     const char *tls_cert_file; /* wss: optional client certificate (mTLS) */
     const char *tls_key_file;
-    const char *header_name;  /* optional extra handshake header, e.g. "Authorization" */
-    const char *header_value; /*   and its value, e.g. "Bearer abc" (never logged) */
+    const char *header_name;    /* optional extra handshake header, e.g. "Authorization" */
+    const char *header_value;   /*   and its value, e.g. "Bearer abc" (never logged) */
     uint32_t connect_timeout_s; /* 0 = 10 */
     kt_ws_opts ws;
 } kt_ws_client_opts;
@@ -302,10 +294,8 @@ typedef struct kt_ws_client_opts {
  * a bad URL / missing subprotocol / unreadable TLS files, or KT_ECLOSED
  * while kt_net_free runs (then no conn and no callbacks). Thread: loop.
  */
-kt_status kt_ws_client_new(kt_ws_conn **out,
-                           kt_net *net,
-                           const kt_ws_client_opts *opts,
-                           kt_err *err);
+kt_status
+kt_ws_client_new(kt_ws_conn **out, kt_net *net, const kt_ws_client_opts *opts, kt_err *err);
 
 /*
  * Queue one binary message (copied). Allowed once the conn is open; data

@@ -48,8 +48,8 @@ static const kt_cfg_entry table[] = {
       "bearer token" },
     { "auth.pin", KT_CFG_INT, offsetof(tcfg, pin), 0, 9999, "1234", KT_CFG_SECRET, "pin" },
     { "peers", KT_CFG_STRING_LIST, offsetof(tcfg, peers), 0, 3, "a, b", KT_CFG_ENV, "peer hubs" },
-    { "queue.depth", KT_CFG_INT, offsetof(tcfg, queue.depth), 1, 100, "10",
-      KT_CFG_RELOADABLE, "queue depth" },
+    { "queue.depth", KT_CFG_INT, offsetof(tcfg, queue.depth), 1, 100, "10", KT_CFG_RELOADABLE,
+      "queue depth" },
     { NULL, 0, 0, 0, 0, NULL, 0, NULL }
 };
 
@@ -126,8 +126,9 @@ static void test_cfg_every_type_nested_and_dotted(void **state)
     kt_cfg_free_strings(table, &c);
 
     /* Other spellings: plain integers are ms / bytes, single scalar list, KB = 1000. */
-    assert_int_equal(load(&c, "uplink: {keepalive: 250, max_frame: 10KB}\npeers: x\n"
-                              "listen: {tls: off}\nname: ~\n",
+    assert_int_equal(load(&c,
+                          "uplink: {keepalive: 250, max_frame: 10KB}\npeers: x\n"
+                          "listen: {tls: off}\nname: ~\n",
                           &errs, &err),
                      KT_OK);
     assert_int_equal(c.keepalive_ms, 250);
@@ -172,22 +173,24 @@ static void test_cfg_all_errors_reported(void **state)
     kt_buf_init(&errs, 1 << 16);
     kt_err err = { 0 };
     const char *y = "listen:\n"
-                    "  port: 70000\n"          /* 2:9 range */
-                    "  tls: maybe\n"           /* 3:8 bool */
+                    "  port: 70000\n" /* 2:9 range */
+                    "  tls: maybe\n"  /* 3:8 bool */
                     "uplink:\n"
-                    "  keepalive: 5ms\n"       /* 5:14 below min */
-                    "  max_frame: 3 parsecs\n" /* 6:14 unit */
+                    "  keepalive: 5ms\n"                /* 5:14 below min */
+                    "  max_frame: 3 parsecs\n"          /* 6:14 unit */
                     "name: this-name-is-far-too-long\n" /* 7:7 length */
-                    "peers: [a, b, c, d]\n"    /* 8:8 too many */
-                    "queue: 5\n"               /* 9:8 mapping expected */
-                    "extra: 1\n"               /* 10:1 unknown */
-                    "listen.port: 1\n";        /* 11:1 set twice */
+                    "peers: [a, b, c, d]\n"             /* 8:8 too many */
+                    "queue: 5\n"                        /* 9:8 mapping expected */
+                    "extra: 1\n"                        /* 10:1 unknown */
+                    "listen.port: 1\n";                 /* 11:1 set twice */
     assert_int_equal(load(&c, y, &errs, &err), KT_EINVAL);
     assert_int_equal(count_lines(&errs), 9);
     assert_non_null(strstr(errs.data, "t.yaml:2:9: listen.port: 70000 out of range 0..65535\n"));
     assert_non_null(strstr(errs.data, "t.yaml:3:8: listen.tls: \"maybe\" is not a boolean"));
-    assert_non_null(strstr(errs.data, "t.yaml:5:14: uplink.keepalive: 5ms out of range 100ms..10m\n"));
-    assert_non_null(strstr(errs.data, "t.yaml:6:14: uplink.max_frame: \"3 parsecs\" is not a size"));
+    assert_non_null(
+        strstr(errs.data, "t.yaml:5:14: uplink.keepalive: 5ms out of range 100ms..10m\n"));
+    assert_non_null(
+        strstr(errs.data, "t.yaml:6:14: uplink.max_frame: \"3 parsecs\" is not a size"));
     assert_non_null(strstr(errs.data, "t.yaml:7:7: name: length 25 out of range 1..16\n"));
     assert_non_null(strstr(errs.data, "t.yaml:8:8: peers: 4 items, at most 3 allowed\n"));
     assert_non_null(strstr(errs.data, "t.yaml:9:8: queue: expected a mapping"));
@@ -299,12 +302,11 @@ typedef struct rcfg {
     kt_cfg_strlist hubs;
 } rcfg;
 
-static const kt_cfg_entry req_table[] = {
-    { "db", KT_CFG_STRING, offsetof(rcfg, db), 0, 0, "ignored", KT_CFG_REQUIRED | KT_CFG_ENV,
-      "db" },
-    { "hubs", KT_CFG_STRING_LIST, offsetof(rcfg, hubs), 0, 0, NULL, KT_CFG_REQUIRED, "hubs" },
-    { NULL, 0, 0, 0, 0, NULL, 0, NULL }
-};
+static const kt_cfg_entry req_table[] = { { "db", KT_CFG_STRING, offsetof(rcfg, db), 0, 0,
+                                            "ignored", KT_CFG_REQUIRED | KT_CFG_ENV, "db" },
+                                          { "hubs", KT_CFG_STRING_LIST, offsetof(rcfg, hubs), 0, 0,
+                                            NULL, KT_CFG_REQUIRED, "hubs" },
+                                          { NULL, 0, 0, 0, 0, NULL, 0, NULL } };
 
 static void test_cfg_required(void **state)
 {
@@ -409,10 +411,13 @@ static void test_cfg_doc_markdown(void **state)
                                     "or not |\n"));
     assert_non_null(strstr(md.data, "| `uplink.keepalive` | duration | `30s` | 100ms..10m | "
                                     "`KTWIN_T_UPLINK_KEEPALIVE` | yes |"));
-    assert_non_null(strstr(md.data, "| `uplink.max_frame` | size | `1MiB` | 1KiB..64MiB | - | no |"));
+    assert_non_null(
+        strstr(md.data, "| `uplink.max_frame` | size | `1MiB` | 1KiB..64MiB | - | no |"));
     assert_non_null(strstr(md.data, "| `name` | string | `hub-1` | length 1..16 |"));
-    assert_non_null(strstr(md.data, "| `auth.pin` | int | <secret> | 0..9999 | - | no | pin (secret) |"));
-    assert_non_null(strstr(md.data, "| `peers` | list | `a, b` | at most 3 items | `KTWIN_T_PEERS` |"));
+    assert_non_null(
+        strstr(md.data, "| `auth.pin` | int | <secret> | 0..9999 | - | no | pin (secret) |"));
+    assert_non_null(
+        strstr(md.data, "| `peers` | list | `a, b` | at most 3 items | `KTWIN_T_PEERS` |"));
     assert_int_equal(count_lines(&md), 11);
     kt_buf_fini(&md);
 }
@@ -422,19 +427,16 @@ static void test_cfg_bad_tables(void **state)
     (void)state;
     tcfg c;
     kt_err err = { 0 };
-    static const kt_cfg_entry dup[] = {
-        { "a", KT_CFG_INT, offsetof(tcfg, port), 0, 0, "1", 0, "" },
-        { "a", KT_CFG_INT, offsetof(tcfg, pin), 0, 0, "1", 0, "" },
-        { NULL, 0, 0, 0, 0, NULL, 0, NULL }
-    };
+    static const kt_cfg_entry dup[] = { { "a", KT_CFG_INT, offsetof(tcfg, port), 0, 0, "1", 0, "" },
+                                        { "a", KT_CFG_INT, offsetof(tcfg, pin), 0, 0, "1", 0, "" },
+                                        { NULL, 0, 0, 0, 0, NULL, 0, NULL } };
     memset(&c, 0, sizeof c);
     assert_int_equal(kt_cfg_defaults(dup, &c, &err), KT_EINVAL);
     assert_non_null(strstr(err.msg, "duplicate key a"));
-    static const kt_cfg_entry pre[] = {
-        { "a", KT_CFG_INT, offsetof(tcfg, port), 0, 0, "1", 0, "" },
-        { "a.b", KT_CFG_INT, offsetof(tcfg, pin), 0, 0, "1", 0, "" },
-        { NULL, 0, 0, 0, 0, NULL, 0, NULL }
-    };
+    static const kt_cfg_entry pre[] = { { "a", KT_CFG_INT, offsetof(tcfg, port), 0, 0, "1", 0, "" },
+                                        { "a.b", KT_CFG_INT, offsetof(tcfg, pin), 0, 0, "1", 0,
+                                          "" },
+                                        { NULL, 0, 0, 0, 0, NULL, 0, NULL } };
     kt_err_clear(&err);
     assert_int_equal(kt_cfg_defaults(pre, &c, &err), KT_EINVAL);
     assert_non_null(strstr(err.msg, "prefix"));
@@ -447,10 +449,9 @@ static void test_cfg_bad_tables(void **state)
     assert_int_equal(kt_cfg_defaults(baddef, &c, &err), KT_EINVAL);
     assert_non_null(strstr(err.msg, "table default: a: 11 out of range 1..10"));
     assert_null(c.name); /* nothing leaked */
-    static const kt_cfg_entry badkey[] = {
-        { "Upper.Case", KT_CFG_INT, offsetof(tcfg, port), 0, 0, "1", 0, "" },
-        { NULL, 0, 0, 0, 0, NULL, 0, NULL }
-    };
+    static const kt_cfg_entry badkey[] = { { "Upper.Case", KT_CFG_INT, offsetof(tcfg, port), 0, 0,
+                                             "1", 0, "" },
+                                           { NULL, 0, 0, 0, 0, NULL, 0, NULL } };
     kt_err_clear(&err);
     assert_int_equal(kt_cfg_defaults(badkey, &c, &err), KT_EINVAL);
 }

@@ -35,13 +35,11 @@ static void test_metrics_render_exact(void **state)
     assert_int_equal(kt_metrics_counter(&rx2, reg, "ktwin_frames_total", "Frames received",
                                         (const char *[]){ "site", "s\"2\\\n", NULL }, &err),
                      KT_OK);
-    assert_int_equal(kt_metrics_gauge(&up, reg, "ktwin_queue_depth", "Queue depth\nnow", NULL,
-                                      &err),
-                     KT_OK);
+    assert_int_equal(
+        kt_metrics_gauge(&up, reg, "ktwin_queue_depth", "Queue depth\nnow", NULL, &err), KT_OK);
     double v = 42.5;
-    assert_int_equal(kt_metrics_gauge_fn(reg, "ktwin_sampled", "Sampled", NULL, sample_42, &v,
-                                         &err),
-                     KT_OK);
+    assert_int_equal(
+        kt_metrics_gauge_fn(reg, "ktwin_sampled", "Sampled", NULL, sample_42, &v, &err), KT_OK);
     kt_metrics_inc(rx1);
     kt_metrics_add(rx1, 41);
     kt_metrics_inc(rx2);
@@ -104,17 +102,16 @@ static void test_metrics_registration_rules(void **state)
         assert_int_equal(kt_metrics_counter(&b, reg, bad_names[i], "", NULL, NULL), KT_EINVAL);
     }
     assert_true(kt_metrics_name_valid("a:b_c9"));
-    assert_int_equal(kt_metrics_counter(&b, reg, "y", "", (const char *[]){ "__x", "1", NULL },
-                                        NULL),
-                     KT_EINVAL);
+    assert_int_equal(
+        kt_metrics_counter(&b, reg, "y", "", (const char *[]){ "__x", "1", NULL }, NULL),
+        KT_EINVAL);
     assert_int_equal(kt_metrics_counter(&b, reg, "y", "", (const char *[]){ "a", NULL }, NULL),
                      KT_EINVAL);
-    assert_int_equal(kt_metrics_counter(&b, reg, "y", "",
-                                        (const char *[]){ "a", "1", "a", "2", NULL }, NULL),
-                     KT_EINVAL);
-    assert_int_equal(kt_metrics_counter(&b, reg, "y", "", (const char *[]){ "9a", "1", NULL },
-                                        NULL),
-                     KT_EINVAL);
+    assert_int_equal(
+        kt_metrics_counter(&b, reg, "y", "", (const char *[]){ "a", "1", "a", "2", NULL }, NULL),
+        KT_EINVAL);
+    assert_int_equal(
+        kt_metrics_counter(&b, reg, "y", "", (const char *[]){ "9a", "1", NULL }, NULL), KT_EINVAL);
     double v = 1;
     assert_int_equal(kt_metrics_gauge_fn(reg, "g", "", NULL, sample_42, &v, NULL), KT_OK);
     assert_int_equal(kt_metrics_gauge_fn(reg, "g", "", NULL, sample_42, &v, NULL), KT_EINVAL);

@@ -195,10 +195,10 @@ static void h_hello(kt_http_req *req, void *user)
     kt_strlcpy(a->last_auth, auth != NULL ? auth : "", sizeof a->last_auth);
     const char *name = kt_http_req_param(req, "name");
     char body[256];
-    int n = snprintf(body, sizeof body, "hello %s path=%s q=%s custom=%s",
-                     name != NULL ? name : "-", kt_http_req_path(req), kt_http_req_query(req),
-                     kt_http_req_header(req, "X-Custom") ? kt_http_req_header(req, "x-custom")
-                                                         : "-");
+    int n =
+        snprintf(body, sizeof body, "hello %s path=%s q=%s custom=%s", name != NULL ? name : "-",
+                 kt_http_req_path(req), kt_http_req_query(req),
+                 kt_http_req_header(req, "X-Custom") ? kt_http_req_header(req, "x-custom") : "-");
     assert_int_equal(kt_http_resp_header(req, "X-Served-By", "kt"), KT_OK);
     assert_int_equal(kt_http_respond(req, 200, "text/plain", body, (size_t)n), KT_OK);
 }
@@ -209,9 +209,8 @@ static void h_echo(kt_http_req *req, void *user)
     size_t len = 0;
     const uint8_t *b = kt_http_req_body(req, &len);
     const char *ct = kt_http_req_header(req, "content-type");
-    assert_int_equal(kt_http_respond(req, 201, ct != NULL ? ct : "application/octet-stream", b,
-                                     len),
-                     KT_OK);
+    assert_int_equal(
+        kt_http_respond(req, 201, ct != NULL ? ct : "application/octet-stream", b, len), KT_OK);
 }
 
 static void h_prefix(kt_http_req *req, void *user)
@@ -270,9 +269,8 @@ static void http_setup(http_fixture *f, size_t max_body)
     kt_http_server_opts so = { .port = 0, .max_body_bytes = max_body };
     assert_int_equal(kt_http_server_new(&f->srv, f->net, &so, &err), KT_OK);
     assert_int_equal(kt_http_route(f->srv, KT_HTTP_GET, "/hello", 0, h_hello, &f->a, &err), KT_OK);
-    assert_int_equal(kt_http_route(f->srv, KT_HTTP_POST | KT_HTTP_PUT, "/echo", 0, h_echo, &f->a,
-                                   &err),
-                     KT_OK);
+    assert_int_equal(
+        kt_http_route(f->srv, KT_HTTP_POST | KT_HTTP_PUT, "/echo", 0, h_echo, &f->a, &err), KT_OK);
     assert_int_equal(kt_http_route(f->srv, KT_HTTP_GET | KT_HTTP_DELETE, "/api/", KT_HTTP_PREFIX,
                                    h_prefix, &f->a, &err),
                      KT_OK);
@@ -420,8 +418,8 @@ static void test_http_404_405_413(void **state)
     assert_true(j.status == 413 || j.rc != CURLE_OK);
     kt_buf_fini(&j.out);
     kt_free(big);
-    assert_true(kt_metrics_value(kt_metrics_find(f.reg, "ktwin_net_http_body_too_big_total",
-                                                 NULL)) >= 1);
+    assert_true(
+        kt_metrics_value(kt_metrics_find(f.reg, "ktwin_net_http_body_too_big_total", NULL)) >= 1);
     http_teardown(&f);
 }
 
@@ -918,15 +916,15 @@ static void test_ws_connect_failure_reported(void **state)
     assert_int_equal(f.srv_open, 0);
     /* Bad URLs are refused at once. */
     kt_ws_conn *c = NULL;
-    static const char *const bad[] = { "http://x/", "ws://", "ws://h:0/", "ws://h:99999/",
-                                       "ws://[::1/", "ws://h:12x/" };
+    static const char *const bad[] = { "http://x/",     "ws://",      "ws://h:0/",
+                                       "ws://h:99999/", "ws://[::1/", "ws://h:12x/" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         co.url = bad[i];
         assert_int_equal(kt_ws_client_new(&c, f.net, &co, NULL), KT_EINVAL);
         assert_null(c);
     }
-    assert_true(kt_metrics_value(kt_metrics_find(f.reg, "ktwin_net_ws_connect_failures_total",
-                                                 NULL)) >= 3);
+    assert_true(
+        kt_metrics_value(kt_metrics_find(f.reg, "ktwin_net_ws_connect_failures_total", NULL)) >= 3);
     ws_teardown(&f);
 }
 
@@ -1084,6 +1082,61 @@ static void test_ws_host_name_resolved_off_loop(void **state)
     kt_metrics_free(f.reg);
 }
 
+static void never(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static bool timer_done(void *arg)
+{
+    return !uv_is_active((uv_handle_t *)arg);
+}
+
+static void test_ws_pings_keep_quiet_link_open(void **state)
+{
+    (void)state;
+    wsfix f;
+    /* Server pings after 1 s of silence and hangs up after 2 s without anything valid. */
+    kt_ws_opts so = { .ping_interval_s = 1, .idle_timeout_s = 2 };
+    ws_setup(&f, NULL, &so);
+    f.n_to_send = 1;
+    f.size_of = size_small;
+    char url[128];
+    kt_ws_client_opts co = client_opts(&f, url, sizeof url, "ws");
+    co.ws.ping_interval_s = UINT32_MAX; /* the client never pings on its own */
+    assert_int_equal(kt_ws_client_new(&f.cli, f.net, &co, NULL), KT_OK);
+    assert_true(run_until(&f.loop, cli_got_all, &f, 20000));
+    /* Stay quiet for 3.5 s: only the server's pings and the client's pongs flow. */
+    uv_timer_t t;
+    uv_timer_init(&f.loop, &t);
+    uv_timer_start(&t, never, 3500, 0);
+    (void)run_until(&f.loop, timer_done, &t, 20000);
+    uv_close((uv_handle_t *)&t, NULL);
+    assert_int_equal(f.cli_closed, 0);
+    assert_int_equal(f.srv_closed, 0);
+    assert_true(kt_ws_conn_is_open(f.cli));
+
+    /* A peer that completes the handshake and then never answers is hung up on. */
+    raw_job r;
+    memset(&r, 0, sizeof r);
+    r.port = f.port;
+    r.bytes = "GET /sync HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+              "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+              "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ktwin-sync.v1\r\n\r\n";
+    r.len = strlen(r.bytes);
+    int before = f.srv_closed;
+    uv_thread_t th;
+    assert_int_equal(uv_thread_create(&th, raw_thread, &r), 0);
+    bool ok = run_until(&f.loop, raw_done, &r, 30000);
+    assert_int_equal(uv_thread_join(&th), 0);
+    assert_true(ok);
+    assert_true(r.got_close);
+    assert_int_equal(f.srv_closed, before + 1);
+    assert_int_equal(f.srv_close_code, 1006);
+    assert_int_equal(f.cli_closed, 0); /* the well-behaved client is still fine */
+    ws_teardown(&f);
+}
+
 /* 200 clients on one kt_net, each with its own counters. */
 typedef struct many {
     int opened, msgs, closed, srv_open, srv_closed;
@@ -1160,10 +1213,9 @@ static void test_ws_200_clients_one_net(void **state)
     assert_int_equal(kt_http_server_new(&srv, net, NULL, NULL), KT_OK);
     many m;
     memset(&m, 0, sizeof m);
-    kt_ws_opts so = { .on_open = m_srv_open,
-                      .on_message = m_srv_msg,
-                      .on_close = m_srv_close,
-                      .user = &m };
+    kt_ws_opts so = {
+        .on_open = m_srv_open, .on_message = m_srv_msg, .on_close = m_srv_close, .user = &m
+    };
     assert_int_equal(kt_ws_endpoint(srv, "/sync", "ktwin-sync.v1", &so, NULL), KT_OK);
     assert_int_equal(kt_http_server_start(srv, NULL), KT_OK);
     char url[128];
@@ -1216,9 +1268,11 @@ static void make_ca(const char *dir, const char *name)
     (void)snprintf(key, sizeof key, "%s/%s.key", dir, name);
     (void)snprintf(crt, sizeof crt, "%s/%s.pem", dir, name);
     (void)snprintf(subj, sizeof subj, "/CN=%s", name);
-    char *argv[] = { "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                     "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", crt,
-                     "-days", "2", "-subj", subj, NULL };
+    char *argv[] = {
+        "openssl", "req",     "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes",  "-keyout", key,     "-out",    crt,  "-days",    "2",
+        "-subj",   subj,      NULL
+    };
     assert_int_equal(run_cmd(argv), 0);
 }
 
@@ -1232,11 +1286,16 @@ static void make_leaf(const char *dir, const char *name, const char *cn)
     (void)snprintf(ca, sizeof ca, "%s/ca.pem", dir);
     (void)snprintf(cakey, sizeof cakey, "%s/ca.key", dir);
     (void)snprintf(subj, sizeof subj, "/CN=%s", cn);
-    char *a1[] = { "openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                   "-nodes", "-keyout", key, "-out", csr, "-subj", subj, NULL };
+    char *a1[] = { "openssl", "req",      "-newkey",
+                   "ec",      "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                   "-nodes",  "-keyout",  key,
+                   "-out",    csr,        "-subj",
+                   subj,      NULL };
     assert_int_equal(run_cmd(a1), 0);
-    char *a2[] = { "openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", cakey,
-                   "-CAcreateserial", "-out", crt, "-days", "2", "-extfile", ext, NULL };
+    char *a2[] = { "openssl", "x509", "-req",   "-in", csr,
+                   "-CA",     ca,     "-CAkey", cakey, "-CAcreateserial",
+                   "-out",    crt,    "-days",  "2",   "-extfile",
+                   ext,       NULL };
     assert_int_equal(run_cmd(a2), 0);
 }
 
@@ -1249,15 +1308,20 @@ static void make_server_cert(const char *dir)
     (void)snprintf(ext, sizeof ext, "%s/ext.cnf", dir);
     (void)snprintf(ca, sizeof ca, "%s/ca.pem", dir);
     (void)snprintf(cakey, sizeof cakey, "%s/ca.key", dir);
-    char *a1[] = { "openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                   "-nodes", "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1", NULL };
+    char *a1[] = {
+        "openssl",       "req",     "-newkey", "ec",   "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes",        "-keyout", key,       "-out", csr,        "-subj",
+        "/CN=127.0.0.1", NULL
+    };
     assert_int_equal(run_cmd(a1), 0);
     FILE *fp = fopen(ext, "w");
     assert_non_null(fp);
     fputs("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n", fp);
     fclose(fp);
-    char *a2[] = { "openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", cakey,
-                   "-CAcreateserial", "-out", crt, "-days", "2", "-extfile", ext, NULL };
+    char *a2[] = { "openssl", "x509", "-req",   "-in", csr,
+                   "-CA",     ca,     "-CAkey", cakey, "-CAcreateserial",
+                   "-out",    crt,    "-days",  "2",   "-extfile",
+                   ext,       NULL };
     assert_int_equal(run_cmd(a2), 0);
 }
 
@@ -1356,8 +1420,9 @@ static void test_tls_https_and_wss(void **state)
     char ccrt[512], ckey[512];
     (void)snprintf(ccrt, sizeof ccrt, "%s/client.pem", dir);
     (void)snprintf(ckey, sizeof ckey, "%s/client.key", dir);
-    kt_http_server_opts mso = { .port = 0, .tls_cert_file = crt, .tls_key_file = key,
-                                .tls_client_ca_file = ca };
+    kt_http_server_opts mso = {
+        .port = 0, .tls_cert_file = crt, .tls_key_file = key, .tls_client_ca_file = ca
+    };
     ws_setup(&f, &mso, NULL);
     f.n_to_send = 3;
     f.size_of = size_small;
@@ -1446,6 +1511,7 @@ int main(void)
         cmocka_unit_test(test_ws_handshake_header_and_refusal),
         cmocka_unit_test(test_ws_close_while_connecting_and_in_open),
         cmocka_unit_test(test_ws_host_name_resolved_off_loop),
+        cmocka_unit_test(test_ws_pings_keep_quiet_link_open),
         cmocka_unit_test(test_ws_200_clients_one_net),
         cmocka_unit_test(test_tls_https_and_wss),
         cmocka_unit_test(test_port_in_use_is_an_error),
