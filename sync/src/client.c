@@ -22,6 +22,7 @@
 #include "kt/buf.h"
 #include "kt/mem.h"
 #include "model/model.h"
+#include "msg_int.h"
 
 #define CLIENT_HEARTBEAT_DEFAULT_MS 10000u
 #define CLIENT_HANDSHAKE_DEFAULT_MS 30000u
@@ -60,6 +61,7 @@ struct sync_client {
     uint64_t last_tx_ms;
 
     kt_buf tx;
+    sync_msg__decoder dec; /* reused for every message */
     sync_client_stats stats;
 };
 
@@ -131,6 +133,7 @@ kt_status sync_client_new(sync_client **out,
     c->state = SYNC_CLIENT_IDLE;
     c->heartbeat_ms = c->heartbeat_default_ms;
     kt_buf_init(&c->tx, CLIENT_TX_MAX_BYTES);
+    sync_msg__decoder_init(&c->dec);
     *out = c;
     return KT_OK;
 }
@@ -155,6 +158,7 @@ void sync_client_free(sync_client *c)
     }
     client_end(c);
     kt_buf_fini(&c->tx);
+    sync_msg__decoder_fini(&c->dec);
     kt_free(c->hub_id);
     kt_free(c->agent_version);
     kt_free(c->token);
@@ -396,12 +400,11 @@ kt_status sync_client_on_message(sync_client *c, const uint8_t *buf, size_t len,
     c->stats.msgs_in++;
     c->stats.bytes_in += len;
     c->last_rx_ms = c->ops.now_ms(c->user);
-    sync_msg *m = NULL;
-    kt_status st = sync_msg_decode(&m, buf, len, &c->limits, err);
+    const sync_msg *m = NULL;
+    kt_status st = sync_msg__decoder_decode(&m, &c->dec, buf, len, &c->limits, err);
     if (st == KT_OK) {
         st = dispatch(c, m, err);
     }
-    sync_msg_free(m);
     if (st != KT_OK) {
         if (st == KT_EPROTO || st == KT_ETOOBIG) {
             c->stats.protocol_errors++;

@@ -606,20 +606,48 @@ conv_envelope(sync_msg *m, const Ktwin__V1__Envelope *e, kt_arena *arena, kt_err
     return kt_err_set(err, KT_EPROTO, "envelope: no known body");
 }
 
+/* Steps 1 and 2 of the DESIGN note: nothing is allocated. */
+static kt_status precheck(const uint8_t *buf, size_t len, const sync_limits *l, kt_err *err)
+{
+    if (len > l->max_message_bytes) {
+        return kt_err_set(err, KT_ETOOBIG, "message: %zu bytes over cap %zu", len,
+                          l->max_message_bytes);
+    }
+    if (len > 0 && buf == NULL) {
+        return kt_err_set(err, KT_EINVAL, "message: NULL buffer");
+    }
+    return prescan(buf, len, l, err);
+}
+
+/* Step 3, after precheck(): everything the message points to goes into a. */
+static kt_status decode_into(
+    sync_msg *m, kt_arena *a, const uint8_t *buf, size_t len, const sync_limits *l, kt_err *err)
+{
+    pb_arena pa = { { pb_arena_alloc, pb_arena_free, NULL }, a, false };
+    pa.base.allocator_data = &pa;
+    Ktwin__V1__Envelope *env = ktwin__v1__envelope__unpack(&pa.base, len, buf);
+    if (env == NULL) {
+        if (pa.failed) {
+            return kt_err_set(err, KT_ENOMEM, "message: unpacking %zu bytes", len);
+        }
+        return kt_err_set(err, KT_EPROTO,
+                          "envelope: not a valid message (truncated, wrong wire type or missing "
+                          "required field)");
+    }
+    kt_status st = conv_envelope(m, env, a, err);
+    if (st != KT_OK) {
+        return st;
+    }
+    return sync_msg_validate(m, l, err);
+}
+
 kt_status
 sync_msg_decode(sync_msg **out, const uint8_t *buf, size_t len, const sync_limits *lim, kt_err *err)
 {
     *out = NULL;
     sync_limits l;
     sync_msg_limits_resolve(&l, lim);
-    if (len > l.max_message_bytes) {
-        return kt_err_set(err, KT_ETOOBIG, "message: %zu bytes over cap %zu", len,
-                          l.max_message_bytes);
-    }
-    if (len > 0 && buf == NULL) {
-        return kt_err_set(err, KT_EINVAL, "message: NULL buffer");
-    }
-    kt_status st = prescan(buf, len, &l, err);
+    kt_status st = precheck(buf, len, &l, err);
     if (st != KT_OK) {
         return st;
     }
@@ -629,32 +657,87 @@ sync_msg_decode(sync_msg **out, const uint8_t *buf, size_t len, const sync_limit
     }
     /* Small blocks for small messages; big arrays get one-off blocks anyway. */
     kt_arena_init(&own->arena, len < 2048 ? 4096 : 64u * 1024u);
-    pb_arena pa = { { pb_arena_alloc, pb_arena_free, NULL }, &own->arena, false };
-    pa.base.allocator_data = &pa;
-    Ktwin__V1__Envelope *env = ktwin__v1__envelope__unpack(&pa.base, len, buf);
-    if (env == NULL) {
-        if (pa.failed) {
-            st = kt_err_set(err, KT_ENOMEM, "message: unpacking %zu bytes", len);
-        } else {
-            st = kt_err_set(err, KT_EPROTO,
-                            "envelope: not a valid message (truncated, wrong wire type or missing "
-                            "required field)");
-        }
-        goto fail;
-    }
-    st = conv_envelope(&own->msg, env, &own->arena, err);
+    st = decode_into(&own->msg, &own->arena, buf, len, &l, err);
     if (st != KT_OK) {
-        goto fail;
-    }
-    st = sync_msg_validate(&own->msg, &l, err);
-    if (st != KT_OK) {
-        goto fail;
+        kt_arena_fini(&own->arena);
+        kt_free(own);
+        return st;
     }
     *out = &own->msg;
     return KT_OK;
-fail:
-    kt_arena_fini(&own->arena);
-    kt_free(own);
+}
+
+/* ---- reusable decoder (sessions) --------------------------------------------- */
+
+#define DECODER_MIN_BLOCK (16u * 1024u)
+
+static size_t pow2_at_least(size_t n)
+{
+    size_t p = DECODER_MIN_BLOCK;
+    while (p < n && p <= SIZE_MAX / 2) {
+        p *= 2;
+    }
+    return p;
+}
+
+void sync_msg__decoder_init(sync_msg__decoder *d)
+{
+    memset(d, 0, sizeof *d);
+    d->_block = DECODER_MIN_BLOCK;
+    kt_arena_init(&d->_arena, d->_block);
+}
+
+void sync_msg__decoder_fini(sync_msg__decoder *d)
+{
+    kt_arena_fini(&d->_arena);
+    memset(d, 0, sizeof *d);
+}
+
+kt_status sync_msg__decoder_decode(const sync_msg **out,
+                                   sync_msg__decoder *d,
+                                   const uint8_t *buf,
+                                   size_t len,
+                                   const sync_limits *lim,
+                                   kt_err *err)
+{
+    *out = NULL;
+    sync_limits l;
+    sync_msg_limits_resolve(&l, lim);
+    /*
+     * One block that holds a whole message is reused from message to
+     * message: no malloc/free per message, which on a snapshot stream was
+     * most of the decode time (heap trimming and page faults). The block
+     * grows to what the largest message so far needed.
+     */
+    kt_status st = precheck(buf, len, &l, err);
+    if (st != KT_OK) {
+        return st;
+    }
+    size_t want = pow2_at_least(2 * len);
+    if (want > d->_block) {
+        kt_arena_fini(&d->_arena);
+        d->_block = want;
+        kt_arena_init(&d->_arena, d->_block);
+    } else {
+        kt_arena_reset(&d->_arena);
+    }
+    memset(&d->_msg, 0, sizeof d->_msg);
+    st = decode_into(&d->_msg, &d->_arena, buf, len, &l, err);
+    if (d->_arena.total_bytes > d->_block + 4096u) {
+        /* This message needed more than one block: size the block for it next time. */
+        size_t grow = pow2_at_least(d->_arena.total_bytes);
+        kt_arena_fini(&d->_arena);
+        d->_block = grow;
+        kt_arena_init(&d->_arena, d->_block);
+        if (st == KT_OK) {
+            /* The message lived in the blocks just freed: decode it again. */
+            memset(&d->_msg, 0, sizeof d->_msg);
+            st = decode_into(&d->_msg, &d->_arena, buf, len, &l, err);
+        }
+    }
+    if (st == KT_OK) {
+        *out = &d->_msg;
+    }
     return st;
 }
 

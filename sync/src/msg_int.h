@@ -18,7 +18,29 @@
 
 #include "kt/buf.h"
 #include "kt/err.h"
+#include "kt/mem.h"
 #include "sync/msg.h"
+
+/*
+ * A decoder that reuses one arena across messages (STYLE §5 per-message
+ * arena): the message it returns lives until the next decode or fini.
+ * Sessions use it; sync_msg_decode() is the one-shot form. '_' = private.
+ */
+typedef struct sync_msg__decoder {
+    kt_arena _arena;
+    size_t _block;
+    sync_msg _msg;
+} sync_msg__decoder;
+
+void sync_msg__decoder_init(sync_msg__decoder *d);
+void sync_msg__decoder_fini(sync_msg__decoder *d);
+/* Same checks and statuses as sync_msg_decode(); *out is borrowed from d. */
+kt_status sync_msg__decoder_decode(const sync_msg **out,
+                                   sync_msg__decoder *d,
+                                   const uint8_t *buf,
+                                   size_t len,
+                                   const sync_limits *lim,
+                                   kt_err *err);
 
 /* Bytes o adds to a SnapshotChunk or Delta (field tag + length + Object). */
 size_t sync_msg__object_size(const sync_object *o);

@@ -95,6 +95,7 @@ struct sync_server {
     kt_buf objs;
 
     kt_buf tx;
+    sync_msg__decoder dec; /* reused for every message */
     bool held;
     kt_buf ctl;
     bool ctl_pending;
@@ -164,6 +165,7 @@ kt_status sync_server_new(sync_server **out,
     kt_buf_init(&s->objs, SERVER_BUF_MAX_BYTES);
     kt_buf_init(&s->tx, SERVER_BUF_MAX_BYTES);
     kt_buf_init(&s->ctl, 64u * 1024u);
+    sync_msg__decoder_init(&s->dec);
     s->state = SYNC_SERVER_AWAIT_HELLO;
     uint64_t now = ops->now_ms(user);
     s->created_ms = now;
@@ -220,6 +222,7 @@ void sync_server_free(sync_server *s)
     }
     server_end(s);
     kt_buf_fini(&s->ctl);
+    sync_msg__decoder_fini(&s->dec);
     kt_buf_fini(&s->tx);
     kt_buf_fini(&s->objs);
     kt_free(s->site);
@@ -667,8 +670,8 @@ kt_status sync_server_on_message(sync_server *s, const uint8_t *buf, size_t len,
     s->stats.msgs_in++;
     s->stats.bytes_in += len;
     s->last_rx_ms = s->ops.now_ms(s->user);
-    sync_msg *m = NULL;
-    kt_status st = sync_msg_decode(&m, buf, len, &s->limits, err);
+    const sync_msg *m = NULL;
+    kt_status st = sync_msg__decoder_decode(&m, &s->dec, buf, len, &s->limits, err);
     if (st != KT_OK) {
         if (st == KT_ENOMEM) {
             server_end(s);
@@ -703,7 +706,6 @@ kt_status sync_server_on_message(sync_server *s, const uint8_t *buf, size_t len,
             break;
         }
     }
-    sync_msg_free(m);
     return st;
 }
 

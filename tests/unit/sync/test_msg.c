@@ -538,6 +538,74 @@ static void test_msg_decode_survives_each_allocation_failing(void **state)
     kt_buf_fini(&b);
 }
 
+/* The session decoder reuses one block: after the first big message, no allocation per message. */
+static void test_msg_decoder_reuses_its_block(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    sync_object *objs = kt_xcalloc(N, sizeof *objs);
+    char(*names)[16] = kt_xcalloc(N, sizeof *names);
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "obj-%d", i);
+        objs[i] = (sync_object){ SYNC_KIND_TWIN_INSTANCE, names[i], (const uint8_t *)BODY_A,
+                                 sizeof BODY_A - 1,       false,    (uint64_t)i };
+    }
+    sync_msg big = { .type = SYNC_MSG_SNAPSHOT, .u.snapshot = { 9, 0, true, objs, N } };
+    kt_buf bb;
+    encode_ok(&big, &bb);
+    sync_msg small = sample(SYNC_MSG_ACK);
+    kt_buf sb;
+    encode_ok(&small, &sb);
+    sync_msg__decoder d;
+    sync_msg__decoder_init(&d);
+    const sync_msg *m = NULL;
+    kt_err err = { 0 };
+    assert_int_equal(sync_msg__decoder_decode(&m, &d, (const uint8_t *)sb.data, sb.len, NULL, &err),
+                     KT_OK);
+    assert_int_equal(m->type, SYNC_MSG_ACK);
+    for (int round = 0; round < 3; round++) {
+        uint64_t before = kt_mem_allocs();
+        assert_int_equal(
+            sync_msg__decoder_decode(&m, &d, (const uint8_t *)bb.data, bb.len, NULL, &err), KT_OK);
+        assert_int_equal(m->u.snapshot.n_objects, N);
+        assert_objects_equal(objs, m->u.snapshot.objects, N);
+        if (round > 0) {
+            assert_int_equal(kt_mem_allocs(), before); /* the block from round 0 is reused */
+        }
+        assert_int_equal(
+            sync_msg__decoder_decode(&m, &d, (const uint8_t *)sb.data, sb.len, NULL, &err), KT_OK);
+        assert_int_equal(m->u.ack.seq, 5);
+    }
+    /* Errors leave the decoder usable. */
+    kt_err e2 = { 0 };
+    assert_int_equal(sync_msg__decoder_decode(&m, &d, (const uint8_t *)bb.data, 7, NULL, &e2),
+                     KT_EPROTO);
+    assert_null(m);
+    /* Every allocation failing in turn on a fresh decoder: KT_ENOMEM, then success. */
+    bool done = false;
+    for (uint64_t n = 1; n < 1000 && !done; n++) {
+        sync_msg__decoder fresh;
+        sync_msg__decoder_init(&fresh);
+        kt_mem_fail_at(n);
+        kt_status st =
+            sync_msg__decoder_decode(&m, &fresh, (const uint8_t *)bb.data, bb.len, NULL, NULL);
+        kt_mem_fail_at(0);
+        if (st == KT_OK) {
+            assert_int_equal(m->u.snapshot.n_objects, N);
+            done = true;
+        } else {
+            assert_int_equal(st, KT_ENOMEM);
+        }
+        sync_msg__decoder_fini(&fresh);
+    }
+    assert_true(done);
+    sync_msg__decoder_fini(&d);
+    kt_buf_fini(&sb);
+    kt_buf_fini(&bb);
+    kt_free(names);
+    kt_free(objs);
+}
+
 static void test_msg_arena_try_alloc_fails_softly(void **state)
 {
     (void)state;
@@ -632,6 +700,7 @@ int main(void)
         cmocka_unit_test(test_msg_incremental_chunk_decodes_like_encode),
         cmocka_unit_test(test_msg_unknown_body_field_is_eproto),
         cmocka_unit_test(test_msg_decode_survives_each_allocation_failing),
+        cmocka_unit_test(test_msg_decoder_reuses_its_block),
         cmocka_unit_test(test_msg_arena_try_alloc_fails_softly),
         cmocka_unit_test(test_msg_names_are_stable),
         cmocka_unit_test(test_msg_write_corpus),
