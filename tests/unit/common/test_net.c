@@ -1455,6 +1455,36 @@ static void test_tls_https_and_wss(void **state)
     rm_tree(dir);
 }
 
+static void test_bind_any_and_ipv6(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    kt_net *net = NULL;
+    assert_int_equal(kt_net_new(&net, &loop, NULL, NULL), KT_OK);
+    app a;
+    memset(&a, 0, sizeof a);
+    static const char *const addrs[] = { "0.0.0.0", "::1" };
+    for (size_t i = 0; i < 2; i++) {
+        kt_http_server *srv = NULL;
+        kt_http_server_opts o = { .bind_addr = addrs[i], .name = addrs[i] };
+        assert_int_equal(kt_http_server_new(&srv, net, &o, NULL), KT_OK);
+        assert_int_equal(kt_http_route(srv, KT_HTTP_GET, "/hello", 0, h_hello, &a, NULL), KT_OK);
+        kt_err err = { 0 };
+        assert_int_equal(kt_http_server_start(srv, &err), KT_OK);
+        cjob j;
+        char url[256];
+        (void)snprintf(url, sizeof url, i == 0 ? "http://127.0.0.1:%d/hello" : "http://[::1]:%d/hello",
+                       kt_http_server_port(srv));
+        cjob_init(&j, "GET", url);
+        cjob_run(&loop, &j);
+        assert_int_equal(j.status, 200);
+        kt_buf_fini(&j.out);
+    }
+    assert_int_equal(a.hits, 2);
+    shutdown_net(&loop, net);
+}
+
 static void test_port_in_use_is_an_error(void **state)
 {
     (void)state;
@@ -1514,6 +1544,7 @@ int main(void)
         cmocka_unit_test(test_ws_pings_keep_quiet_link_open),
         cmocka_unit_test(test_ws_200_clients_one_net),
         cmocka_unit_test(test_tls_https_and_wss),
+        cmocka_unit_test(test_bind_any_and_ipv6),
         cmocka_unit_test(test_port_in_use_is_an_error),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
