@@ -247,7 +247,8 @@ typedef struct sync_msg {
  * Returns KT_OK; KT_ETOOBIG when len > lim->max_message_bytes or a count or
  * size is over its cap; KT_EPROTO when the bytes are not a valid Envelope or a
  * field is missing or wrong (err->msg names the field, e.g.
- * "delta.objects[3].name: contains '/'"); KT_ENOMEM when memory runs out.
+ * "delta.objects[3].name: contains '/'"); KT_EINVAL when buf is NULL
+ * with len > 0; KT_ENOMEM when memory runs out.
  * Never asserts on input. Thread: any.
  */
 kt_status sync_msg_decode(
