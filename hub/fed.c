@@ -324,6 +324,28 @@ static void push_placement(hub_fed *f, fed_site *site)
     sess_check(s, sync_server_push_placement(s->srv, &p, &err), &err);
 }
 
+#define FED_MOVE_LOG_MAX 50u
+
+typedef struct move_log {
+    const model_placement *cur;
+    size_t n;
+} move_log;
+
+/* Log one changed (interface, site) decision with the rule and reason that decided it. */
+static void log_move(const model_placement_change *c, void *user)
+{
+    move_log *ml = user;
+    if (++ml->n > FED_MOVE_LOG_MAX) {
+        return;
+    }
+    const model_placement_decision *d = model_placement_decision_get(ml->cur, c->iface, c->site);
+    char q[600];
+    KT_LOG(KT_LOG_INFO, "PLACEMENT-MOVE", "iface=%s site=%s from=%s to=%s rule=%s reason=%s",
+           c->iface, c->site, model_placement_where_str(c->old_where),
+           model_placement_where_str(c->new_where), d != NULL && d->rule != NULL ? d->rule : "-",
+           kt_log_quote(q, sizeof q, d != NULL && d->reason != NULL ? d->reason : ""));
+}
+
 /* Push the views that changed since the last push. */
 static void push_dirty_views(hub_fed *f)
 {
@@ -353,7 +375,11 @@ static kt_status recompute_placement(hub_fed *f, kt_err *err)
     if (st != KT_OK) {
         return st;
     }
-    size_t moves = f->placement != NULL ? model_placement_diff(f->placement, np, NULL, NULL) : 0;
+    move_log ml = { np, 0 };
+    size_t moves = f->placement != NULL ? model_placement_diff(f->placement, np, log_move, &ml) : 0;
+    if (moves > FED_MOVE_LOG_MAX) {
+        KT_LOG(KT_LOG_INFO, "PLACEMENT-MOVE", "suppressed=%zu", moves - FED_MOVE_LOG_MAX);
+    }
     model_placement_free(f->placement);
     f->placement = np;
     kt_metrics_inc(f->m_recomputes);

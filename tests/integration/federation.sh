@@ -306,6 +306,11 @@ scenario_three_sites() {
     moves1=$(metric ktwin_hub_placement_moves_total)
     if [ "${moves1%.*}" -ge $((${moves0%.*} + 3)) ]; then ok "hub counted the moves ($moves0 -> $moves1)"; else
         bad "ktwin_hub_placement_moves_total $moves0 -> $moves1, expected +3"; fi
+    if grep -q 'id=PLACEMENT-MOVE .*iface=city-pole site=site-00 from=edge to=cloud rule=smart-city/poles-in-the-cloud' "$T/hub.log"; then
+        ok "the move is logged with its rule and reason"
+    else
+        bad "no PLACEMENT-MOVE line for city-pole on site-00"
+    fi
     check "site-00 explain has steps" true \
         "$(hub_get '/api/v1/placement/city-pole?site=site-00' | jq '.steps | length > 0')"
 
