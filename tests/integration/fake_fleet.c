@@ -16,7 +16,7 @@
  *   {"clients":N,"welcomed":W,"welcomes_total":..,"connects_total":..,
  *    "rejects":{"busy":..,"unauthenticated":..,"duplicate":..,"other":..},
  *    "sites":[{"site":S,"welcomed":bool,"rev":R,"ifaces":I,"instances":J,
- *              "placement_rev":P,"edge":E,"welcomes":..,"busy":..}],
+ *              "placement_rev":P,"edge":E,"other_site":O,"welcomes":..,"busy":..}],
  *    "welcome_wall_ms":[t, ...]}          (every Welcome's wall-clock time)
  * SIGTERM/SIGINT stop it cleanly (exit 0).
  *
@@ -68,7 +68,7 @@ typedef struct ff_client {
     bool staging;
     uint64_t rev;
     uint64_t placement_rev;
-    size_t n_edge;
+    size_t n_edge, n_other; /* interfaces EDGE here / OTHER_SITE in the last placement */
     uint64_t welcomes, busy;
     bool welcomed;
     bool got_reject; /* this connection ended with a Reject */
@@ -223,11 +223,13 @@ static kt_status op_placement(const sync_placement *p, kt_err *err, void *user)
 {
     ff_client *c = user;
     (void)err;
-    size_t edge = 0;
+    size_t edge = 0, other = 0;
     for (size_t i = 0; i < p->n_interfaces; i++) {
         edge += p->interfaces[i].where == SYNC_WHERE_EDGE ? 1u : 0u;
+        other += p->interfaces[i].where == SYNC_WHERE_OTHER_SITE ? 1u : 0u;
     }
     c->n_edge = edge;
+    c->n_other = other;
     c->placement_rev = p->revision;
     return KT_OK;
 }
@@ -382,11 +384,12 @@ static void write_status(ff_fleet *fl)
         (void)kt_buf_printf(&b,
                             "%s{\"site\":\"%s\",\"welcomed\":%s,\"rev\":%" PRIu64
                             ",\"ifaces\":%zu,\"instances\":%zu,\"placement_rev\":%" PRIu64
-                            ",\"edge\":%zu,\"welcomes\":%" PRIu64 ",\"busy\":%" PRIu64 "}",
+                            ",\"edge\":%zu,\"other_site\":%zu,\"welcomes\":%" PRIu64
+                            ",\"busy\":%" PRIu64 "}",
                             i > 0 ? "," : "", c->site,
                             c->welcomed && c->conn != NULL ? "true" : "false", c->rev,
                             c->g.n_ifaces, c->g.n_instances, c->placement_rev, c->n_edge,
-                            c->welcomes, c->busy);
+                            c->n_other, c->welcomes, c->busy);
     }
     (void)kt_buf_puts(&b, "],\"welcome_wall_ms\":[");
     for (size_t i = 0; i < fl->n_welcome_ms; i++) {

@@ -422,6 +422,11 @@ scenario_storm() {
     check "every fake agent holds its subgraph's objects" 0 "$mism"
     check "sites with instances get them" true \
         "$(jq '[.sites[] | select(.instances > 0)] | length >= 2' "$T/fleet.json")"
+    # site-01 and site-02 run the neighborhood services; a site without instances sees them
+    # on another site (OTHER_SITE), never at its own edge.
+    placed() { [ "$(jq '[.sites[] | select(.site == "site-01" and .edge > 0)] | length' "$T/fleet.json")" = 1 ] &&
+        [ "$(jq '[.sites[] | select(.site == "site-150" and .edge == 0 and .other_site > 0)] | length' "$T/fleet.json")" = 1 ]; }
+    wait_for "placement views pushed" 60 placed && ok "site-01 runs services at the edge; site-150 sees them as OTHER_SITE"
 
     # Restart the hub: everybody reconnects at once.
     local w0 b0
