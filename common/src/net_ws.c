@@ -232,37 +232,59 @@ static int on_rx(kt_ws_conn *c, struct lws *wsi, const void *in, size_t len)
     return 0;
 }
 
-static int on_writeable(kt_ws_conn *c, struct lws *wsi)
+/* Hand the next frame (at most NET_CHUNK bytes) of the head message to lws. */
+static int write_frame(kt_ws_conn *c, struct lws *wsi, size_t *written)
 {
     ws_msg *m = c->q_head;
-    if (m != NULL) {
-        size_t n = m->len - m->off;
-        if (n > NET_CHUNK) {
-            n = NET_CHUNK;
+    size_t n = m->len - m->off;
+    if (n > NET_CHUNK) {
+        n = NET_CHUNK;
+    }
+    bool first = m->off == 0;
+    bool last = m->off + n == m->len;
+    int flags = lws_write_ws_flags(m->text ? LWS_WRITE_TEXT : LWS_WRITE_BINARY, first, last);
+    int w = lws_write(wsi, m->buf + LWS_PRE + m->off, n, (enum lws_write_protocol)flags);
+    if (w < 0 || (size_t)w < n) {
+        kt_strlcpy(c->end_reason, "write failed", sizeof c->end_reason);
+        return -1;
+    }
+    m->off += n;
+    c->queued -= n;
+    *written += n + 1; /* +1: empty messages count too */
+    if (last) {
+        c->q_head = m->next;
+        if (c->q_head == NULL) {
+            c->q_tail = NULL;
         }
-        bool first = m->off == 0;
-        bool last = m->off + n == m->len;
-        int flags = lws_write_ws_flags(m->text ? LWS_WRITE_TEXT : LWS_WRITE_BINARY, first, last);
-        int w = lws_write(wsi, m->buf + LWS_PRE + m->off, n, (enum lws_write_protocol)flags);
-        if (w < 0 || (size_t)w < n) {
-            kt_strlcpy(c->end_reason, "write failed", sizeof c->end_reason);
-            return -1;
+        kt_metrics_inc(c->net->m.ws_tx_msgs);
+        kt_metrics_add(c->net->m.ws_tx_bytes, m->len);
+        kt_free(m);
+    }
+    if (c->want_drain && c->queued <= c->opts.max_queue_bytes / 2) {
+        c->want_drain = false;
+        if (c->opts.on_drain != NULL && !c->close_requested) {
+            c->opts.on_drain(c, c->opts.user); /* may queue more: handled below */
         }
-        m->off += n;
-        c->queued -= n;
-        if (last) {
-            c->q_head = m->next;
-            if (c->q_head == NULL) {
-                c->q_tail = NULL;
+    }
+    return 0;
+}
+
+/*
+ * Write frames while the socket takes them without buffering (checked with
+ * lws_send_pipe_choked after each), up to 4 chunks per callback so one busy
+ * connection cannot starve the others. Small messages then cost one send()
+ * each instead of one loop iteration each.
+ */
+static int on_writeable(kt_ws_conn *c, struct lws *wsi)
+{
+    if (c->q_head != NULL) {
+        size_t written = 0;
+        while (c->q_head != NULL) {
+            if (write_frame(c, wsi, &written) != 0) {
+                return -1;
             }
-            kt_metrics_inc(c->net->m.ws_tx_msgs);
-            kt_metrics_add(c->net->m.ws_tx_bytes, m->len);
-            kt_free(m);
-        }
-        if (c->want_drain && c->queued <= c->opts.max_queue_bytes / 2) {
-            c->want_drain = false;
-            if (c->opts.on_drain != NULL && !c->close_requested) {
-                c->opts.on_drain(c, c->opts.user);
+            if (written >= 4 * NET_CHUNK || lws_send_pipe_choked(wsi)) {
+                break;
             }
         }
         if (c->q_head != NULL || c->close_requested) {
