@@ -161,8 +161,10 @@ kt_status kt_http_route(kt_http_server *srv,
 
 /*
  * Bind and listen. Returns KT_OK; KT_EDEP (dep "lws") when the vhost cannot
- * be created (port in use, bad address, unreadable TLS files: err says
- * which). Thread: loop.
+ * be created (port in use, bad address, unreadable TLS files; lws logs the
+ * detail under LWS-LOG); KT_EINVAL when already started or when another
+ * server of this kt_net uses the same port (lws would share the socket).
+ * Thread: loop.
  */
 kt_status kt_http_server_start(kt_http_server *srv, kt_err *err);
 
@@ -251,8 +253,15 @@ typedef void (*kt_ws_close_cb)(kt_ws_conn *c, int code, const char *reason, void
 typedef struct kt_ws_opts {
     size_t max_message_bytes;  /* received message cap; 0 = 16 MiB; over it -> close 1009 */
     size_t max_queue_bytes;    /* send queue cap; 0 = 64 MiB; over it kt_ws_conn_send -> EAGAIN */
-    uint32_t ping_interval_s;  /* send a ping after this much silence; 0 = 30, UINT32_MAX = off */
-    uint32_t idle_timeout_s;   /* close when nothing (not even a pong) came this long; 0 = 90 */
+    /*
+     * Keepalive: ping after ping_interval_s without valid traffic (0 = 30,
+     * UINT32_MAX = never ping and never hang up); close (code 1006) when
+     * nothing valid, not even a pong, came for idle_timeout_s (0 = 90). On a
+     * server the policy is per listening server: the smallest values of its
+     * endpoints apply to all of its connections.
+     */
+    uint32_t ping_interval_s;
+    uint32_t idle_timeout_s;
     kt_ws_accept_cb on_accept; /* server only, optional */
     kt_ws_open_cb on_open;
     kt_ws_message_cb on_message;
