@@ -251,8 +251,8 @@ typedef void (*kt_ws_close_cb)(kt_ws_conn *c, int code, const char *reason, void
 
 /* Settings common to server endpoints and clients. */
 typedef struct kt_ws_opts {
-    size_t max_message_bytes;  /* received message cap; 0 = 16 MiB; over it -> close 1009 */
-    size_t max_queue_bytes;    /* send queue cap; 0 = 64 MiB; over it kt_ws_conn_send -> EAGAIN */
+    size_t max_message_bytes; /* received message cap; 0 = 16 MiB; over it -> close 1009 */
+    size_t max_queue_bytes;   /* send queue cap; 0 = 64 MiB; over it kt_ws_conn_send -> EAGAIN */
     /*
      * Keepalive: ping after ping_interval_s without valid traffic (0 = 30,
      * UINT32_MAX = never ping and never hang up); close (code 1006) when
