@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include <sqlite3.h>
+
 #include "hub/graph.h"
 #include "hub/store.h"
 #include "kt/buf.h"
@@ -386,6 +388,38 @@ static void test_duplicate_in_one_request_is_an_error(void **state)
     assert_int_equal(hub_graph_revision(f->g), 1);
 }
 
+static void test_database_failure_changes_nothing(void **state)
+{
+    fx *f = *state;
+    hub_apply_result r;
+    assert_int_equal(apply(f, city, &r), KT_OK);
+    hub_apply_result_fini(&r);
+    /* Another connection holds the write lock: our BEGIN IMMEDIATE fails (no busy wait). */
+    sqlite3 *other = NULL;
+    assert_int_equal(sqlite3_open(f->db, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    kt_err err = { 0 };
+    hub_apply_result_init(&r);
+    const char *text = INSTANCE("nb-2", "city-neighborhood", "");
+    assert_int_equal(hub_graph_apply(f->g, "request", text, strlen(text), &r, &err), KT_EDEP);
+    assert_string_equal(err.dep, "sqlite");
+    hub_apply_result_fini(&r);
+    hub_apply_result_init(&r);
+    assert_int_equal(hub_graph_delete(f->g, HUB_KIND_INSTANCE, "pole-1", &r, &err), KT_EDEP);
+    hub_apply_result_fini(&r);
+    assert_int_equal(hub_graph_revision(f->g), 1);
+    assert_null(hub_graph_body(f->g, HUB_KIND_INSTANCE, "nb-2", NULL, NULL));
+    assert_non_null(hub_graph_body(f->g, HUB_KIND_INSTANCE, "pole-1", NULL, NULL));
+    assert_int_equal(model_n_instances(hub_graph_model(f->g)), 2);
+    assert_int_equal(f->n_notes, 1);
+    assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    /* And it works again once the lock is gone. */
+    assert_int_equal(apply(f, text, &r), KT_OK);
+    assert_int_equal(r.revision, 2);
+    hub_apply_result_fini(&r);
+}
+
 static int collect_names(const hub_object_view *o, void *user)
 {
     kt_buf *b = user;
@@ -428,6 +462,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_foreach_is_ordered_by_kind_then_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_in_one_request_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_database_failure_changes_nothing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,6 +45,7 @@ wait_for() {
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 mkdir -p "$T/crds" "$T/data"
+DATA=$T/data
 
 # ---- optional redis ---------------------------------------------------------
 REDIS_PORT=
@@ -80,7 +81,7 @@ start_hub() {
     wait_for test -s "$T/port" || { fail "hub did not write its port"; cat "$T/hub.log"; exit 1; }
     PORT=$(cat "$T/port")
     URL="http://127.0.0.1:$PORT"
-    TOKEN=$(cat "$T/data/admin.token")
+    TOKEN=$(cat "$DATA/admin.token")
 }
 
 stop_hub() {
@@ -299,6 +300,27 @@ REV2=$(grep '^ktwin_hub_graph_revision ' <(curl -s "$URL/metrics") | awk '{print
 check "restart: revision kept ($REV)" test "$REV" = "$REV2"
 check "restart: same admin token works" test "$(req POST /api/v1/apply "${auth[@]}" --data-binary @"$T/city.yaml")" = 200
 stop_hub
+
+# ---- TLS (throwaway self-signed certificate) ----------------------------------------------------
+if command -v openssl >/dev/null; then
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 1 \
+        -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1
+    printf 'listen: {port: 0}\ndata_dir: %s/data-tls\ntls: {cert_file: %s/cert.pem, key_file: %s/key.pem}\n' \
+        "$T" "$T" "$T" >"$T/hub.yaml"
+    DATA=$T/data-tls
+    start_hub
+    check "TLS healthz" test "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$T/cert.pem" "https://127.0.0.1:$PORT/healthz")" = 200
+    check "TLS apply" test "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$T/cert.pem" -H "Authorization: Bearer $TOKEN" --data-binary @"$T/city.yaml" "https://127.0.0.1:$PORT/api/v1/apply")" = 200
+    check "no plain HTTP on a TLS listener" test "$(curl -s -m 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/healthz")" != 200
+    stop_hub
+    check "TLS hub exits 0" test $? = 0
+fi
+
+# ---- a bad config exits 2 with file:line:col ------------------------------------------------------
+printf 'listen:\n  port: 70000\nbogus: 1\n' >"$T/bad-hub.yaml"
+"$HUB" --config "$T/bad-hub.yaml" >"$T/bad.out" 2>&1
+check "bad config exits 2" test $? = 2
+check "bad config names file:line:col" grep -q "bad-hub.yaml:3:1: bogus" "$T/bad.out"
 
 if [ "$FAILS" -ne 0 ]; then
     echo "---- hub log ----"

@@ -3,7 +3,7 @@
 if(TARGET kt_hub_core)
   kt_add_unit_test(test_hub_graph
     SOURCES ${PROJECT_SOURCE_DIR}/tests/unit/hub/test_hub_graph.c
-    LIBS kt_hub_core
+    LIBS kt_hub_core PkgConfig::SQLITE3
     LABELS unit)
   kt_add_unit_test(test_hub_config
     SOURCES ${PROJECT_SOURCE_DIR}/tests/unit/hub/test_hub_config.c
