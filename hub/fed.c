@@ -66,18 +66,18 @@
 #include "sync/msg.h"
 #include "sync/server.h"
 
-#define FED_SYNC_PATH "/sync"
-#define FED_RING_MAX_ENTRIES 1024u
-#define FED_RING_MAX_NAMES 200000u
+#define FED_SYNC_PATH         "/sync"
+#define FED_RING_MAX_ENTRIES  1024u
+#define FED_RING_MAX_NAMES    200000u
 #define FED_DELTA_MAX_OBJECTS 2000u
-#define FED_DELTA_MAX_BYTES (2u * 1024u * 1024u)
-#define FED_SNAPSHOT_BATCH 256u
+#define FED_DELTA_MAX_BYTES   (2u * 1024u * 1024u)
+#define FED_SNAPSHOT_BATCH    256u
 /* Send queue per connection: over it the session pauses until drained (a snapshot streams). */
-#define FED_WS_QUEUE_BYTES (4u * 1024u * 1024u)
-#define FED_TICK_MS 250u
-#define FED_FLUSH_TICKS 8u /* flush dirty site rows every 2 s */
+#define FED_WS_QUEUE_BYTES    (4u * 1024u * 1024u)
+#define FED_TICK_MS           250u
+#define FED_FLUSH_TICKS       8u /* flush dirty site rows every 2 s */
 #define FED_PRESENCE_DELAY_MS 20u
-#define FED_BODY_MAX (64u * 1024u * 1024u)
+#define FED_BODY_MAX          (64u * 1024u * 1024u)
 
 typedef struct fed_sess fed_sess;
 
@@ -97,8 +97,8 @@ typedef struct fed_ring_entry {
 
 typedef struct fed_site {
     hub_site *hs;
-    fed_sess *sess;  /* the welcomed session, or NULL */
-    kt_map members;  /* instance name -> model_instance* (current model) */
+    fed_sess *sess;       /* the welcomed session, or NULL */
+    kt_map members;       /* instance name -> model_instance* (current model) */
     fed_ring_entry *ring; /* ring[0] oldest; contiguous */
     size_t ring_n;
     size_t ring_names;
@@ -123,8 +123,8 @@ struct fed_sess {
     size_t snap_n, snap_pos, snap_cap;
     sync_object *batch;
     size_t batch_cap;
-    kt_arena scratch;    /* bodies of the current snapshot batch / delta */
-    kt_arena pl_arena;   /* strings of the last placement handed out */
+    kt_arena scratch;  /* bodies of the current snapshot batch / delta */
+    kt_arena pl_arena; /* strings of the last placement handed out */
     /* delta_next result */
     bool plan_delta; /* delta holds the plan's merge, not handed out yet */
     sync_delta delta;
@@ -146,7 +146,7 @@ struct hub_fed {
     hub_sites *sites;
     fed_site *fs; /* parallel to hub_sites_at order */
     size_t n_sites;
-    uint64_t rev;           /* graph revision the fed state is at */
+    uint64_t rev;            /* graph revision the fed state is at */
     uint64_t snapshot_floor; /* agents at R <= this need a snapshot (agents file changed) */
     uint64_t placement_rev;
     model_placement *placement;
@@ -154,7 +154,7 @@ struct hub_fed {
     sync_admit admit;
     sync_server_opts sopts;
     fed_sess *sessions;
-    uv_timer_t *tick;       /* heap: freed in its close callback */
+    uv_timer_t *tick; /* heap: freed in its close callback */
     uv_timer_t *presence;
     bool presence_pending;
     unsigned tick_count;
@@ -210,9 +210,8 @@ static void sess_end(fed_sess *s, kt_status st, const kt_err *err)
     }
     if (st != KT_ECLOSED) {
         char q[300];
-        KT_LOG(KT_LOG_NOTICE, "SYNC-SESSION-END", "site=%s peer=%s status=%s err=%s", site,
-               s->peer, kt_status_str(st),
-               kt_log_quote(q, sizeof q, err != NULL ? err->msg : ""));
+        KT_LOG(KT_LOG_NOTICE, "SYNC-SESSION-END", "site=%s peer=%s status=%s err=%s", site, s->peer,
+               kt_status_str(st), kt_log_quote(q, sizeof q, err != NULL ? err->msg : ""));
     }
     kt_ws_conn_close(s->conn, code, reason);
 }
@@ -369,8 +368,8 @@ static kt_status recompute_placement(hub_fed *f, kt_err *err)
         in[i].memory_bytes = hs->has_capacity ? hs->memory_bytes : 0;
     }
     model_placement *np = NULL;
-    kt_status st = model_placement_compute(&np, hub_graph_model(f->graph), in, f->n_sites,
-                                           f->placement, err);
+    kt_status st =
+        model_placement_compute(&np, hub_graph_model(f->graph), in, f->n_sites, f->placement, err);
     kt_free(in);
     if (st != KT_OK) {
         return st;
@@ -513,14 +512,14 @@ static void ring_drop_oldest(fed_site *site)
 }
 
 /* Append (takes ops). */
-static void ring_append(fed_site *site, uint64_t from, uint64_t to, bool resync, fed_op *ops,
-                        size_t n_ops)
+static void
+ring_append(fed_site *site, uint64_t from, uint64_t to, bool resync, fed_op *ops, size_t n_ops)
 {
     if (site->ring == NULL) {
         site->ring = kt_xcalloc(FED_RING_MAX_ENTRIES, sizeof *site->ring);
     }
-    while (site->ring_n > 0 &&
-           (site->ring_n >= FED_RING_MAX_ENTRIES || site->ring_names + n_ops > FED_RING_MAX_NAMES)) {
+    while (site->ring_n > 0 && (site->ring_n >= FED_RING_MAX_ENTRIES ||
+                                site->ring_names + n_ops > FED_RING_MAX_NAMES)) {
         ring_drop_oldest(site);
     }
     if (site->ring_n == 0) {
@@ -546,8 +545,8 @@ static void ring_clear(fed_site *site, uint64_t base)
 /* ================================================================= deltas */
 
 /* Fill obj for (kind, name): the current body (copied into arena) or a delete. */
-static size_t fill_object(hub_fed *f, sync_object *o, int kind, const char *name, bool deleted,
-                          kt_arena *arena)
+static size_t
+fill_object(hub_fed *f, sync_object *o, int kind, const char *name, bool deleted, kt_arena *arena)
 {
     memset(o, 0, sizeof *o);
     o->kind = (sync_kind)kind;
@@ -595,8 +594,8 @@ static void op_vec_fini(op_vec *v)
 }
 
 /* Push the delta (from, to, ops) to the site's session, bodies read now. */
-static void push_delta(hub_fed *f, fed_site *site, uint64_t from, uint64_t to, const fed_op *ops,
-                       size_t n_ops)
+static void
+push_delta(hub_fed *f, fed_site *site, uint64_t from, uint64_t to, const fed_op *ops, size_t n_ops)
 {
     fed_sess *s = site->sess;
     if (s == NULL || s->closing) {
@@ -606,7 +605,9 @@ static void push_delta(hub_fed *f, fed_site *site, uint64_t from, uint64_t to, c
     for (size_t i = 0; i < n_ops; i++) {
         fill_object(f, &objs[i], ops[i].kind, ops[i].name, ops[i].deleted != 0, NULL);
     }
-    sync_delta d = { .from_revision = from, .to_revision = to, .objects = objs, .n_objects = n_ops };
+    sync_delta d = {
+        .from_revision = from, .to_revision = to, .objects = objs, .n_objects = n_ops
+    };
     kt_err err = { 0 };
     kt_status st = sync_server_push_delta(s->srv, &d, &err);
     kt_free(objs);
@@ -616,11 +617,8 @@ static void push_delta(hub_fed *f, fed_site *site, uint64_t from, uint64_t to, c
     sess_check(s, st, &err);
 }
 
-static void on_graph_changed(hub_graph *g,
-                             uint64_t revision,
-                             const hub_change *changes,
-                             size_t n_changes,
-                             void *user)
+static void on_graph_changed(
+    hub_graph *g, uint64_t revision, const hub_change *changes, size_t n_changes, void *user)
 {
     hub_fed *f = user;
     (void)g;
@@ -871,11 +869,8 @@ static uint32_t op_admit(const char *site, void *user)
     return wait;
 }
 
-static kt_status op_plan(sync_mode *mode_out,
-                         uint64_t *revision_out,
-                         const sync_hello *hello,
-                         kt_err *err,
-                         void *user)
+static kt_status op_plan(
+    sync_mode *mode_out, uint64_t *revision_out, const sync_hello *hello, kt_err *err, void *user)
 {
     fed_sess *s = user;
     hub_fed *f = s->f;
@@ -900,7 +895,8 @@ static kt_status op_plan(sync_mode *mode_out,
     return KT_OK;
 }
 
-static kt_status op_snapshot_next(const sync_object **objs_out, size_t *n_out, kt_err *err, void *user)
+static kt_status
+op_snapshot_next(const sync_object **objs_out, size_t *n_out, kt_err *err, void *user)
 {
     fed_sess *s = user;
     (void)err;
@@ -946,8 +942,7 @@ static kt_status op_delta_next(const sync_delta **out, uint64_t from, kt_err *er
     s->plan_delta = false;
     kt_status st = merge_delta(f, s, from);
     if (st != KT_OK) {
-        return kt_err_set(err, KT_ENOTFOUND, "delta from revision %" PRIu64 " not available",
-                          from);
+        return kt_err_set(err, KT_ENOTFOUND, "delta from revision %" PRIu64 " not available", from);
     }
     *out = &s->delta;
     return KT_OK;
@@ -997,9 +992,9 @@ static void op_on_welcome(const sync_hello *hello, void *user)
     hs->last_seen_ms = kt_clock_wall_ms();
     hs->dirty = true;
     kt_metrics_inc(f->m_sessions);
-    KT_LOG(KT_LOG_INFO, "SYNC-WELCOME", "site=%s peer=%s agent_rev=%" PRIu64 " hub_rev=%" PRIu64
-           " mode=%s", hs->name, s->peer, hello->graph_revision, f->rev,
-           sync_msg_mode_str(sync_server_mode(s->srv)));
+    KT_LOG(KT_LOG_INFO, "SYNC-WELCOME",
+           "site=%s peer=%s agent_rev=%" PRIu64 " hub_rev=%" PRIu64 " mode=%s", hs->name, s->peer,
+           hello->graph_revision, f->rev, sync_msg_mode_str(sync_server_mode(s->srv)));
     schedule_presence(f);
 }
 
@@ -1207,9 +1202,8 @@ static void http_placement_iface(kt_http_req *req, void *user)
     kt_buf b;
     kt_buf_init(&b, FED_BODY_MAX);
     kt_err err = { 0 };
-    kt_status st = model_placement_explain_json(f->placement, iface,
-                                                site != NULL && site[0] != '\0' ? site : NULL, &b,
-                                                &err);
+    kt_status st = model_placement_explain_json(
+        f->placement, iface, site != NULL && site[0] != '\0' ? site : NULL, &b, &err);
     if (st != KT_OK) {
         kt_buf_fini(&b);
         (void)kt_http_respond_error(req, st == KT_ENOTFOUND ? 404 : 500, err.msg);
@@ -1226,8 +1220,9 @@ static void http_sites(kt_http_req *req, void *user)
     hub_fed *f = user;
     kt_buf b;
     kt_buf_init(&b, FED_BODY_MAX);
-    kt_status st = kt_buf_printf(&b, "{\"revision\":%" PRIu64 ",\"placement_revision\":%" PRIu64
-                                 ",\"sites\":[", f->rev, f->placement_rev);
+    kt_status st = kt_buf_printf(
+        &b, "{\"revision\":%" PRIu64 ",\"placement_revision\":%" PRIu64 ",\"sites\":[", f->rev,
+        f->placement_rev);
     for (size_t i = 0; i < f->n_sites && st == KT_OK; i++) {
         const fed_site *site = &f->fs[i];
         const hub_site *hs = site->hs;
@@ -1242,9 +1237,9 @@ static void http_sites(kt_http_req *req, void *user)
             i > 0 ? "," : "", hs->name, srv != NULL ? "true" : "false",
             site->sess != NULL ? site->sess->peer : "",
             srv != NULL ? sync_server_state_str(sync_server_state_get(srv)) : "disconnected",
-            site->members.n, hs->has_capacity ? "true" : "false", hs->cpu_millis,
-            hs->memory_bytes, hs->last_seen_ms, hs->acked_graph_rev, hs->acked_placement_rev,
-            site->view_rev, site->ring_base);
+            site->members.n, hs->has_capacity ? "true" : "false", hs->cpu_millis, hs->memory_bytes,
+            hs->last_seen_ms, hs->acked_graph_rev, hs->acked_placement_rev, site->view_rev,
+            site->ring_base);
     }
     if (st == KT_OK) {
         st = kt_buf_puts(&b, "]}");
@@ -1318,9 +1313,9 @@ static kt_status register_metrics(hub_fed *f, kt_err *err)
           false },
     };
     for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++) {
-        kt_status st = defs[i].gauge
-                           ? kt_metrics_gauge(defs[i].m, r, defs[i].name, defs[i].help, NULL, err)
-                           : kt_metrics_counter(defs[i].m, r, defs[i].name, defs[i].help, NULL, err);
+        kt_status st =
+            defs[i].gauge ? kt_metrics_gauge(defs[i].m, r, defs[i].name, defs[i].help, NULL, err)
+                          : kt_metrics_counter(defs[i].m, r, defs[i].name, defs[i].help, NULL, err);
         if (st != KT_OK) {
             return st;
         }
@@ -1331,11 +1326,10 @@ static kt_status register_metrics(hub_fed *f, kt_err *err)
                                               SYNC_REJECT_PROTOCOL };
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         kt_metric *m = NULL;
-        kt_status st = kt_metrics_counter(&m, r, "ktwin_hub_sync_rejects_total",
-                                          "Sync Hellos or sessions ended with a Reject, by code",
-                                          (const char *[]){ "code", sync_msg_reject_str(codes[i]),
-                                                            NULL },
-                                          err);
+        kt_status st = kt_metrics_counter(
+            &m, r, "ktwin_hub_sync_rejects_total",
+            "Sync Hellos or sessions ended with a Reject, by code",
+            (const char *[]){ "code", sync_msg_reject_str(codes[i]), NULL }, err);
         if (st != KT_OK) {
             return st;
         }
@@ -1374,7 +1368,8 @@ kt_status hub_fed_new(hub_fed **out,
     f->rev = hub_graph_revision(graph);
     make_hub_id(f, NULL);
 
-    /* A changed agents file may change instance -> site: nobody at the current revision can be trusted. */
+    /* A changed agents file may change instance -> site: nobody at the current revision can be
+     * trusted. */
     char hash[32];
     snprintf(hash, sizeof hash, "%016" PRIx64, hub_sites_names_hash(f->sites));
     char *old = NULL;
@@ -1461,9 +1456,11 @@ kt_status hub_fed_new(hub_fed **out,
     f->presence->data = f;
     uv_timer_start(f->tick, tick_cb, FED_TICK_MS, FED_TICK_MS);
     hub_graph_subscribe(graph, on_graph_changed, f);
-    KT_LOG(KT_LOG_INFO, "FED-READY", "sites=%zu rev=%" PRIu64 " placement_rev=%" PRIu64
-           " hub_id=%s admit_rate=%" PRId64 " admit_burst=%" PRId64, f->n_sites, f->rev,
-           f->placement_rev, f->hub_id, cfg->sync.admit_rate, cfg->sync.admit_burst);
+    KT_LOG(KT_LOG_INFO, "FED-READY",
+           "sites=%zu rev=%" PRIu64 " placement_rev=%" PRIu64 " hub_id=%s admit_rate=%" PRId64
+           " admit_burst=%" PRId64,
+           f->n_sites, f->rev, f->placement_rev, f->hub_id, cfg->sync.admit_rate,
+           cfg->sync.admit_burst);
     *out = f;
     return KT_OK;
 fail:

@@ -25,7 +25,7 @@
 #include "kt/mem.h"
 #include "model/model.h"
 
-#define SITES_FILE_MAX (16u * 1024u * 1024u)
+#define SITES_FILE_MAX  (16u * 1024u * 1024u)
 #define SITES_TOKEN_MAX 1024u
 
 struct hub_sites {
@@ -68,9 +68,9 @@ static kt_status parse_agents(hub_sites *s, const char *path, kt_err *err)
     kt_status st = kt_buf_read_file(&b, path, err);
     if (st != KT_OK) {
         kt_buf_fini(&b);
-        return st == KT_ETOOBIG ? kt_err_set(err, KT_EINVAL, "%s: over %u bytes", path,
-                                             SITES_FILE_MAX)
-                                : st;
+        return st == KT_ETOOBIG
+                   ? kt_err_set(err, KT_EINVAL, "%s: over %u bytes", path, SITES_FILE_MAX)
+                   : st;
     }
     size_t cap = 0;
     char *p = b.data != NULL ? b.data : (char *)"";
@@ -131,8 +131,8 @@ static kt_status parse_agents(hub_sites *s, const char *path, kt_err *err)
         site->_token = kt_xstrdup(words[1]);
         site->_token_len = tl;
         if (kt_map_put(&s->by_name, site->name, site) != NULL) {
-            st = kt_err_set(err, KT_EINVAL, "%s:%u: site \"%s\" listed twice", path, line,
-                            words[0]);
+            st =
+                kt_err_set(err, KT_EINVAL, "%s:%u: site \"%s\" listed twice", path, line, words[0]);
             goto done;
         }
     }
@@ -144,22 +144,24 @@ done:
 
 static kt_status load_rows(hub_sites *s, kt_err *err)
 {
-    kt_status st = exec_sql(s->db,
-                            "CREATE TABLE IF NOT EXISTS fed_sites(site TEXT PRIMARY KEY, "
-                            "has_capacity INTEGER NOT NULL DEFAULT 0, cpu_millis INTEGER NOT NULL "
-                            "DEFAULT 0, memory_bytes INTEGER NOT NULL DEFAULT 0, last_seen_ms "
-                            "INTEGER NOT NULL DEFAULT 0, acked_graph_rev INTEGER NOT NULL DEFAULT "
-                            "0, acked_placement_rev INTEGER NOT NULL DEFAULT 0);"
-                            "CREATE TABLE IF NOT EXISTS fed_meta(key TEXT PRIMARY KEY, value TEXT);",
-                            err);
+    kt_status st =
+        exec_sql(s->db,
+                 "CREATE TABLE IF NOT EXISTS fed_sites(site TEXT PRIMARY KEY, "
+                 "has_capacity INTEGER NOT NULL DEFAULT 0, cpu_millis INTEGER NOT NULL "
+                 "DEFAULT 0, memory_bytes INTEGER NOT NULL DEFAULT 0, last_seen_ms "
+                 "INTEGER NOT NULL DEFAULT 0, acked_graph_rev INTEGER NOT NULL DEFAULT "
+                 "0, acked_placement_rev INTEGER NOT NULL DEFAULT 0);"
+                 "CREATE TABLE IF NOT EXISTS fed_meta(key TEXT PRIMARY KEY, value TEXT);",
+                 err);
     if (st != KT_OK) {
         return st;
     }
     sqlite3_stmt *q = NULL;
-    int rc = sqlite3_prepare_v2(s->db,
-                                "SELECT site, has_capacity, cpu_millis, memory_bytes, last_seen_ms, "
-                                "acked_graph_rev, acked_placement_rev FROM fed_sites",
-                                -1, &q, NULL);
+    int rc =
+        sqlite3_prepare_v2(s->db,
+                           "SELECT site, has_capacity, cpu_millis, memory_bytes, last_seen_ms, "
+                           "acked_graph_rev, acked_placement_rev FROM fed_sites",
+                           -1, &q, NULL);
     if (rc != SQLITE_OK) {
         return sql_err(err, s->db, rc, "prepare fed_sites");
     }
@@ -356,8 +358,8 @@ kt_status hub_sites_meta_get(hub_sites *s, const char *key, char **out, kt_err *
 kt_status hub_sites_meta_put(hub_sites *s, const char *key, const char *value, kt_err *err)
 {
     sqlite3_stmt *q = NULL;
-    int rc = sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO fed_meta(key, value) VALUES (?1, ?2)",
-                                -1, &q, NULL);
+    int rc = sqlite3_prepare_v2(
+        s->db, "INSERT OR REPLACE INTO fed_meta(key, value) VALUES (?1, ?2)", -1, &q, NULL);
     if (rc != SQLITE_OK) {
         return sql_err(err, s->db, rc, "prepare fed_meta upsert");
     }

@@ -72,7 +72,8 @@ kt_status hub_sites_flush(hub_sites *s, kt_err *err);
 /* FNV-1a hash of the sorted site names (detects a changed agents file across restarts). */
 uint64_t hub_sites_names_hash(const hub_sites *s);
 
-/* fed_meta get/put of a text value. get: KT_ENOTFOUND when absent; *out is the caller's (kt_free). */
+/* fed_meta get/put of a text value. get: KT_ENOTFOUND when absent; *out is the caller's (kt_free).
+ */
 kt_status hub_sites_meta_get(hub_sites *s, const char *key, char **out, kt_err *err);
 kt_status hub_sites_meta_put(hub_sites *s, const char *key, const char *value, kt_err *err);
 

@@ -44,7 +44,7 @@
 #include "sync/msg.h"
 
 #define OBJ_PRESENT ((void *)(uintptr_t)1)
-#define OBJ_ABSENT ((void *)(uintptr_t)2)
+#define OBJ_ABSENT  ((void *)(uintptr_t)2)
 
 typedef struct ff_fleet ff_fleet;
 
@@ -381,15 +381,14 @@ static void write_status(ff_fleet *fl)
                         fl->rej_dup, fl->rej_other);
     for (size_t i = 0; i < fl->n; i++) {
         const ff_client *c = &fl->c[i];
-        (void)kt_buf_printf(&b,
-                            "%s{\"site\":\"%s\",\"welcomed\":%s,\"rev\":%" PRIu64
-                            ",\"ifaces\":%zu,\"instances\":%zu,\"placement_rev\":%" PRIu64
-                            ",\"edge\":%zu,\"other_site\":%zu,\"welcomes\":%" PRIu64
-                            ",\"busy\":%" PRIu64 "}",
-                            i > 0 ? "," : "", c->site,
-                            c->welcomed && c->conn != NULL ? "true" : "false", c->rev,
-                            c->g.n_ifaces, c->g.n_instances, c->placement_rev, c->n_edge,
-                            c->n_other, c->welcomes, c->busy);
+        (void)kt_buf_printf(
+            &b,
+            "%s{\"site\":\"%s\",\"welcomed\":%s,\"rev\":%" PRIu64
+            ",\"ifaces\":%zu,\"instances\":%zu,\"placement_rev\":%" PRIu64
+            ",\"edge\":%zu,\"other_site\":%zu,\"welcomes\":%" PRIu64 ",\"busy\":%" PRIu64 "}",
+            i > 0 ? "," : "", c->site, c->welcomed && c->conn != NULL ? "true" : "false", c->rev,
+            c->g.n_ifaces, c->g.n_instances, c->placement_rev, c->n_edge, c->n_other, c->welcomes,
+            c->busy);
     }
     (void)kt_buf_puts(&b, "],\"welcome_wall_ms\":[");
     for (size_t i = 0; i < fl->n_welcome_ms; i++) {

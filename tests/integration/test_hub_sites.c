@@ -39,7 +39,8 @@ static void write_file(const char *path, const char *text)
 static int setup(void **state)
 {
     fx *x = kt_xcalloc(1, sizeof *x);
-    snprintf(x->dir, sizeof x->dir, "%s/kt-sites-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    snprintf(x->dir, sizeof x->dir, "%s/kt-sites-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (mkdtemp(x->dir) == NULL) {
         return -1;
     }
@@ -109,7 +110,8 @@ static void test_sites_rejects_malformed_lines(void **state)
     expect_bad(x, "site-a tok\nsite-b\n", KT_EINVAL, ":2: want");
     expect_bad(x, "site-a tok extra\n", KT_EINVAL, ":1: want");
     expect_bad(x, "# c\nsite/a tok\n", KT_EINVAL, ":2: site \"site/a\"");
-    expect_bad(x, "site-a t1\nsite-b t2\nsite-a t3\n", KT_EINVAL, ":3: site \"site-a\" listed twice");
+    expect_bad(x, "site-a t1\nsite-b t2\nsite-a t3\n", KT_EINVAL,
+               ":3: site \"site-a\" listed twice");
 }
 
 static void test_sites_missing_file_is_an_error(void **state)
