@@ -349,6 +349,7 @@ kt_status kt_net_new(kt_net **out, uv_loop_t *loop, const kt_net_opts *opts, kt_
     KT_ASSERT(loop != NULL);
     kt_net *net = kt_xcalloc(1, sizeof *net);
     net->loop = loop;
+    net->owner = uv_thread_self();
     net->client_protocols = client_protocols;
     net->scratch = kt_xmalloc(LWS_PRE + NET_CHUNK);
     int mask = opts != NULL && opts->lws_log_mask != 0 ? opts->lws_log_mask : LLL_ERR | LLL_WARN;
@@ -479,6 +480,7 @@ void kt_net_free(kt_net *net)
     if (net == NULL) {
         return;
     }
+    NET_ASSERT_LOOP(net);
     KT_ASSERT(!net->freeing);
     net->freeing = true;
     /* Deferred failures are still on net->conns: the loop below reports them. */
@@ -509,6 +511,7 @@ kt_status
 kt_http_server_new(kt_http_server **out, kt_net *net, const kt_http_server_opts *opts, kt_err *err)
 {
     *out = NULL;
+    NET_ASSERT_LOOP(net);
     kt_http_server_opts def = { 0 };
     if (opts == NULL) {
         opts = &def;
@@ -547,6 +550,7 @@ kt_status kt_http_route(kt_http_server *srv,
                         void *user,
                         kt_err *err)
 {
+    NET_ASSERT_LOOP(srv->net);
     if (path == NULL || path[0] != '/') {
         return kt_err_set(err, KT_EINVAL, "route path must start with '/'");
     }
@@ -576,6 +580,7 @@ http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 
 kt_status kt_http_server_start(kt_http_server *srv, kt_err *err)
 {
+    NET_ASSERT_LOOP(srv->net);
     if (srv->started) {
         return kt_err_set(err, KT_EINVAL, "server %s already started", srv->name);
     }
@@ -799,6 +804,7 @@ kt_status kt_http_resp_header(kt_http_req *req, const char *name, const char *va
 
 static kt_status respond_common(kt_http_req *req, int status, const char *content_type)
 {
+    NET_ASSERT_LOOP(req->net);
     KT_ASSERT(!req->responded);
     req->responded = true;
     if (req->wsi == NULL) {

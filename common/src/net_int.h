@@ -81,6 +81,7 @@ typedef struct net_metrics {
 
 struct kt_net {
     uv_loop_t *loop;
+    uv_thread_t owner; /* the loop thread (the one that called kt_net_new) */
     struct lws_context *ctx;
     net_metrics m;
     kt_http_server *servers;
@@ -164,6 +165,10 @@ struct kt_ws_conn {
     char *hdr_name; /* "authorization:" form */
     char *hdr_value;
 };
+
+/* Debug builds check that kt_net is only used from its loop thread (STYLE.md §8). */
+#define NET_ASSERT_LOOP(net)                                                                   \
+    KT_DEBUG_ASSERT(uv_thread_equal(&(net)->owner, &(uv_thread_t){ uv_thread_self() }))
 
 /* net.c, used by net_ws.c */
 void net__log_lws(int level, const char *line);

@@ -344,6 +344,7 @@ kt_status kt_ws_endpoint(kt_http_server *srv,
                          const kt_ws_opts *opts,
                          kt_err *err)
 {
+    NET_ASSERT_LOOP(srv->net);
     if (srv->started) {
         return kt_err_set(err, KT_EINVAL, "ws endpoint %s: server already started",
                           path != NULL ? path : "?");
@@ -801,6 +802,7 @@ kt_status
 kt_ws_client_new(kt_ws_conn **out, kt_net *net, const kt_ws_client_opts *opts, kt_err *err)
 {
     *out = NULL;
+    NET_ASSERT_LOOP(net);
     if (net->freeing) {
         return kt_err_set(err, KT_ECLOSED, "kt_net is shutting down");
     }
@@ -894,6 +896,7 @@ kt_ws_client_new(kt_ws_conn **out, kt_net *net, const kt_ws_client_opts *opts, k
 
 static kt_status send_msg(kt_ws_conn *c, const void *data, size_t len, bool text)
 {
+    NET_ASSERT_LOOP(c->net);
     if (c->state != WS_OPEN || c->close_requested || c->wsi == NULL) {
         return KT_ECLOSED;
     }
@@ -944,6 +947,7 @@ size_t kt_ws_conn_queued_bytes(const kt_ws_conn *c)
 
 void kt_ws_conn_close(kt_ws_conn *c, int code, const char *reason)
 {
+    NET_ASSERT_LOOP(c->net);
     if (c->state == WS_DONE || c->close_requested) {
         return;
     }
