@@ -28,6 +28,9 @@
 #include "sync/client.h"
 #include "sync/msg.h"
 
+/* A welcomed session this long is healthy even without commits (UP_TO_DATE, idle). */
+#define HEALTHY_SESSION_MS 10000u
+
 struct agent_uplink {
     char *site;
     char *token;
@@ -48,6 +51,9 @@ struct agent_uplink {
     int stopping;
     int got_reject;
     int was_open;
+    /* When the current session was welcomed, and the store commits made by then. */
+    uint64_t welcome_ms;
+    uint64_t commits_at_welcome;
     agent_store store; /* the sync_client's user: cache ops + this transport */
     kt_metric *m_connected, *m_reconnects, *m_sync_errors;
 };
@@ -99,10 +105,18 @@ static kt_status transport_send(const uint8_t *buf, size_t len, void *user)
     return kt_ws_conn_send(u->conn, buf, len);
 }
 
+static uint64_t commits_so_far(const agent_uplink *u)
+{
+    const sync_client_stats *st = sync_client_stats_get(u->sc);
+    return st->snapshots_committed + st->deltas_applied + st->placements_applied;
+}
+
 static void transport_on_welcome(const sync_welcome *w, void *user)
 {
     agent_uplink *u = user;
-    sync_backoff_reset(&u->backoff);
+    /* The backoff restarts only once this session proved healthy (see on_ws_close). */
+    u->welcome_ms = kt_clock_mono_ms();
+    u->commits_at_welcome = commits_so_far(u);
     kt_metrics_set(u->m_connected, 1);
     KT_LOG(KT_LOG_INFO, "UPLINK-WELCOME",
            "hub=%s mode=%s hub_revision=%llu cache_revision=%llu heartbeat_ms=%u", w->hub_id,
@@ -228,6 +242,16 @@ static void on_ws_close(kt_ws_conn *c, int code, const char *reason, void *user)
     (void)c;
     u->conn = NULL;
     int was_welcomed = sync_client_welcomed(u->sc);
+    /*
+     * A Welcome alone does not restart the backoff: a hub that welcomes and
+     * then fails every session would otherwise be hammered at base_ms. The
+     * session counts as healthy when it committed something or lasted
+     * HEALTHY_SESSION_MS.
+     */
+    if (was_welcomed && (commits_so_far(u) > u->commits_at_welcome ||
+                         kt_clock_mono_ms() - u->welcome_ms >= HEALTHY_SESSION_MS)) {
+        sync_backoff_reset(&u->backoff);
+    }
     sync_client_on_close(u->sc);
     kt_metrics_set(u->m_connected, 0);
     if (u->timers_live) {

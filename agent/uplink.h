@@ -7,7 +7,9 @@
  * - connects at start and reconnects forever: each lost or failed connection
  *   waits sync_backoff (exponential, full jitter, reconnect.base_ms ..
  *   reconnect.cap_ms) before the next attempt; a Reject{BUSY} waits at least
- *   its retry_after_ms; the backoff restarts after a Welcome;
+ *   its retry_after_ms; the backoff restarts after a healthy session (one
+ *   that committed something or stayed up 10 s after its Welcome), so a hub
+ *   that welcomes and then fails every session is not hammered;
  * - heartbeats and the hub-silence timeout run through sync_client_tick on a
  *   uv_timer armed at sync_client_next_tick_ms();
  * - snapshots, deltas and placement updates go to the cache (agent/cache.h),

@@ -5,6 +5,12 @@ if(TARGET kt_agent)
   kt_add_unit_test(test_agent_config SOURCES unit/agent/test_config.c LIBS kt_agent LABELS unit)
 endif()
 
+# The uplink against an in-process fake hub (needs kt_net, so only with the full agent).
+if(TARGET ktwin-agent)
+  kt_add_unit_test(test_agent_uplink SOURCES unit/agent/test_uplink.c LIBS kt_agent LABELS unit
+                   TIMEOUT 60)
+endif()
+
 # ktwin-agent as a process without a hub: config errors, serving a pre-filled
 # cache while the hub is unreachable, a corrupt cache moved aside.
 if(TARGET ktwin-agent AND TARGET bench_sync_snapshot)
