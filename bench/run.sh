@@ -259,8 +259,9 @@ timed). Then 200 changes one after the other, each one TwinInstance (a city-pole
 SQLite COMMIT of that revision ended (\`wall_ms\` of its \`UPLINK-COMMIT\` log line) minus \
 the wall clock just before the POST. \`apply_p50_ms\`/\`apply_p99_ms\`: until the hub's HTTP \
 answer came back (the hub validates the whole candidate graph on every apply); \
-\`agent_commit_*\`: time inside the agent's SQLite cache for the delta. Median of the runs \
-by loop time. Target: p99 under 50 ms." \
+\`agent_commit_*\`: time inside the agent's SQLite cache for the delta. The agent commits \
+before the hub's HTTP answer is back, so the end-to-end latency is the hub's apply path \
+(\`apply_*\`), not the agent's. Median of the runs by loop time. Target: p99 under 50 ms." \
         "$(pick "$run" p50_ms p99_ms max_ms mean_ms apply_p50_ms apply_p99_ms \
             agent_commit_p50_ms agent_commit_p99_ms changes agents)"
     if [ -z "${KT_BENCH_TMP:-}" ]; then
