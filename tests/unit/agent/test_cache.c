@@ -3,7 +3,8 @@
  * persist across reopen; an aborted snapshot leaves the previous contents; a
  * delta from the wrong revision changes nothing; a corrupt file is moved
  * aside (with its -wal/-shm), logged as CACHE-CORRUPT and replaced by an
- * empty cache with a new incarnation; the view serves KTWIN's graph JSON
+ * empty cache with a new incarnation; a process SIGKILLed in the middle of a
+ * snapshot leaves the previous contents; the view serves KTWIN's graph JSON
  * with relationship targets outside the subgraph kept as declared.
  *
  * Each test gets its own temporary directory (kept when KT_TEST_KEEP=1).
@@ -17,10 +18,12 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cache.h"
@@ -232,6 +235,50 @@ static void test_aborted_snapshot_keeps_previous_contents(void **state)
     assert_int_equal(agent_cache_graph_revision(c), 2);
     s = list_all(c);
     assert_int_equal(s.n, 1);
+    agent_cache_free(c);
+}
+
+static void test_process_killed_mid_snapshot_keeps_previous_contents(void **state)
+{
+    fixture *f = *state;
+    agent_cache *c = open_ok(f);
+    agent_cache_object objs[] = { obj(AGENT_KIND_INTERFACE, "hood", HOOD_DOC, 4) };
+    put_snapshot(c, 4, objs, 1);
+    agent_cache_free(c);
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* The child writes most of a big snapshot, then dies without commit or rollback. */
+        agent_cache *cc = NULL;
+        if (agent_cache_open(&cc, f->db, NULL) != KT_OK ||
+            agent_cache_snapshot_begin(cc, 99, NULL) != KT_OK) {
+            _exit(3);
+        }
+        char body[2000];
+        memset(body, 'y', sizeof body - 1);
+        body[sizeof body - 1] = '\0';
+        for (int i = 0; i < 3000; i++) {
+            char name[32];
+            (void)snprintf(name, sizeof name, "killed-%04d", i);
+            agent_cache_object o = obj(AGENT_KIND_INSTANCE, name, body, 99);
+            if (agent_cache_snapshot_put(cc, &o, NULL) != KT_OK) {
+                _exit(4);
+            }
+        }
+        kill(getpid(), SIGKILL);
+        _exit(5);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+    c = open_ok(f);
+    assert_null(agent_cache_moved_aside(c)); /* not corrupt: SQLite rolled the journal back */
+    assert_int_equal(agent_cache_graph_revision(c), 4);
+    seen s = list_all(c);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.names[0], "TwinInterface/hood");
     agent_cache_free(c);
 }
 
@@ -517,6 +564,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_persists_across_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aborted_snapshot_keeps_previous_contents, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_process_killed_mid_snapshot_keeps_previous_contents,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_delta_applies_atomically_and_persists, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_placement_replaces_and_persists, setup, teardown),
