@@ -19,6 +19,15 @@ if(TARGET kt_hub_core)
     LABELS unit)
 endif()
 
+# hub/fed.c in one process over loopback WebSockets (rejects, subgraph, deltas, plans).
+if(TARGET kt_hub_core AND EXISTS ${PROJECT_SOURCE_DIR}/common/src/net.c)
+  kt_add_unit_test(test_hub_fed
+    SOURCES ${_fed_dir}/test_hub_fed.c
+    LIBS kt_hub_core kt_sync kt_common PkgConfig::LWS PkgConfig::UV
+    LABELS unit federation
+    TIMEOUT 60)
+endif()
+
 add_executable(fed_expect ${_fed_dir}/fed_expect.c)
 target_link_libraries(fed_expect PRIVATE kt_model kt_common kt_warnings)
 
