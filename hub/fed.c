@@ -160,7 +160,7 @@ struct hub_fed {
     unsigned tick_count;
     /* metrics */
     kt_metric *m_connected, *m_sessions, *m_snapshots, *m_deltas, *m_recomputes, *m_moves,
-        *m_auth_fail, *m_resyncs;
+        *m_auth_fail, *m_resyncs, *m_change_ms;
 };
 
 /* ================================================================== helpers */
@@ -622,14 +622,17 @@ static void on_graph_changed(
 {
     hub_fed *f = user;
     (void)g;
+    uint64_t t0 = kt_clock_mono_ns();
     uint64_t from = f->rev;
     kt_err err = { 0 };
     if (recompute_placement(f, &err) != KT_OK) {
         /* Cannot happen for a resolved model; keep the old placement. */
         KT_LOG(KT_LOG_ERR, "PLACEMENT-FAIL", "rev=%" PRIu64 " err=\"%s\"", revision, err.msg);
     }
+    uint64_t t1 = kt_clock_mono_ns();
     kt_map *nm = kt_xcalloc(f->n_sites > 0 ? f->n_sites : 1, sizeof *nm);
     compute_members(f, nm);
+    uint64_t t2 = kt_clock_mono_ns();
     /* Changed instances by name (deleted or not), for the entered/left passes. */
     kt_map changed;
     kt_map_init(&changed);
@@ -693,6 +696,11 @@ static void on_graph_changed(
     kt_free(nm);
     /* Placement views after the graph deltas, so agents see objects before placements. */
     push_dirty_views(f);
+    double ms = (double)(kt_clock_mono_ns() - t0) / 1e6;
+    kt_metrics_set(f->m_change_ms, ms);
+    KT_LOG(KT_LOG_DEBUG, "FED-CHANGE",
+           "rev=%" PRIu64 " changes=%zu ms=%.1f placement_ms=%.1f members_ms=%.1f", revision,
+           n_changes, ms, (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6);
 }
 
 /*
@@ -1308,6 +1316,9 @@ static kt_status register_metrics(hub_fed *f, kt_err *err)
           "(interface, site) placement decisions that changed", false },
         { &f->m_auth_fail, "ktwin_hub_sync_auth_failures_total",
           "Sync Hellos refused for an unknown site or a bad token", false },
+        { &f->m_change_ms, "ktwin_hub_fed_change_ms",
+          "Loop time the last graph change took in fed (placement, subgraphs, deltas, pushes)",
+          true },
         { &f->m_resyncs, "ktwin_hub_sync_resyncs_total",
           "Live sessions closed so the agent takes a snapshot (change too big for a delta)",
           false },
