@@ -268,7 +268,11 @@ static const model_node *check_metadata(doc_ctx *c, const model_node *root, cons
         model_diag_error(c->diag, &name->mark, "metadata.name", "wrong-type", "expected a string");
         return NULL;
     }
-    check_name(c, name, "metadata.name", "name");
+    /* Instance names are checked by model_resolve, which also sees the
+     * instances that graph import adds without a document. */
+    if (strcmp(kind, "TwinInstance") != 0) {
+        check_name(c, name, "metadata.name", "name");
+    }
     const char *fields[] = { "labels", "annotations" };
     for (size_t i = 0; i < 2; i++) {
         const model_node *l = model_node_get(md, fields[i]);
