@@ -23,7 +23,7 @@ endif()
 if(TARGET kt_hub_core AND EXISTS ${PROJECT_SOURCE_DIR}/common/src/net.c)
   kt_add_unit_test(test_hub_fed
     SOURCES ${_fed_dir}/test_hub_fed.c
-    LIBS kt_hub_core kt_sync kt_common PkgConfig::LWS PkgConfig::UV
+    LIBS kt_hub_core kt_sync kt_common PkgConfig::LWS PkgConfig::UV PkgConfig::SQLITE3
     LABELS unit federation
     TIMEOUT 60)
 endif()

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 #include <uv.h>
 
 #include "hub/config.h"
@@ -280,7 +281,7 @@ static void snapshot_names(const client *cl, char *out, size_t cap)
 
 /* ---- fixture ------------------------------------------------------------------------ */
 
-static int setup(void **state)
+static int setup_hb(void **state, int64_t heartbeat_ms)
 {
     fx *f = kt_xcalloc(1, sizeof *f);
     const char *tmp = getenv("TMPDIR");
@@ -308,6 +309,9 @@ static int setup(void **state)
     f->cfg.auth.agents_file = kt_xstrdup(f->agents);
     f->cfg.sync.admit_rate = 1000;
     f->cfg.sync.admit_burst = 1000;
+    if (heartbeat_ms > 0) {
+        f->cfg.sync.heartbeat_ms = heartbeat_ms;
+    }
     uv_loop_init(&f->loop);
     if (hub_store_open(&f->store, f->db, &err) != KT_OK ||
         hub_graph_new(&f->graph, f->store, &err) != KT_OK) {
@@ -326,6 +330,16 @@ static int setup(void **state)
     f->port = kt_http_server_port(f->srv);
     *state = f;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_hb(state, 0);
+}
+
+static int setup_fast_heartbeat(void **state)
+{
+    return setup_hb(state, 200);
 }
 
 static int teardown(void **state)
@@ -489,12 +503,62 @@ static void test_fed_subgraph_deltas_and_reconnect_plans(void **state)
     cl_fini(&b);
 }
 
+static int64_t acked_row(fx *f)
+{
+    sqlite3_stmt *q = NULL;
+    int64_t v = -1;
+    if (sqlite3_prepare_v2(hub_store_db(f->store),
+                           "SELECT acked_graph_rev FROM fed_sites WHERE site = 'site-a'", -1, &q,
+                           NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW) {
+        v = sqlite3_column_int64(q, 0);
+    }
+    sqlite3_finalize(q);
+    return v;
+}
+
+typedef struct row_want {
+    fx *f;
+    int64_t v;
+} row_want;
+
+static int row_is(void *u)
+{
+    row_want *w = u;
+    return acked_row(w->f) == w->v;
+}
+
+static void test_fed_silent_agent_is_closed_and_acks_persist(void **state)
+{
+    fx *f = *state;
+    apply(f, city);
+    client a;
+    cl_connect(f, &a);
+    cl_hello(&a, "site-a", "tok-a", 0, 1);
+    const sync_msg *w = wait_msg(f, &a, SYNC_MSG_WELCOME, 1);
+    assert_int_equal(w->u.welcome.heartbeat_ms, 200);
+    wait_msg(f, &a, SYNC_MSG_PLACEMENT, 1);
+    sync_msg ack = { .type = SYNC_MSG_ACK, .u.ack = { SYNC_STREAM_GRAPH, 1 } };
+    cl_send(&a, &ack);
+    /* Acks reach fed_sites within the flush interval. */
+    row_want rw = { f, 1 };
+    assert_true(run_until(f, row_is, &rw));
+    /* Then the agent stays silent: the hub closes it after 3 heartbeat intervals. */
+    assert_true(run_until(f, is_closed, &a));
+    assert_int_equal(a.close_code, 1001); /* fed: "timeout" */
+    assert_true(count_type(&a, SYNC_MSG_HEARTBEAT) >= 1);
+    assert_true(metric(f, "ktwin_hub_sites_connected", NULL) == 0);
+    cl_fini(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_fed_rejects_are_sent_and_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fed_subgraph_deltas_and_reconnect_plans, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_fed_silent_agent_is_closed_and_acks_persist,
+                                        setup_fast_heartbeat, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
