@@ -25,7 +25,8 @@
 #                spread over 60 sites, after load + resolve (not timed).
 #                Targets: under 2 s, under 1 GiB peak RSS.
 #   sync-snapshot  a 20-neighborhood site's whole subgraph (11,861 instances) from a
-#                hub sync session to the agent's SQLite cache, committed, in process.
+#                hub sync session to the agent's SQLite cache, committed: in process, and
+#                with a real ktwin-hub and ktwin-agent (process_ms).
 #                Target: under 500 ms.
 #   sync-delta   one instance changed by POST /api/v1/apply at a real ktwin-hub until the
 #                SQLite commit at the ktwin-agent of its site, 10 agents, real processes.
@@ -213,8 +214,8 @@ Median of the runs by \`seconds\`. Targets: under 2 s, under 1 GiB." \
 
 # sync-snapshot: a 20-neighborhood site (generated, not timed), in process.
 bench_sync_snapshot() {
-    build ktwin-sim bench_sync_snapshot
-    local tmp run
+    build ktwin-sim bench_sync_snapshot ktwin-hub ktwin-agent
+    local tmp run proc
     tmp=${KT_BENCH_TMP:-$(mktemp -d)}
     [ -z "${KT_BENCH_TMP:-}" ] && trap 'rm -rf "$tmp"' EXIT
     if [ ! -f "$tmp/site20/instances-0020.json" ]; then
@@ -223,6 +224,15 @@ bench_sync_snapshot() {
     fi
     run=$(median_run "$BUILD/agent/bench_sync_snapshot" "$tmp/site20" --db "$tmp/agent.db" \
         --expect-instances 11861)
+    proc=$(python3 "$ROOT/bench/bench_sync_snapshot_proc.py" --hub "$BUILD/hub/ktwin-hub" \
+        --agent "$BUILD/agent/ktwin-agent" --sim "$BUILD/sim/ktwin-sim" --tmp "$tmp" \
+        --neighborhoods 20 --runs "$REPEAT") || die "bench_sync_snapshot_proc.py failed"
+    run=$(RUN=$run PROC=$proc python3 -c '
+import json, os
+r = json.loads(os.environ["RUN"]); p = json.loads(os.environ["PROC"])
+r.update({"process_ms": p["ms"], "process_min_ms": p["min_ms"], "process_max_ms": p["max_ms"],
+          "process_objects": p["objects"]})
+print(json.dumps(r))')
     record sync-snapshot "Full snapshot of a 20-neighborhood site (\`ktwin-sim model \
 --neighborhoods 20 --sites 1\`: 11,861 TwinInstances, 63 TwinInterfaces, 1 PlacementPolicy) \
 from the hub's sync session to the agent's cache, measured **in process** \
@@ -233,8 +243,14 @@ decodes, validates and writes them into SQLite (WAL, synchronous=NORMAL) and com
 transaction, then acks. Timed from Hello to the hub receiving the Ack; no sockets or TLS. \
 \`bytes\`: WebSocket payload bytes hub to agent; \`commit_ms\`: time inside the cache \
 (begin, puts, commit; what \`ktwin_agent_last_commit_ms\` reports). Median of the runs by \
-time. Target: under 500 ms." \
-        "$(pick "$run" ms bytes instances objects chunks commit_ms peak_rss_mib)"
+time. \`process_*\`: the same snapshot with **real processes** \
+(\`bench/bench_sync_snapshot_proc.py\`): a \`ktwin-hub\` loaded with the site (not timed) \
+and a \`ktwin-agent\` with an empty cache, over a loopback WebSocket; from the agent's \
+\`UPLINK-CONNECT\` log line to the end of its snapshot COMMIT (\`UPLINK-COMMIT wall_ms\`), \
+median/min/max of as many agent starts as runs; the hub sends every TwinInterface and \
+the site's instances, not the PlacementPolicy (\`process_objects\`). Target: under 500 ms." \
+        "$(pick "$run" ms bytes instances objects chunks commit_ms peak_rss_mib process_ms \
+            process_min_ms process_max_ms process_objects)"
     if [ -z "${KT_BENCH_TMP:-}" ]; then
         rm -rf "$tmp"
         trap - EXIT
