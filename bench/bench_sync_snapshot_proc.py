@@ -14,7 +14,9 @@ WebSocket transfer, decoding, SQLite writes and commit.
                               [--neighborhoods N] [--runs N]
 
 Prints one JSON object: seconds (median run), ms (median), min_ms, max_ms,
-instances, objects, runs. Exit 1 on failure.
+instances, objects, agent_rss_mib (the agent's peak RSS, VmHWM, after it also
+served GET /api/v1/twin-graph once, which builds its in-memory view),
+graph_json_bytes, runs. Exit 1 on failure.
 """
 import argparse
 import datetime
@@ -95,7 +97,7 @@ def main():
                 "limits: {max_body_bytes: 256MiB}\n" % (port, run, run, run))
     hub = subprocess.Popen([a.hub, "--config", os.path.join(run, "hub.yaml")],
                            stderr=open(os.path.join(run, "hub.log"), "w"))
-    times, instances, objects = [], 0, 0
+    times, rss, instances, objects, graph_bytes = [], [], 0, 0, 0
     try:
         base = "http://127.0.0.1:%d" % port
         wait_until(lambda: http("GET", base + "/readyz").strip() == b"ready", 30, "the hub")
@@ -112,12 +114,20 @@ def main():
                 f.write("site: site-00\nhub: {url: \"ws://127.0.0.1:%d/sync\", token_file: %s/token}\n"
                         "cache: {path: %s/agent.db}\nlisten: {port: 0}\n" % (port, run, d))
             log = os.path.join(d, "log")
-            ag = subprocess.Popen([a.agent, "--config", cfg], stderr=open(log, "w"))
+            pf = os.path.join(d, "port")
+            ag = subprocess.Popen([a.agent, "--config", cfg, "--port-file", pf],
+                                  stderr=open(log, "w"))
             try:
                 def committed():
                     text = open(log).read()
                     return "kind=snapshot revision=%d " % rev in text and text
                 text = wait_until(committed, 120, "the agent's snapshot")
+                # Serve the whole graph once (builds the in-memory view), then read the peak RSS.
+                aport = int(open(pf).read())
+                graph_bytes = len(http("GET", "http://127.0.0.1:%d/api/v1/twin-graph" % aport))
+                for line in open("/proc/%d/status" % ag.pid):
+                    if line.startswith("VmHWM:"):
+                        rss.append(int(line.split()[1]) / 1024.0)
             finally:
                 ag.send_signal(signal.SIGTERM)
                 ag.wait(timeout=30)
@@ -139,6 +149,7 @@ def main():
     med = times[len(times) // 2]
     print(json.dumps({"seconds": med / 1000.0, "ms": round(med, 1), "min_ms": round(times[0], 1),
                       "max_ms": round(times[-1], 1), "instances": instances, "objects": objects,
+                      "agent_rss_mib": round(max(rss), 1), "graph_json_bytes": graph_bytes,
                       "runs": len(times)}))
 
 

@@ -231,7 +231,7 @@ bench_sync_snapshot() {
 import json, os
 r = json.loads(os.environ["RUN"]); p = json.loads(os.environ["PROC"])
 r.update({"process_ms": p["ms"], "process_min_ms": p["min_ms"], "process_max_ms": p["max_ms"],
-          "process_objects": p["objects"]})
+          "process_objects": p["objects"], "agent_rss_mib": p["agent_rss_mib"]})
 print(json.dumps(r))')
     record sync-snapshot "Full snapshot of a 20-neighborhood site (\`ktwin-sim model \
 --neighborhoods 20 --sites 1\`: 11,861 TwinInstances, 63 TwinInterfaces, 1 PlacementPolicy) \
@@ -248,9 +248,11 @@ time. \`process_*\`: the same snapshot with **real processes** \
 and a \`ktwin-agent\` with an empty cache, over a loopback WebSocket; from the agent's \
 \`UPLINK-CONNECT\` log line to the end of its snapshot COMMIT (\`UPLINK-COMMIT wall_ms\`), \
 median/min/max of as many agent starts as runs; the hub sends every TwinInterface and \
-the site's instances, not the PlacementPolicy (\`process_objects\`). Target: under 500 ms." \
+the site's instances, not the PlacementPolicy (\`process_objects\`). \`agent_rss_mib\`: the \
+agent's peak RSS after the snapshot and one \`GET /api/v1/twin-graph\` (which builds its \
+in-memory view). Target: under 500 ms." \
         "$(pick "$run" ms bytes instances objects chunks commit_ms peak_rss_mib process_ms \
-            process_min_ms process_max_ms process_objects)"
+            process_min_ms process_max_ms process_objects agent_rss_mib)"
     if [ -z "${KT_BENCH_TMP:-}" ]; then
         rm -rf "$tmp"
         trap - EXIT
