@@ -150,6 +150,8 @@ struct hub_fed {
     uint64_t snapshot_floor; /* agents at R <= this need a snapshot (agents file changed) */
     uint64_t placement_rev;
     model_placement *placement;
+    const char **edge_site; /* per interface (name order): first site running it at the edge */
+    size_t n_edge_site;
     char hub_id[40];
     sync_admit admit;
     sync_server_opts sopts;
@@ -242,20 +244,32 @@ static sync_where to_where(model_placement_where w)
  * OTHER_SITE: a site with no instance of an interface that runs on another
  * edge site sees it there.
  */
-static const char *edge_site_of(const hub_fed *f, const char *iface)
+static const char *edge_site_of(const hub_fed *f, size_t iface_index)
 {
-    const model_placement_iface *pi = model_placement_iface_get(f->placement, iface);
-    if (pi == NULL || pi->n_edge == 0) {
-        return NULL;
-    }
-    for (size_t i = 0; i < f->n_sites; i++) {
-        const model_placement_decision *d =
-            model_placement_decision_get(f->placement, iface, f->fs[i].hs->name);
-        if (d != NULL && d->where == MODEL_WHERE_EDGE) {
-            return f->fs[i].hs->name;
+    return iface_index < f->n_edge_site ? f->edge_site[iface_index] : NULL;
+}
+
+/* Fill f->edge_site (per interface, in the placement's name order) from the current placement. */
+static void index_edge_sites(hub_fed *f)
+{
+    size_t n = model_placement_n_ifaces(f->placement);
+    f->edge_site = kt_xrealloc(f->edge_site, (n > 0 ? n : 1) * sizeof *f->edge_site);
+    f->n_edge_site = n;
+    for (size_t k = 0; k < n; k++) {
+        const model_placement_iface *pi = model_placement_iface_at(f->placement, k);
+        f->edge_site[k] = NULL;
+        if (pi->n_edge == 0) {
+            continue;
+        }
+        for (size_t i = 0; i < f->n_sites; i++) {
+            const model_placement_decision *d =
+                model_placement_decision_get(f->placement, pi->name, f->fs[i].hs->name);
+            if (d != NULL && d->where == MODEL_WHERE_EDGE) {
+                f->edge_site[k] = f->fs[i].hs->name;
+                break;
+            }
         }
     }
-    return NULL;
 }
 
 /*
@@ -282,7 +296,7 @@ static void build_view(hub_fed *f,
         sync_where w = to_where(d[i].where);
         const char *other = NULL;
         if (d[i].where == MODEL_WHERE_CLOUD && d[i].n_instances == 0) {
-            other = edge_site_of(f, d[i].iface);
+            other = edge_site_of(f, i);
             if (other != NULL) {
                 w = SYNC_WHERE_OTHER_SITE;
             }
@@ -381,6 +395,7 @@ static kt_status recompute_placement(hub_fed *f, kt_err *err)
     }
     model_placement_free(f->placement);
     f->placement = np;
+    index_edge_sites(f);
     kt_metrics_inc(f->m_recomputes);
     kt_metrics_add(f->m_moves, moves);
     if (moves > 0) {
@@ -1482,6 +1497,7 @@ fail:
         kt_free(f->fs[i].view);
     }
     kt_free(f->fs);
+    kt_free(f->edge_site);
     model_placement_free(f->placement);
     hub_sites_free(f->sites);
     kt_free(f);
@@ -1515,6 +1531,7 @@ void hub_fed_free(hub_fed *f)
         kt_free(f->fs[i].view);
     }
     kt_free(f->fs);
+    kt_free(f->edge_site);
     model_placement_free(f->placement);
     hub_sites_free(f->sites);
     kt_free(f);
