@@ -42,15 +42,17 @@ static const kt_cfg_entry table[] = {
     { "listen.port", KT_CFG_INT, offsetof(agent_cfg, listen_port), 0, 65535, "8090", KT_CFG_ENV,
       "TCP port of the local API (0 = ephemeral; see --port-file)" },
     { "capacity.cpu_millis", KT_CFG_INT, offsetof(agent_cfg, cpu_millis), 0, 4294967295LL, "2000",
-      0, "Allocatable CPU for twin services in millicores, reported to the hub for placement" },
+      KT_CFG_RELOADABLE,
+      "Allocatable CPU for twin services in millicores, reported to the hub for placement" },
     { "capacity.memory_bytes", KT_CFG_SIZE_BYTES, offsetof(agent_cfg, memory_bytes), 0, 0, "2GiB",
-      0, "Allocatable memory for twin services, reported to the hub for placement" },
+      KT_CFG_RELOADABLE,
+      "Allocatable memory for twin services, reported to the hub for placement" },
     { "reconnect.base_ms", KT_CFG_DURATION_MS, offsetof(agent_cfg, reconnect_base_ms), 10, 3600000,
       "500ms", 0, "First reconnect delay ceiling (exponential backoff with full jitter)" },
     { "reconnect.cap_ms", KT_CFG_DURATION_MS, offsetof(agent_cfg, reconnect_cap_ms), 10, 3600000,
       "30s", 0, "Largest reconnect delay ceiling" },
-    { "log.level", KT_CFG_STRING, offsetof(agent_cfg, log_level), 1, 16, "info", KT_CFG_ENV,
-      "err, warn, notice, info or debug" },
+    { "log.level", KT_CFG_STRING, offsetof(agent_cfg, log_level), 1, 16, "info",
+      KT_CFG_ENV | KT_CFG_RELOADABLE, "err, warn, notice, info or debug" },
     { 0 }
 };
 

@@ -12,6 +12,11 @@
  * (listening; --port-file gets the bound port) -> ready -> uplink (connects,
  * reconnects forever).
  *
+ * Reload (SIGHUP): the config file is parsed into a new struct and checked
+ * whole; keys without KT_CFG_RELOADABLE must be unchanged (else nothing
+ * changes: AGENT-RELOAD-FAIL). log.level takes effect at once, capacity.*
+ * goes to the hub as a CapacityReport (AGENT-RELOAD).
+ *
  * Shutdown (SIGINT/SIGTERM): uplink stop, signal handles closed, uv_stop;
  * then kt_net_free, run the loop dry, free the rest, uv_loop_close == 0
  * (STYLE.md §8).
@@ -42,7 +47,10 @@ typedef struct agent_app {
     uv_loop_t loop;
     uv_signal_t sigint;
     uv_signal_t sigterm;
+    uv_signal_t sighup;
     agent_uplink *uplink;
+    const char *config_path;
+    agent_cfg *cfg;
     int stopping;
 } agent_app;
 
@@ -63,7 +71,46 @@ static void on_signal(uv_signal_t *s, int signum)
     agent_uplink_stop(app->uplink);
     uv_close((uv_handle_t *)&app->sigint, NULL);
     uv_close((uv_handle_t *)&app->sigterm, NULL);
+    uv_close((uv_handle_t *)&app->sighup, NULL);
     uv_stop(&app->loop);
+}
+
+/* SIGHUP: parse, check everything, then swap; on any problem the old config stays. */
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    agent_app *app = s->data;
+    agent_cfg next;
+    kt_buf errs;
+    kt_buf_init(&errs, 64 * 1024);
+    kt_err err = { 0 };
+    kt_status st = agent_config_load(&next, app->config_path, &errs, &err);
+    if (st == KT_OK) {
+        st = kt_cfg_reload_check(agent_config_table(), app->cfg, &next, &errs, &err);
+        if (st != KT_OK) {
+            agent_config_fini(&next);
+        }
+    }
+    if (st != KT_OK) {
+        char q[512];
+        KT_LOG(KT_LOG_ERR, "AGENT-RELOAD-FAIL", "config=%s err=%s", app->config_path,
+               kt_log_quote(q, sizeof q, errs.len > 0 ? errs.data : err.msg));
+        kt_buf_fini(&errs);
+        return;
+    }
+    kt_buf_fini(&errs);
+    int cap_changed =
+        next.cpu_millis != app->cfg->cpu_millis || next.memory_bytes != app->cfg->memory_bytes;
+    agent_config_fini(app->cfg);
+    *app->cfg = next;
+    kt_log_set_level((kt_log_level)kt_log_level_parse(app->cfg->log_level));
+    if (cap_changed) {
+        agent_uplink_set_capacity(app->uplink, (uint32_t)app->cfg->cpu_millis,
+                                  (uint64_t)app->cfg->memory_bytes);
+    }
+    KT_LOG(KT_LOG_NOTICE, "AGENT-RELOAD", "config=%s log_level=%s cpu_millis=%lld memory_bytes=%zu",
+           app->config_path, app->cfg->log_level, (long long)app->cfg->cpu_millis,
+           app->cfg->memory_bytes);
 }
 
 static int write_port_file(const char *path, int port)
@@ -236,6 +283,11 @@ int main(int argc, char **argv)
     }
     uv_signal_init(&app.loop, &app.sigint);
     uv_signal_init(&app.loop, &app.sigterm);
+    uv_signal_init(&app.loop, &app.sighup);
+    app.sighup.data = &app;
+    app.config_path = config_path;
+    app.cfg = &cfg;
+    uv_signal_start(&app.sighup, on_sighup, SIGHUP);
     app.sigint.data = &app;
     app.sigterm.data = &app;
     uv_signal_start(&app.sigint, on_signal, SIGINT);
@@ -250,6 +302,7 @@ out:
     if (!app.stopping && app.sigint.data != NULL) {
         uv_close((uv_handle_t *)&app.sigint, NULL);
         uv_close((uv_handle_t *)&app.sigterm, NULL);
+        uv_close((uv_handle_t *)&app.sighup, NULL);
     }
     kt_net_free(net);
     uv_run(&app.loop, UV_RUN_DEFAULT);

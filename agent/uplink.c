@@ -357,6 +357,18 @@ void agent_uplink_start(agent_uplink *u)
     connect_now(u);
 }
 
+void agent_uplink_set_capacity(agent_uplink *u, uint32_t cpu_millis, uint64_t memory_bytes)
+{
+    sync_capacity cap = { true, cpu_millis, true, memory_bytes };
+    kt_err err = { 0 };
+    kt_status st = sync_client_report_capacity(u->sc, &cap, &err);
+    KT_LOG(KT_LOG_INFO, "UPLINK-CAPACITY", "cpu_millis=%u memory_bytes=%llu sent=%d", cpu_millis,
+           (unsigned long long)memory_bytes, sync_client_welcomed(u->sc) ? 1 : 0);
+    if (st != KT_OK) {
+        fail_link(u, st, &err);
+    }
+}
+
 int agent_uplink_connected(const agent_uplink *u)
 {
     return u->conn != NULL && sync_client_welcomed(u->sc);

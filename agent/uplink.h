@@ -76,6 +76,13 @@ void agent_uplink_stop(agent_uplink *u);
 /* Free after stop and after the loop has run the close callbacks. NULL is a no-op. */
 void agent_uplink_free(agent_uplink *u);
 
+/*
+ * The allocatable capacity changed (config reload): used by every later
+ * Hello, and sent now as a CapacityReport when the link is welcomed.
+ * Thread: loop.
+ */
+void agent_uplink_set_capacity(agent_uplink *u, uint32_t cpu_millis, uint64_t memory_bytes);
+
 /* true while a Welcome has been received on the open connection. */
 int agent_uplink_connected(const agent_uplink *u);
 

@@ -9,6 +9,7 @@
 #  - with the hub stopped, a restarted agent serves its cached graph at once;
 #  - when the hub comes back (same port and data), the agent reconnects by
 #    itself, catches up without a snapshot, and gets later applies;
+#  - a capacity change by SIGHUP reaches the hub (GET /api/v1/sites);
 #  - a wrong token is rejected (UNAUTHENTICATED), logged and counted;
 #  - agents over the hub's admission rate get Reject{BUSY}, wait at least its
 #    retry_after_ms (longer than their own reconnect.cap_ms) and all get in;
@@ -196,6 +197,20 @@ PY
 rev3=$(apply "$T/change2.json")
 wait_metric "delta after hub restart" "$agent_port" ktwin_agent_graph_revision "$rev3"
 check "still no snapshot" 0 "$(metric "$agent_port" ktwin_agent_snapshots_total)"
+
+# ---- capacity reload: SIGHUP sends a CapacityReport the hub shows in /api/v1/sites
+printf 'capacity: {cpu_millis: 1234, memory_bytes: 3GiB}\n' >>"$T/agent.yaml"
+kill -HUP "$agent_pid"
+cap=
+for ((i = 0; i < 300; i++)); do
+    cap=$(curl -s "http://127.0.0.1:$hub_port/api/v1/sites" | python3 -c '
+import json, sys
+s = [x for x in json.load(sys.stdin)["sites"] if x["name"] == "site-00"][0]
+print(s.get("cpu_millis"), s.get("memory_bytes"))')
+    [ "$cap" = "1234 3221225472" ] && break
+    sleep 0.1
+done
+check "hub sees the reloaded capacity" "1234 3221225472" "$cap"
 
 # ---- a wrong token is rejected, logged and counted
 write_agent_cfg "$T/bad.yaml" "$T/badtoken" "$T/bad.db"

@@ -5,6 +5,7 @@
 #    cached graph over HTTP at once (compared with ktwinctl graph of the same
 #    model), the per-interface graph, 404 "Not Found", /readyz, /metrics, and
 #    exits 0 on SIGTERM (ASan builds fail the exit on leaks);
+#  - SIGHUP applies reloadable keys and refuses changes to the others;
 #  - a corrupt cache file is moved aside, counted, and the agent starts empty.
 # The cache is pre-filled by bench_sync_snapshot, which runs the agent's own
 # store code (sync_client -> agent_store -> agent_cache) in process.
@@ -129,6 +130,18 @@ contains "placement view" "$T/placement.json" '^\{"site":"site-1","revision":0,"
 # It keeps trying the hub meanwhile (backoff): at least one retry logged.
 for ((i = 0; i < 100; i++)); do grep -q 'id=UPLINK-RETRY' "$T/agent.log" && break; sleep 0.1; done
 contains "retries the hub" "$T/agent.log" 'id=UPLINK-RETRY'
+# SIGHUP: a reloadable key (log.level) is applied, a non-reloadable one
+# (listen.port) refuses the whole reload; the agent keeps serving either way.
+cp "$T/agent.yaml" "$T/agent.yaml.orig"
+printf 'log: {level: debug}\n' >>"$T/agent.yaml"
+kill -HUP "$apid"
+for ((i = 0; i < 100; i++)); do grep -q 'id=AGENT-RELOAD ' "$T/agent.log" && break; sleep 0.1; done
+contains "reload applied" "$T/agent.log" 'id=AGENT-RELOAD .*log_level=debug'
+sed -i 's/^  port: 0$/  port: 1/' "$T/agent.yaml"
+kill -HUP "$apid"
+for ((i = 0; i < 100; i++)); do grep -q 'id=AGENT-RELOAD-FAIL' "$T/agent.log" && break; sleep 0.1; done
+contains "reload refused" "$T/agent.log" 'id=AGENT-RELOAD-FAIL .*listen\.port'
+check "serving after reloads" ok "$(curl -s "http://127.0.0.1:$port/healthz")"
 stop "$apid" "cached agent"
 
 # ---- corrupt cache: moved aside, counted, started empty
