@@ -188,6 +188,22 @@ static void count_reject(hub_fed *f, fed_sess *s)
     }
 }
 
+/*
+ * A push did not fit the session's queue (the agent reads slower than the hub
+ * changes): close with "resync"; the agent reconnects and catches up.
+ */
+static void sess_resync(hub_fed *f, fed_sess *s, const char *why)
+{
+    if (s->closing) {
+        return;
+    }
+    s->closing = true;
+    KT_LOG(KT_LOG_INFO, "SYNC-RESYNC", "site=%s peer=%s reason=%s",
+           s->site != NULL ? s->site->hs->name : "-", s->peer, why);
+    kt_metrics_inc(f->m_resyncs);
+    kt_ws_conn_close(s->conn, 1000, "resync");
+}
+
 /* Handle a non-OK status of a sync_server call: count, log, close the connection. */
 static void sess_end(fed_sess *s, kt_status st, const kt_err *err)
 {
@@ -334,7 +350,12 @@ static void push_placement(hub_fed *f, fed_site *site)
     build_view(f, site, &s->pl_arena, &s->pl, &s->pl_cap, &n, NULL);
     sync_placement p = { .revision = site->view_rev, .interfaces = s->pl, .n_interfaces = n };
     kt_err err = { 0 };
-    sess_check(s, sync_server_push_placement(s->srv, &p, &err), &err);
+    kt_status st = sync_server_push_placement(s->srv, &p, &err);
+    if (st == KT_ETOOBIG) {
+        sess_resync(f, s, "queue-full");
+        return;
+    }
+    sess_check(s, st, &err);
 }
 
 #define FED_MOVE_LOG_MAX 50u
@@ -629,6 +650,10 @@ push_delta(hub_fed *f, fed_site *site, uint64_t from, uint64_t to, const fed_op 
     if (n_ops > 0) {
         kt_metrics_inc(f->m_deltas);
     }
+    if (st == KT_ETOOBIG) {
+        sess_resync(f, s, "queue-full");
+        return;
+    }
     sess_check(s, st, &err);
 }
 
@@ -695,12 +720,8 @@ static void on_graph_changed(
         if (v.n > FED_DELTA_MAX_OBJECTS) {
             op_vec_fini(&v);
             ring_append(site, from, revision, true, NULL, 0);
-            if (site->sess != NULL && !site->sess->closing) {
-                KT_LOG(KT_LOG_INFO, "SYNC-RESYNC", "site=%s rev=%" PRIu64 " reason=big-change",
-                       site->hs->name, revision);
-                kt_metrics_inc(f->m_resyncs);
-                site->sess->closing = true;
-                kt_ws_conn_close(site->sess->conn, 1000, "resync");
+            if (site->sess != NULL) {
+                sess_resync(f, site->sess, "big-change");
             }
             continue;
         }
