@@ -606,10 +606,15 @@ fill_object(hub_fed *f, sync_object *o, int kind, const char *name, bool deleted
 typedef struct op_vec {
     fed_op *ops;
     size_t n, cap;
+    bool overflow; /* more than FED_DELTA_MAX_OBJECTS: the rest is not kept */
 } op_vec;
 
 static void op_push(op_vec *v, int kind, const char *name, bool deleted)
 {
+    if (v->n >= FED_DELTA_MAX_OBJECTS) {
+        v->overflow = true;
+        return;
+    }
     if (v->n == v->cap) {
         v->cap = v->cap == 0 ? 16 : v->cap * 2;
         v->ops = kt_xrealloc(v->ops, v->cap * sizeof *v->ops);
@@ -717,7 +722,7 @@ static void on_graph_changed(
         }
         kt_map_fini(om);
         site->members = nm[si];
-        if (v.n > FED_DELTA_MAX_OBJECTS) {
+        if (v.overflow) {
             op_vec_fini(&v);
             ring_append(site, from, revision, true, NULL, 0);
             if (site->sess != NULL) {
