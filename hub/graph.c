@@ -38,6 +38,8 @@
 
 #define STORED_FILE "<stored>"
 #define HUB_STREAM_MAX ((size_t)1 << 34)
+/* Above this many changed instances an apply rebuilds from the stream. */
+#define HUB_REUSE_MAX_CHANGES 256
 
 typedef struct hub_obj {
     hub_kind kind;
@@ -63,6 +65,9 @@ struct hub_graph {
     hub_store *store;
     obj_vec kinds[HUB_KIND_MAX + 1]; /* index by kind */
     model *m;
+    kt_arena *side; /* memory m's copied instances point into (NULL after a full build) */
+    uint64_t n_reuse_builds;
+    uint64_t n_full_builds;
     uint64_t revision;
     sub *subs;
     size_t n_subs;
@@ -267,6 +272,7 @@ typedef struct cand {
     const char *name;
     const char *body;
     size_t len;
+    const model_instance *old; /* reuse path: the instance to copy, when known */
 } cand;
 
 typedef struct cand_vec {
@@ -286,6 +292,12 @@ static void cand_push(cand_vec *v, hub_kind kind, const char *name, const char *
     c->name = name;
     c->body = body;
     c->len = len;
+    c->old = NULL;
+}
+
+static int cand_cmp_name(const void *a, const void *b)
+{
+    return strcmp(((const cand *)a)->name, ((const cand *)b)->name);
 }
 
 static int cand_cmp(const void *a, const void *b)
@@ -349,6 +361,114 @@ static kt_status model_from_stream(model **out, const kt_buf *stream, model_diag
     }
     (void)model_resolve(m, diag);
     *out = m;
+    return KT_OK;
+}
+
+static void side_free(kt_arena *a)
+{
+    if (a != NULL) {
+        kt_arena_fini(a);
+        kt_free(a);
+    }
+}
+
+/*
+ * Copy an instance of the previous (resolved, valid) model into m without
+ * parsing or schema validation: what crd.c's add_instance builds from the
+ * document, rebuilt from the struct. Strings are interned in m (label keys
+ * and values too, as the loader does); the label array and extra_json live
+ * in side, which is freed with m.
+ */
+static void copy_instance(model *m, kt_arena *side, const model_instance *old)
+{
+    model_mark mk = { STORED_FILE, old->mark.line, old->mark.col };
+    model_instance *inst = model_add_instance(m, old->name, old->iface_name, old->rels,
+                                              old->n_rels, &mk);
+    if (inst == NULL) {
+        return; /* a duplicate: model_resolve reports it */
+    }
+    if (old->n_labels > 0) {
+        model_label *l = kt_arena_alloc(side, old->n_labels * sizeof(*l));
+        for (uint32_t i = 0; i < old->n_labels; i++) {
+            l[i].key = model_intern(m, old->labels[i].key);
+            l[i].value = model_intern(m, old->labels[i].value);
+            if (strcmp(l[i].key, MODEL_LABEL_SITE) == 0 && inst->site == NULL) {
+                inst->site = l[i].value;
+            }
+        }
+        inst->labels = l;
+        inst->n_labels = old->n_labels;
+    }
+    if (old->extra_json != NULL) {
+        inst->extra_json = kt_arena_strdup(side, old->extra_json);
+    }
+}
+
+/*
+ * The candidate model when only instances change (DESIGN: "reuse"):
+ * interfaces and policies are loaded from their stored bodies, every
+ * instance in insts (sorted by name) is either copied from the current
+ * model (body NULL) or loaded from its new body, then the whole model is
+ * resolved, so every cross-document check runs on the whole graph; only
+ * the schema check of unchanged instances is skipped (they passed it when
+ * they were applied). *out and *side_out are set even when diag got errors.
+ */
+static kt_status model_reuse(hub_graph *g,
+                             const cand_vec *insts,
+                             model **out,
+                             kt_arena **side_out,
+                             model_diag *diag,
+                             kt_err *err)
+{
+    g->n_reuse_builds++;
+    model *m = model_new();
+    kt_arena *side = kt_xcalloc(1, sizeof(*side));
+    kt_arena_init(side, 64 * 1024);
+    cand_vec other = { 0 };
+    for (int k = HUB_KIND_MIN; k <= HUB_KIND_MAX; k++) {
+        if (k == HUB_KIND_INSTANCE) {
+            continue;
+        }
+        const obj_vec *v = &g->kinds[k];
+        for (size_t i = 0; i < v->n; i++) {
+            cand_push(&other, (hub_kind)k, v->items[i]->name, v->items[i]->body, v->items[i]->len);
+        }
+    }
+    kt_buf stream;
+    kt_buf_init(&stream, HUB_STREAM_MAX);
+    kt_status st = stream_build(&other, &stream);
+    if (st != KT_OK) {
+        kt_err_set(err, st, "graph too large");
+    } else {
+        st = model_load_buffer(m, STORED_FILE, stream.data != NULL ? stream.data : "", stream.len,
+                               diag, err);
+    }
+    for (size_t i = 0; i < insts->n && st == KT_OK; i++) {
+        const cand *c = &insts->items[i];
+        if (c->body != NULL) {
+            st = model_load_buffer(m, STORED_FILE, c->body, c->len, diag, err);
+            continue;
+        }
+        const model_instance *old = c->old != NULL ? c->old : model_instance_get(g->m, c->name);
+        if (KT_NEVER(old == NULL)) {
+            st = kt_err_set(err, KT_EINTERNAL, "instance %s is stored but not in the model",
+                            c->name);
+            break;
+        }
+        copy_instance(m, side, old);
+    }
+    kt_buf_fini(&stream);
+    kt_free(other.items);
+    if (st != KT_OK) {
+        model_free(m);
+        side_free(side);
+        *out = NULL;
+        *side_out = NULL;
+        return st;
+    }
+    (void)model_resolve(m, diag);
+    *out = m;
+    *side_out = side;
     return KT_OK;
 }
 
@@ -448,6 +568,7 @@ void hub_graph_free(hub_graph *g)
         kt_free(g->kinds[k].items);
     }
     model_free(g->m);
+    side_free(g->side);
     kt_free(g->subs);
     kt_buf_fini(&g->json);
     kt_free(g);
@@ -485,6 +606,16 @@ const model *hub_graph_model(const hub_graph *g)
 uint64_t hub_graph_revision(const hub_graph *g)
 {
     return g->revision;
+}
+
+void hub_graph_builds(const hub_graph *g, uint64_t *reuse_out, uint64_t *full_out)
+{
+    if (reuse_out != NULL) {
+        *reuse_out = g->n_reuse_builds;
+    }
+    if (full_out != NULL) {
+        *full_out = g->n_full_builds;
+    }
 }
 
 size_t hub_graph_count(const hub_graph *g, hub_kind kind)
@@ -723,6 +854,7 @@ static kt_status commit_changes(hub_graph *g,
                                 size_t n_dels,
                                 const char *source,
                                 model *new_model,
+                                kt_arena *new_side,
                                 hub_apply_result *out,
                                 kt_err *err)
 {
@@ -737,6 +869,7 @@ static kt_status commit_changes(hub_graph *g,
     }
     if (n_changed == 0 && n_src_only == 0) {
         model_free(new_model);
+        side_free(new_side);
         out->revision = g->revision;
         return KT_OK;
     }
@@ -745,6 +878,7 @@ static kt_status commit_changes(hub_graph *g,
     kt_status st = hub_store_begin(g->store, err);
     if (st != KT_OK) {
         model_free(new_model);
+        side_free(new_side);
         return st;
     }
     for (size_t i = 0; i < n_ins && st == KT_OK; i++) {
@@ -775,6 +909,7 @@ static kt_status commit_changes(hub_graph *g,
     }
     if (st != KT_OK) {
         model_free(new_model);
+        side_free(new_side);
         return st;
     }
 
@@ -817,7 +952,9 @@ static kt_status commit_changes(hub_graph *g,
     out->revision = rev;
     if (n_changed > 0) {
         model *old = g->m;
+        kt_arena *old_side = g->side;
         g->m = new_model;
+        g->side = new_side;
         g->revision = rev;
         if (nc > 1) {
             qsort(changes, nc, sizeof(*changes), change_cmp);
@@ -827,9 +964,11 @@ static kt_status commit_changes(hub_graph *g,
             g->subs[i].cb(g, rev, changes, nc, g->subs[i].user);
         }
         model_free(old);
+        side_free(old_side);
         out->notify_ms = (double)(kt_clock_mono_ns() - t1) / 1e6;
     } else {
         model_free(new_model);
+        side_free(new_side);
     }
     for (size_t i = 0; i < nc; i++) {
         kt_free(names[i]);
@@ -841,17 +980,10 @@ static kt_status commit_changes(hub_graph *g,
 
 /* ---- apply ---------------------------------------------------------------- */
 
-/* Key of (kind, name) in the batch index: the kind digit, ':', the name. */
-static const char *batch_key(char *tmp, size_t cap, hub_kind kind, const char *name)
-{
-    snprintf(tmp, cap, "%d:%s", (int)kind, name);
-    return tmp;
-}
-
+/* The batch index: one map per kind, name -> incoming (keys owned by the scan). */
 static int in_batch(const kt_map *index, hub_kind kind, const char *name)
 {
-    char tmp[MODEL_NAME_MAX + 16];
-    return kt_map_get(index, batch_key(tmp, sizeof(tmp), kind, name)) != NULL;
+    return index[kind].n > 0 && kt_map_get(&index[kind], name) != NULL;
 }
 
 kt_status hub_graph_apply_batch(hub_graph *g,
@@ -869,10 +1001,10 @@ kt_status hub_graph_apply_batch(hub_graph *g,
     kt_buf_init(&sc.json, HUB_STREAM_MAX);
     kt_arena arena;
     kt_arena_init(&arena, 64 * 1024);
-    kt_arena keys;
-    kt_arena_init(&keys, 16 * 1024);
-    kt_map index;
-    kt_map_init(&index);
+    kt_map index[HUB_KIND_MAX + 1];
+    for (int k = 0; k <= HUB_KIND_MAX; k++) {
+        kt_map_init(&index[k]);
+    }
     cand_vec keep = { 0 }; /* stored objects that stay */
     cand_vec cands = { 0 };
     del_item *dels = NULL;
@@ -880,6 +1012,7 @@ kt_status hub_graph_apply_batch(hub_graph *g,
     kt_buf stream;
     kt_buf_init(&stream, HUB_STREAM_MAX);
     model *m = NULL;
+    kt_arena *side = NULL;
     kt_status st = KT_OK;
     uint64_t t_start = kt_clock_mono_ns();
 
@@ -897,17 +1030,15 @@ kt_status hub_graph_apply_batch(hub_graph *g,
     }
 
     /* 2. The candidate: stored objects (minus replaced and pruned) + incoming. */
-    kt_map_reserve(&index, sc.n);
     int duplicates = 0; /* the same (kind, name) twice in the batch: the model reports it */
     int all_same = 1;   /* every incoming body equals the stored one */
     for (size_t i = 0; i < sc.n; i++) {
-        char tmp[MODEL_NAME_MAX + 16];
-        const char *key = batch_key(tmp, sizeof(tmp), sc.items[i].kind, sc.items[i].name);
-        if (kt_map_get(&index, key) != NULL) {
+        kt_map *ki = &index[sc.items[i].kind];
+        if (kt_map_get(ki, sc.items[i].name) != NULL) {
             duplicates = 1;
             continue;
         }
-        kt_map_set(&index, kt_arena_strdup(&keys, key), &sc.items[i]);
+        kt_map_put(ki, sc.items[i].name, &sc.items[i]);
         const hub_obj *o = graph_get(g, sc.items[i].kind, sc.items[i].name);
         if (o == NULL || o->len != sc.items[i].len ||
             memcmp(o->body, sc.items[i].body, o->len) != 0) {
@@ -918,7 +1049,7 @@ kt_status hub_graph_apply_batch(hub_graph *g,
         const obj_vec *v = &g->kinds[k];
         for (size_t i = 0; i < v->n; i++) {
             const hub_obj *o = v->items[i];
-            if (in_batch(&index, (hub_kind)k, o->name)) {
+            if (in_batch(index, (hub_kind)k, o->name)) {
                 continue;
             }
             if (prune && strcmp(o->source, source) == 0) {
@@ -939,7 +1070,77 @@ kt_status hub_graph_apply_batch(hub_graph *g,
      * body, nothing to prune), so the candidate is the current, valid graph.
      */
     int unchanged = !has_errors && !duplicates && all_same && n_dels == 0;
-    if (!has_errors && !unchanged) {
+    /*
+     * Reuse path: only instances change (interfaces and policies in the batch
+     * equal their stored bodies, only instances are pruned) and not too many:
+     * the candidate copies the unchanged instances from the current model.
+     */
+    size_t n_inst_changed = 0;
+    int reuse = !has_errors && !unchanged && !duplicates;
+    for (size_t i = 0; reuse && i < sc.n; i++) {
+        const hub_obj *o = graph_get(g, sc.items[i].kind, sc.items[i].name);
+        int same = o != NULL && o->len == sc.items[i].len &&
+                   memcmp(o->body, sc.items[i].body, o->len) == 0;
+        if (!same && sc.items[i].kind != HUB_KIND_INSTANCE) {
+            reuse = 0;
+        } else if (!same) {
+            n_inst_changed++;
+        }
+    }
+    for (size_t i = 0; reuse && i < n_dels; i++) {
+        reuse = dels[i].kind == HUB_KIND_INSTANCE;
+    }
+    if (reuse && n_inst_changed > HUB_REUSE_MAX_CHANGES) {
+        reuse = 0; /* a bulk load: one parse of everything is cheaper than many small ones */
+    }
+    if (reuse) {
+        kt_map gone; /* stored instances the candidate does not copy */
+        kt_map_init(&gone);
+        for (size_t i = 0; i < n_dels; i++) {
+            kt_map_put(&gone, dels[i].name, &dels[i]);
+        }
+        for (size_t i = 0; i < sc.n; i++) {
+            if (sc.items[i].kind == HUB_KIND_INSTANCE) {
+                kt_map_put(&gone, sc.items[i].name, &sc.items[i]);
+                /* the batch's version: copied when unchanged, else loaded */
+                const hub_obj *o = graph_get(g, HUB_KIND_INSTANCE, sc.items[i].name);
+                int same = o != NULL && o->len == sc.items[i].len &&
+                           memcmp(o->body, sc.items[i].body, o->len) == 0;
+                cand_push(&cands, HUB_KIND_INSTANCE, sc.items[i].name,
+                          same ? NULL : sc.items[i].body, sc.items[i].len);
+            }
+        }
+        const obj_vec *v = &g->kinds[HUB_KIND_INSTANCE];
+        /* The model lists instances in the stored (name) order: no lookups needed. */
+        int aligned = model_n_instances(g->m) == v->n;
+        for (size_t i = 0; i < v->n; i++) {
+            if (gone.n == 0 || kt_map_get(&gone, v->items[i]->name) == NULL) {
+                cand_push(&cands, HUB_KIND_INSTANCE, v->items[i]->name, NULL, 0);
+                const model_instance *mi = aligned ? model_instance_at(g->m, i) : NULL;
+                if (mi != NULL && strcmp(mi->name, v->items[i]->name) == 0) {
+                    cands.items[cands.n - 1].old = mi;
+                }
+            }
+        }
+        kt_map_fini(&gone);
+        if (cands.n > 1) {
+            qsort(cands.items, cands.n, sizeof(*cands.items), cand_cmp_name);
+        }
+        model_diag d1;
+        model_diag_init(&d1);
+        st = model_reuse(g, &cands, &m, &side, &d1, err);
+        if (st == KT_OK && d1.n_errors > 0) {
+            has_errors = 1;
+            model_free(m);
+            m = NULL;
+            side_free(side);
+            side = NULL;
+        }
+        model_diag_fini(&d1);
+        if (st != KT_OK) {
+            goto done;
+        }
+    } else if (!has_errors && !unchanged) {
         for (size_t i = 0; i < keep.n; i++) {
             cand_push(&cands, keep.items[i].kind, keep.items[i].name, keep.items[i].body,
                       keep.items[i].len);
@@ -957,6 +1158,7 @@ kt_status hub_graph_apply_batch(hub_graph *g,
         }
         model_diag d1;
         model_diag_init(&d1);
+        g->n_full_builds++;
         st = model_from_stream(&m, &stream, &d1, err);
         if (st != KT_OK) {
             model_diag_fini(&d1);
@@ -1022,18 +1224,21 @@ kt_status hub_graph_apply_batch(hub_graph *g,
     for (size_t i = 0; i < n_dels; i++) {
         result_add(out, dels[i].kind, dels[i].name, HUB_OP_DELETED);
     }
-    st = commit_changes(g, sc.items, sc.n, dels, n_dels, source, m, out, err);
+    st = commit_changes(g, sc.items, sc.n, dels, n_dels, source, m, side, out, err);
     m = NULL; /* taken over */
+    side = NULL;
 
 done:
     model_free(m);
+    side_free(side);
     kt_buf_fini(&stream);
     kt_free(cands.items);
     kt_free(keep.items);
     kt_free(dels);
     kt_arena_fini(&arena);
-    kt_map_fini(&index);
-    kt_arena_fini(&keys);
+    for (int k = 0; k <= HUB_KIND_MAX; k++) {
+        kt_map_fini(&index[k]);
+    }
     scan_fini(&sc);
     return st;
 }
@@ -1064,6 +1269,43 @@ kt_status hub_graph_delete(hub_graph *g,
     kt_buf stream;
     kt_buf_init(&stream, HUB_STREAM_MAX);
     model *m = NULL;
+    kt_arena *side = NULL;
+    kt_status st = KT_OK;
+    del_item d = { kind, target->name };
+    if (kind == HUB_KIND_INSTANCE) {
+        /* Reuse path: copy every other instance; errors are named by the stream path below. */
+        const obj_vec *v = &g->kinds[HUB_KIND_INSTANCE];
+        int aligned = model_n_instances(g->m) == v->n;
+        for (size_t i = 0; i < v->n; i++) {
+            if (v->items[i] != target) {
+                cand_push(&keep, HUB_KIND_INSTANCE, v->items[i]->name, NULL, 0);
+                const model_instance *mi = aligned ? model_instance_at(g->m, i) : NULL;
+                if (mi != NULL && strcmp(mi->name, v->items[i]->name) == 0) {
+                    keep.items[keep.n - 1].old = mi;
+                }
+            }
+        }
+        model_diag d1;
+        model_diag_init(&d1);
+        st = model_reuse(g, &keep, &m, &side, &d1, err);
+        size_t n_errors = d1.n_errors;
+        model_diag_fini(&d1);
+        keep.n = 0;
+        if (st != KT_OK) {
+            goto done;
+        }
+        if (n_errors == 0) {
+            result_add(out, kind, name, HUB_OP_DELETED);
+            st = commit_changes(g, NULL, 0, &d, 1, "api", m, side, out, err);
+            m = NULL;
+            side = NULL;
+            goto done;
+        }
+        model_free(m);
+        m = NULL;
+        side_free(side);
+        side = NULL;
+    }
     for (int k = HUB_KIND_MIN; k <= HUB_KIND_MAX; k++) {
         const obj_vec *v = &g->kinds[k];
         for (size_t i = 0; i < v->n; i++) {
@@ -1073,11 +1315,12 @@ kt_status hub_graph_delete(hub_graph *g,
             }
         }
     }
-    kt_status st = stream_build(&keep, &stream);
+    st = stream_build(&keep, &stream);
     if (st != KT_OK) {
         kt_err_set(err, st, "graph too large");
         goto done;
     }
+    g->n_full_builds++;
     st = model_from_stream(&m, &stream, &out->diag, err);
     if (st != KT_OK) {
         goto done;
@@ -1088,12 +1331,12 @@ kt_status hub_graph_delete(hub_graph *g,
                         name, out->diag.n_errors);
         goto done;
     }
-    del_item d = { kind, target->name };
     result_add(out, kind, name, HUB_OP_DELETED);
-    st = commit_changes(g, NULL, 0, &d, 1, "api", m, out, err);
+    st = commit_changes(g, NULL, 0, &d, 1, "api", m, NULL, out, err);
     m = NULL;
 done:
     model_free(m);
+    side_free(side);
     kt_buf_fini(&stream);
     kt_free(keep.items);
     return st;

@@ -152,6 +152,12 @@ void hub_graph_unsubscribe(hub_graph *g, hub_graph_changed_cb cb, void *user);
  */
 const model *hub_graph_model(const hub_graph *g);
 uint64_t hub_graph_revision(const hub_graph *g);
+/*
+ * Candidate models built so far: reuse_out counts the ones that copied the
+ * unchanged instances from the current model (only instances changed),
+ * full_out the ones parsed from every stored body. Either may be NULL.
+ */
+void hub_graph_builds(const hub_graph *g, uint64_t *reuse_out, uint64_t *full_out);
 /* Number of objects of a kind (0 = all kinds). */
 size_t hub_graph_count(const hub_graph *g, hub_kind kind);
 

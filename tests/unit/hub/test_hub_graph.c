@@ -23,6 +23,7 @@
 #include "hub/store.h"
 #include "kt/buf.h"
 #include "kt/mem.h"
+#include "model/graph.h"
 
 #define IFACE(name, extra)                                                                         \
     "---\napiVersion: dtd.ktwin/v0\nkind: TwinInterface\nmetadata:\n  name: " name "\nspec:\n" extra
@@ -420,6 +421,120 @@ static void test_database_failure_changes_nothing(void **state)
     hub_apply_result_fini(&r);
 }
 
+/* The current model equals the one a restart builds from the store. */
+static void assert_model_equals_rebuild(fx *f)
+{
+    hub_graph *fresh = NULL;
+    kt_err err = { 0 };
+    assert_int_equal(hub_graph_new(&fresh, f->store, &err), KT_OK);
+    const model *a = hub_graph_model(f->g);
+    const model *b = hub_graph_model(fresh);
+    assert_int_equal(model_n_instances(a), model_n_instances(b));
+    assert_int_equal(model_n_ifaces(a), model_n_ifaces(b));
+    for (size_t i = 0; i < model_n_instances(a); i++) {
+        const model_instance *x = model_instance_at(a, i);
+        const model_instance *y = model_instance_at(b, i);
+        assert_string_equal(x->name, y->name);
+        assert_string_equal(x->iface_name, y->iface_name);
+        assert_ptr_equal(x->iface, model_iface_get(a, x->iface_name));
+        assert_true((x->site == NULL) == (y->site == NULL));
+        if (x->site != NULL) {
+            assert_string_equal(x->site, y->site);
+        }
+        assert_int_equal(x->n_labels, y->n_labels);
+        for (uint32_t l = 0; l < x->n_labels; l++) {
+            assert_string_equal(x->labels[l].key, y->labels[l].key);
+            assert_string_equal(x->labels[l].value, y->labels[l].value);
+            assert_ptr_equal(x->labels[l].key, model_intern((model *)a, y->labels[l].key));
+        }
+        assert_true((x->extra_json == NULL) == (y->extra_json == NULL));
+        if (x->extra_json != NULL) {
+            assert_string_equal(x->extra_json, y->extra_json);
+        }
+        assert_int_equal(x->n_rels, y->n_rels);
+        for (uint32_t r = 0; r < x->n_rels; r++) {
+            assert_string_equal(x->rels[r].name, y->rels[r].name);
+            assert_string_equal(x->rels[r].target, y->rels[r].target);
+            assert_true((x->rels[r].target_inst == NULL) == (y->rels[r].target_inst == NULL));
+        }
+        assert_int_equal(x->n_in, y->n_in);
+    }
+    for (size_t i = 0; i < model_n_ifaces(a); i++) {
+        const model_iface *x = model_iface_at(a, i);
+        const model_iface *y = model_iface_get(b, x->name);
+        assert_non_null(y);
+        assert_int_equal(x->n_instances, y->n_instances);
+    }
+    kt_buf ja;
+    kt_buf jb;
+    kt_buf_init(&ja, 1 << 24);
+    kt_buf_init(&jb, 1 << 24);
+    assert_int_equal(model_graph_to_json(a, NULL, &ja), KT_OK);
+    assert_int_equal(model_graph_to_json(b, NULL, &jb), KT_OK);
+    assert_int_equal(ja.len, jb.len);
+    assert_memory_equal(ja.data, jb.data, ja.len);
+    kt_buf_fini(&ja);
+    kt_buf_fini(&jb);
+    hub_graph_free(fresh);
+}
+
+static void test_instance_changes_reuse_the_model_and_equal_a_rebuild(void **state)
+{
+    fx *f = *state;
+    hub_apply_result r;
+    kt_err err = { 0 };
+    assert_int_equal(apply(f, city, &r), KT_OK);
+    hub_apply_result_fini(&r);
+    assert_model_equals_rebuild(f);
+    /* labels (the site label too), data, a new instance pointing at an old one */
+    assert_int_equal(apply(f,
+                           "apiVersion: dtd.ktwin/v0\nkind: TwinInstance\nmetadata:\n  name: nb-1\n"
+                           "  labels: {ktwin.io/site: s1, zone: north}\n"
+                           "spec:\n  interface: city-neighborhood\n"
+                           "  data: {properties: [{name: aqi, value: good}]}\n"
+                           INSTANCE("pole-2", "city-pole",
+                                    "  twinInstanceRelationships:\n  - name: refNeighborhood\n"
+                                    "    interface: city-neighborhood\n    instance: nb-1\n"),
+                           &r),
+                     KT_OK);
+    hub_apply_result_fini(&r);
+    assert_string_equal(model_instance_get(hub_graph_model(f->g), "nb-1")->site, "s1");
+    assert_int_equal(model_instance_get(hub_graph_model(f->g), "nb-1")->n_in, 2);
+    assert_model_equals_rebuild(f);
+    /* a relationship dropped */
+    assert_int_equal(apply(f, INSTANCE("pole-1", "city-pole", ""), &r), KT_OK);
+    hub_apply_result_fini(&r);
+    assert_int_equal(model_instance_get(hub_graph_model(f->g), "nb-1")->n_in, 1);
+    assert_model_equals_rebuild(f);
+    /* an instance change that breaks a reference is refused with its line */
+    assert_int_equal(apply(f, "apiVersion: dtd.ktwin/v0\nkind: TwinInstance\nmetadata: {name: pole-9}\n"
+                              "spec:\n  interface: city-pole\n  twinInstanceRelationships:\n"
+                              "  - {name: refNeighborhood, interface: city-neighborhood, instance: nb-7}\n",
+                           &r),
+                     KT_EINVAL);
+    assert_int_equal(model_diag_count(&r.diag, "instance-target-unknown"), 1);
+    assert_string_equal(r.diag.entries[0].file, "request");
+    assert_int_equal(r.diag.entries[0].line, 7);
+    hub_apply_result_fini(&r);
+    /* deletes: refused while pointed at (named), fine otherwise */
+    hub_apply_result_init(&r);
+    assert_int_equal(hub_graph_delete(f->g, HUB_KIND_INSTANCE, "nb-1", &r, &err), KT_EINVAL);
+    assert_string_equal(r.diag.entries[0].file, "TwinInstance/pole-2");
+    hub_apply_result_fini(&r);
+    hub_apply_result_init(&r);
+    assert_int_equal(hub_graph_delete(f->g, HUB_KIND_INSTANCE, "pole-2", &r, &err), KT_OK);
+    hub_apply_result_fini(&r);
+    assert_model_equals_rebuild(f);
+    assert_int_equal(hub_graph_revision(f->g), 4);
+    uint64_t reuse = 0;
+    uint64_t full = 0;
+    hub_graph_builds(f->g, &reuse, &full);
+    /* city: full; two instance applies, the refused one, two deletes: reuse */
+    assert_int_equal(reuse, 5);
+    /* the refused apply and the refused delete name their errors through a full pass */
+    assert_int_equal(full, 2);
+}
+
 static int collect_names(const hub_object_view *o, void *user)
 {
     kt_buf *b = user;
@@ -463,6 +578,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_foreach_is_ordered_by_kind_then_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_in_one_request_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_failure_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_instance_changes_reuse_the_model_and_equal_a_rebuild,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
