@@ -20,6 +20,19 @@
  * column in the stored compact body). The common case (a valid apply) costs
  * one model build.
  *
+ * Three ways to the candidate model, cheapest first:
+ *   - unchanged: every incoming body equals the stored one and nothing is
+ *     pruned: no model is built at all;
+ *   - reuse: only instances change (at most HUB_REUSE_MAX_CHANGES): the
+ *     interfaces and policies are loaded from their bodies, the unchanged
+ *     instances are copied from the current model's structs (model_add_instance
+ *     plus labels and extra_json, the memory of which lives in a side arena
+ *     freed with that model), the changed ones are parsed and schema-checked,
+ *     and model_resolve checks the whole graph. Unchanged instances passed
+ *     the schema check when they were applied, so nothing is lost; a unit
+ *     test checks the result equals a rebuild;
+ *   - full: the stream of every body.
+ *
  * Thread: loop only. Ownership: objects, models, subscriber list.
  */
 #include "hub/graph.h"
