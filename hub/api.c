@@ -25,8 +25,8 @@
 #include "model/graph.h"
 
 #define API_PREFIX "/api/v1/"
-#define BODY_MAX ((size_t)1 << 34)
-#define JSON_CT "application/json"
+#define BODY_MAX   ((size_t)1 << 34)
+#define JSON_CT    "application/json"
 
 typedef struct kind_gauge {
     struct hub_api *api;

@@ -46,8 +46,8 @@ static const kt_cfg_entry table[] = {
       4 * GIB, "64MiB", 0, "largest HTTP request body (POST /api/v1/apply); larger gets 413" },
     { "log.level", KT_CFG_STRING, offsetof(hub_cfg, log.level), 1, 16, "info", KT_CFG_ENV,
       "err, warn, notice, info or debug" },
-    { "sync.heartbeat_ms", KT_CFG_DURATION_MS, offsetof(hub_cfg, sync.heartbeat_ms), 100,
-      3600000, "5000", 0, "sync heartbeat interval; three missed intervals close the connection" },
+    { "sync.heartbeat_ms", KT_CFG_DURATION_MS, offsetof(hub_cfg, sync.heartbeat_ms), 100, 3600000,
+      "5000", 0, "sync heartbeat interval; three missed intervals close the connection" },
     { "sync.window_bytes", KT_CFG_SIZE_BYTES, offsetof(hub_cfg, sync.window_bytes), 4096, GIB,
       "4MiB", 0, "unacknowledged sync bytes in flight per agent" },
     { "sync.snapshot_chunk_bytes", KT_CFG_SIZE_BYTES, offsetof(hub_cfg, sync.snapshot_chunk_bytes),
@@ -96,12 +96,8 @@ kt_status hub_cfg_load(hub_cfg *cfg, const char *path, kt_buf *errs, kt_err *err
     return finish(cfg, st, errs, err);
 }
 
-kt_status hub_cfg_load_buffer(hub_cfg *cfg,
-                              const char *name,
-                              const char *data,
-                              size_t len,
-                              kt_buf *errs,
-                              kt_err *err)
+kt_status hub_cfg_load_buffer(
+    hub_cfg *cfg, const char *name, const char *data, size_t len, kt_buf *errs, kt_err *err)
 {
     memset(cfg, 0, sizeof(*cfg));
     kt_status st = kt_cfg_defaults(table, cfg, err);

@@ -25,36 +25,36 @@
 
 typedef struct hub_cfg {
     struct {
-        char *address;      /* listen.address */
-        int64_t port;       /* listen.port; 0 = ephemeral */
+        char *address; /* listen.address */
+        int64_t port;  /* listen.port; 0 = ephemeral */
     } listen;
-    char *data_dir;         /* data_dir: hub.db and admin.token live here */
+    char *data_dir; /* data_dir: hub.db and admin.token live here */
     struct {
-        char *cert_file;    /* tls.cert_file; unset = plain HTTP/WS */
-        char *key_file;     /* tls.key_file */
+        char *cert_file; /* tls.cert_file; unset = plain HTTP/WS */
+        char *key_file;  /* tls.key_file */
     } tls;
     struct {
         char *admin_token_file; /* auth.admin_token_file; unset = generated in data_dir */
         char *agents_file;      /* auth.agents_file: "<site> <token>" per line */
     } auth;
     struct {
-        char *url;              /* redis.url: redis://host:port[/db]; unset = off */
+        char *url; /* redis.url: redis://host:port[/db]; unset = off */
         int64_t reconnect_min_ms;
         int64_t reconnect_max_ms;
     } redis;
-    char *watch_dir;            /* watch_dir: unset = off */
-    int64_t watch_debounce_ms;  /* watch.debounce_ms */
+    char *watch_dir;           /* watch_dir: unset = off */
+    int64_t watch_debounce_ms; /* watch.debounce_ms */
     struct {
-        size_t max_body_bytes;  /* limits.max_body_bytes */
+        size_t max_body_bytes; /* limits.max_body_bytes */
     } limits;
     struct {
-        char *level;            /* log.level */
+        char *level; /* log.level */
     } log;
     struct {
         int64_t heartbeat_ms;
         size_t window_bytes;
         size_t snapshot_chunk_bytes;
-        int64_t admit_rate;     /* agents/s */
+        int64_t admit_rate; /* agents/s */
         int64_t admit_burst;
         size_t max_message_bytes;
     } sync;
@@ -72,12 +72,8 @@ const kt_cfg_entry *hub_cfg_table(void);
  */
 kt_status hub_cfg_load(hub_cfg *cfg, const char *path, kt_buf *errs, kt_err *err);
 /* Same from a buffer (tests). */
-kt_status hub_cfg_load_buffer(hub_cfg *cfg,
-                              const char *name,
-                              const char *data,
-                              size_t len,
-                              kt_buf *errs,
-                              kt_err *err);
+kt_status hub_cfg_load_buffer(
+    hub_cfg *cfg, const char *name, const char *data, size_t len, kt_buf *errs, kt_err *err);
 void hub_cfg_fini(hub_cfg *cfg);
 
 #endif

@@ -49,7 +49,7 @@
 #include "model/graph.h"
 #include "model/node.h"
 
-#define STORED_FILE "<stored>"
+#define STORED_FILE    "<stored>"
 #define HUB_STREAM_MAX ((size_t)1 << 34)
 /* Above this many changed instances an apply rebuilds from the stream. */
 #define HUB_REUSE_MAX_CHANGES 256
@@ -85,8 +85,8 @@ struct hub_graph {
     sub *subs;
     size_t n_subs;
     size_t cap_subs;
-    kt_buf json;        /* whole-graph JSON cache */
-    uint64_t json_rev;  /* revision json was built for */
+    kt_buf json;       /* whole-graph JSON cache */
+    uint64_t json_rev; /* revision json was built for */
     int json_valid;
 };
 
@@ -260,12 +260,8 @@ static void graph_remove(hub_graph *g, hub_kind kind, const char *name)
     v->n--;
 }
 
-static hub_obj *obj_new(hub_kind kind,
-                        const char *name,
-                        const char *body,
-                        size_t len,
-                        uint64_t rev,
-                        const char *source)
+static hub_obj *obj_new(
+    hub_kind kind, const char *name, const char *body, size_t len, uint64_t rev, const char *source)
 {
     hub_obj *o = kt_xcalloc(1, sizeof(*o));
     o->kind = kind;
@@ -395,8 +391,8 @@ static void side_free(kt_arena *a)
 static void copy_instance(model *m, kt_arena *side, const model_instance *old)
 {
     model_mark mk = { STORED_FILE, old->mark.line, old->mark.col };
-    model_instance *inst = model_add_instance(m, old->name, old->iface_name, old->rels,
-                                              old->n_rels, &mk);
+    model_instance *inst =
+        model_add_instance(m, old->name, old->iface_name, old->rels, old->n_rels, &mk);
     if (inst == NULL) {
         return; /* a duplicate: model_resolve reports it */
     }
@@ -535,7 +531,8 @@ kt_status hub_graph_new(hub_graph **out, hub_store *store, kt_err *err)
     for (size_t i = 1; i < all.n; i++) {
         if (all.items[i - 1].kind == all.items[i].kind &&
             strcmp(all.items[i - 1].name, all.items[i].name) >= 0) {
-            st = kt_err_set(err, KT_EINTERNAL, "stored objects out of order at %s", all.items[i].name);
+            st = kt_err_set(err, KT_EINTERNAL, "stored objects out of order at %s",
+                            all.items[i].name);
             goto fail;
         }
     }
@@ -551,7 +548,8 @@ kt_status hub_graph_new(hub_graph **out, hub_store *store, kt_err *err)
     if (diag.n_errors > 0) {
         diag_rename_stored(&diag, &all);
         const model_diag_entry *e = &diag.entries[0];
-        st = kt_err_set(err, KT_EINVAL, "stored graph does not validate (%zu errors): %s:%u:%u: %s: %s",
+        st = kt_err_set(err, KT_EINVAL,
+                        "stored graph does not validate (%zu errors): %s:%u:%u: %s: %s",
                         diag.n_errors, e->file, e->line, e->col, e->path, e->msg);
         goto fail;
     }
@@ -646,11 +644,8 @@ size_t hub_graph_count(const hub_graph *g, hub_kind kind)
     return g->kinds[kind].n;
 }
 
-const char *hub_graph_body(const hub_graph *g,
-                           hub_kind kind,
-                           const char *name,
-                           size_t *len_out,
-                           uint64_t *rev_out)
+const char *hub_graph_body(
+    const hub_graph *g, hub_kind kind, const char *name, size_t *len_out, uint64_t *rev_out)
 {
     const hub_obj *o = graph_get(g, kind, name);
     if (o == NULL) {
@@ -721,11 +716,8 @@ static int changes_cb(uint64_t rev, int kind, const char *name, int deleted, voi
     return c->cb(&row, c->user);
 }
 
-kt_status hub_graph_changes_since(const hub_graph *g,
-                                  uint64_t since_rev,
-                                  hub_change_row_cb cb,
-                                  void *user,
-                                  kt_err *err)
+kt_status hub_graph_changes_since(
+    const hub_graph *g, uint64_t since_rev, hub_change_row_cb cb, void *user, kt_err *err)
 {
     if (since_rev > g->revision) {
         return kt_err_set(err, KT_ENOTFOUND, "revision %llu is ahead of the hub (%llu)",
@@ -754,7 +746,7 @@ typedef struct scan_ctx {
     incoming *items;
     size_t n;
     size_t cap;
-    model_diag *diag; /* errors of our own (kinds we do not take) */
+    model_diag *diag;   /* errors of our own (kinds we do not take) */
     int need_diag_pass; /* something the model will report with a mark */
     kt_buf json;
 } scan_ctx;
@@ -903,7 +895,8 @@ static kt_status commit_changes(hub_graph *g,
             }
         } else if (in->src_only) {
             const hub_obj *o = graph_get(g, in->kind, in->name);
-            st = hub_store_put(g->store, in->kind, in->name, in->body, in->len, o->rev, source, err);
+            st =
+                hub_store_put(g->store, in->kind, in->name, in->body, in->len, o->rev, source, err);
         }
     }
     for (size_t i = 0; i < n_dels && st == KT_OK; i++) {
@@ -1159,7 +1152,8 @@ kt_status hub_graph_apply_batch(hub_graph *g,
                       keep.items[i].len);
         }
         for (size_t i = 0; i < sc.n; i++) {
-            cand_push(&cands, sc.items[i].kind, sc.items[i].name, sc.items[i].body, sc.items[i].len);
+            cand_push(&cands, sc.items[i].kind, sc.items[i].name, sc.items[i].body,
+                      sc.items[i].len);
         }
         if (cands.n > 1) {
             qsort(cands.items, cands.n, sizeof(*cands.items), cand_cmp);
@@ -1267,11 +1261,8 @@ kt_status hub_graph_apply(hub_graph *g,
     return hub_graph_apply_batch(g, &in, 1, NULL, out, err);
 }
 
-kt_status hub_graph_delete(hub_graph *g,
-                           hub_kind kind,
-                           const char *name,
-                           hub_apply_result *out,
-                           kt_err *err)
+kt_status
+hub_graph_delete(hub_graph *g, hub_kind kind, const char *name, hub_apply_result *out, kt_err *err)
 {
     const hub_obj *target = graph_get(g, kind, name);
     if (target == NULL) {

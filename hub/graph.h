@@ -69,11 +69,8 @@ typedef struct hub_change {
  * that changed in this revision, sorted by (kind, name). The callback must
  * not apply or delete on the graph.
  */
-typedef void (*hub_graph_changed_cb)(hub_graph *g,
-                                     uint64_t revision,
-                                     const hub_change *changes,
-                                     size_t n_changes,
-                                     void *user);
+typedef void (*hub_graph_changed_cb)(
+    hub_graph *g, uint64_t revision, const hub_change *changes, size_t n_changes, void *user);
 
 /* What happened to one object of an apply or delete. */
 typedef enum hub_op {
@@ -97,7 +94,7 @@ typedef struct hub_applied {
  * On KT_EINVAL diag holds every error (and warning); items is empty.
  */
 typedef struct hub_apply_result {
-    uint64_t revision; /* graph revision after the call (unchanged when nothing changed) */
+    uint64_t revision;  /* graph revision after the call (unchanged when nothing changed) */
     hub_applied *items; /* in input order (apply) */
     size_t n_items;
     model_diag diag;
@@ -165,11 +162,8 @@ size_t hub_graph_count(const hub_graph *g, hub_kind kind);
  * The stored compact JSON document of (kind, name), borrowed until the next
  * change of the graph; NULL if absent. len_out and rev_out may be NULL.
  */
-const char *hub_graph_body(const hub_graph *g,
-                           hub_kind kind,
-                           const char *name,
-                           size_t *len_out,
-                           uint64_t *rev_out);
+const char *hub_graph_body(
+    const hub_graph *g, hub_kind kind, const char *name, size_t *len_out, uint64_t *rev_out);
 
 /*
  * KTWIN's whole-graph JSON ({"twinInstances":[...]}, model_graph_to_json)
@@ -183,7 +177,7 @@ typedef struct hub_object_view {
     const char *name;
     const char *body; /* compact JSON, NUL-terminated */
     size_t len;
-    uint64_t rev;     /* revision that last changed it */
+    uint64_t rev; /* revision that last changed it */
     const char *source;
 } hub_object_view;
 
@@ -210,11 +204,8 @@ typedef int (*hub_change_row_cb)(const hub_change_row *row, void *user);
  * order (from SQLite). KT_ENOTFOUND when the log no longer reaches back to
  * since_rev + 1 (then a snapshot is needed); KT_EDEP on database errors.
  */
-kt_status hub_graph_changes_since(const hub_graph *g,
-                                  uint64_t since_rev,
-                                  hub_change_row_cb cb,
-                                  void *user,
-                                  kt_err *err);
+kt_status hub_graph_changes_since(
+    const hub_graph *g, uint64_t since_rev, hub_change_row_cb cb, void *user, kt_err *err);
 
 /* ---- changing --------------------------------------------------------------- */
 
@@ -248,10 +239,7 @@ kt_status hub_graph_apply(hub_graph *g,
  *   KT_EINVAL    the rest of the graph would break (out->diag lists why).
  *   KT_EDEP      SQLite failed; nothing changed.
  */
-kt_status hub_graph_delete(hub_graph *g,
-                           hub_kind kind,
-                           const char *name,
-                           hub_apply_result *out,
-                           kt_err *err);
+kt_status
+hub_graph_delete(hub_graph *g, hub_kind kind, const char *name, hub_apply_result *out, kt_err *err);
 
 #endif

@@ -188,14 +188,14 @@ static kt_status start(hub_app *a, const char *watch_dir, const char *port_file,
     }
     char *token = NULL;
     char *token_path = NULL;
-    st = hub_api_token_load(&token, &token_path, a->cfg.auth.admin_token_file, a->cfg.data_dir,
-                            err);
+    st =
+        hub_api_token_load(&token, &token_path, a->cfg.auth.admin_token_file, a->cfg.data_dir, err);
     if (st != KT_OK) {
         return st;
     }
     if (token_path != NULL) {
-        KT_LOG(KT_LOG_NOTICE, "HUB-ADMIN-TOKEN", "file=%s msg=\"admin token (auth.admin_token_file unset)\"",
-               token_path);
+        KT_LOG(KT_LOG_NOTICE, "HUB-ADMIN-TOKEN",
+               "file=%s msg=\"admin token (auth.admin_token_file unset)\"", token_path);
     }
     st = hub_api_new(&a->api, a->srv, a->graph, a->metrics, token, err);
     memset(token, 0, strlen(token));
@@ -217,8 +217,8 @@ static kt_status start(hub_app *a, const char *watch_dir, const char *port_file,
         return st;
     }
     int port = kt_http_server_port(a->srv);
-    KT_LOG(KT_LOG_NOTICE, "HUB-LISTENING", "address=%s port=%d tls=%s", a->cfg.listen.address,
-           port, a->cfg.tls.cert_file != NULL ? "on" : "off");
+    KT_LOG(KT_LOG_NOTICE, "HUB-LISTENING", "address=%s port=%d tls=%s", a->cfg.listen.address, port,
+           a->cfg.tls.cert_file != NULL ? "on" : "off");
     if (port_file != NULL) {
         st = write_port_file(port_file, port, err);
         if (st != KT_OK) {
@@ -249,7 +249,8 @@ static kt_status start(hub_app *a, const char *watch_dir, const char *port_file,
     (void)uv_signal_start(&a->sigterm, on_signal, SIGTERM);
     a->signals_on = 1;
     hub_api_set_ready(a->api, 1);
-    KT_LOG(KT_LOG_NOTICE, "HUB-READY", "revision=%llu", (unsigned long long)hub_graph_revision(a->graph));
+    KT_LOG(KT_LOG_NOTICE, "HUB-READY", "revision=%llu",
+           (unsigned long long)hub_graph_revision(a->graph));
     return KT_OK;
 }
 

@@ -28,7 +28,6 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-
 #include "kt/buf.h"
 #include "kt/clock.h"
 #include "kt/log.h"
@@ -36,7 +35,7 @@
 #include "model/graph.h"
 
 #define KEY_GRAPH "twin_graph"
-#define JSON_MAX ((size_t)1 << 34)
+#define JSON_MAX  ((size_t)1 << 34)
 
 typedef struct pub_entry {
     char *iface;
@@ -307,8 +306,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
         return;
     }
     kt_metrics_inc(r->m_errors);
-    KT_LOG(KT_LOG_WARN, "REDIS-CONN-LOST", "host=%s port=%d status=%d err=\"%s\"", r->host,
-           r->port, status, ac->errstr);
+    KT_LOG(KT_LOG_WARN, "REDIS-CONN-LOST", "host=%s port=%d status=%d err=\"%s\"", r->host, r->port,
+           status, ac->errstr);
     schedule_reconnect(r);
 }
 
@@ -450,11 +449,8 @@ static void publish(hub_redis *r)
     r->in_flight = 1;
 }
 
-static void on_graph_changed(hub_graph *g,
-                             uint64_t revision,
-                             const hub_change *changes,
-                             size_t n_changes,
-                             void *user)
+static void on_graph_changed(
+    hub_graph *g, uint64_t revision, const hub_change *changes, size_t n_changes, void *user)
 {
     (void)g;
     (void)revision;

@@ -21,15 +21,7 @@
 
 #define HUB_STORE_SCHEMA_VERSION 1
 
-enum {
-    ST_LOAD,
-    ST_PUT,
-    ST_DEL,
-    ST_LOG,
-    ST_SET_META,
-    ST_CHANGES,
-    ST__COUNT
-};
+enum { ST_LOAD, ST_PUT, ST_DEL, ST_LOG, ST_SET_META, ST_CHANGES, ST__COUNT };
 
 static const char *const stmt_sql[ST__COUNT] = {
     [ST_LOAD] = "SELECT kind, name, body, rev, source FROM objects ORDER BY kind, name",
@@ -40,7 +32,8 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_LOG] = "INSERT OR REPLACE INTO changes(rev, kind, name, op) VALUES(?1, ?2, ?3, ?4)",
     [ST_SET_META] = "INSERT INTO meta(key, value) VALUES(?1, ?2) "
                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-    [ST_CHANGES] = "SELECT rev, kind, name, op FROM changes WHERE rev > ?1 ORDER BY rev, kind, name",
+    [ST_CHANGES] =
+        "SELECT rev, kind, name, op FROM changes WHERE rev > ?1 ORDER BY rev, kind, name",
 };
 
 struct hub_store {
@@ -110,20 +103,21 @@ static kt_status create_schema(hub_store *s, kt_err *err)
     if (version == HUB_STORE_SCHEMA_VERSION) {
         return KT_OK;
     }
-    return exec_sql(s,
-                    "BEGIN;"
-                    "CREATE TABLE IF NOT EXISTS objects(kind INTEGER NOT NULL, name TEXT NOT NULL,"
-                    " body TEXT NOT NULL, rev INTEGER NOT NULL, source TEXT NOT NULL,"
-                    " PRIMARY KEY(kind, name)) WITHOUT ROWID;"
-                    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
-                    "CREATE TABLE IF NOT EXISTS changes(rev INTEGER NOT NULL, kind INTEGER NOT NULL,"
-                    " name TEXT NOT NULL, op INTEGER NOT NULL,"
-                    " PRIMARY KEY(rev, kind, name)) WITHOUT ROWID;"
-                    "INSERT OR IGNORE INTO meta(key, value) VALUES('revision', 0);"
-                    "INSERT OR IGNORE INTO meta(key, value) VALUES('log_min_rev', 1);"
-                    "PRAGMA user_version = 1;"
-                    "COMMIT;",
-                    err);
+    return exec_sql(
+        s,
+        "BEGIN;"
+        "CREATE TABLE IF NOT EXISTS objects(kind INTEGER NOT NULL, name TEXT NOT NULL,"
+        " body TEXT NOT NULL, rev INTEGER NOT NULL, source TEXT NOT NULL,"
+        " PRIMARY KEY(kind, name)) WITHOUT ROWID;"
+        "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS changes(rev INTEGER NOT NULL, kind INTEGER NOT NULL,"
+        " name TEXT NOT NULL, op INTEGER NOT NULL,"
+        " PRIMARY KEY(rev, kind, name)) WITHOUT ROWID;"
+        "INSERT OR IGNORE INTO meta(key, value) VALUES('revision', 0);"
+        "INSERT OR IGNORE INTO meta(key, value) VALUES('log_min_rev', 1);"
+        "PRAGMA user_version = 1;"
+        "COMMIT;",
+        err);
 }
 
 kt_status hub_store_open(hub_store **out, const char *path, kt_err *err)
@@ -147,8 +141,7 @@ kt_status hub_store_open(hub_store **out, const char *path, kt_err *err)
         goto fail;
     }
     for (int i = 0; i < ST__COUNT; i++) {
-        rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
-                                NULL);
+        rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL);
         if (rc != SQLITE_OK) {
             st = sql_err(s, rc, err, "prepare");
             goto fail;
@@ -287,7 +280,8 @@ kt_status hub_store_del(hub_store *s, int kind, const char *name, kt_err *err)
     return step_done(s, st, err, "delete object");
 }
 
-kt_status hub_store_log(hub_store *s, uint64_t rev, int kind, const char *name, int deleted, kt_err *err)
+kt_status
+hub_store_log(hub_store *s, uint64_t rev, int kind, const char *name, int deleted, kt_err *err)
 {
     KT_ASSERT(s->in_txn);
     sqlite3_stmt *st = s->st[ST_LOG];
@@ -344,11 +338,8 @@ void hub_store_rollback(hub_store *s)
     }
 }
 
-kt_status hub_store_changes_since(hub_store *s,
-                                  uint64_t since,
-                                  hub_store_change_cb cb,
-                                  void *user,
-                                  kt_err *err)
+kt_status hub_store_changes_since(
+    hub_store *s, uint64_t since, hub_store_change_cb cb, void *user, kt_err *err)
 {
     sqlite3_stmt *st = s->st[ST_CHANGES];
     sqlite3_bind_int64(st, 1, (sqlite3_int64)since);

@@ -70,19 +70,18 @@ kt_status hub_store_put(hub_store *s,
 /* Delete the object and log it; also logs puts: see hub_store_log. */
 kt_status hub_store_del(hub_store *s, int kind, const char *name, kt_err *err);
 /* Append a change log row (deleted = 1 for a delete). */
-kt_status hub_store_log(hub_store *s, uint64_t rev, int kind, const char *name, int deleted, kt_err *err);
+kt_status
+hub_store_log(hub_store *s, uint64_t rev, int kind, const char *name, int deleted, kt_err *err);
 kt_status hub_store_set_revision(hub_store *s, uint64_t rev, kt_err *err);
 kt_status hub_store_commit(hub_store *s, kt_err *err);
 /* Never fails from the caller's point of view (errors are logged). */
 void hub_store_rollback(hub_store *s);
 
 /* Change log rows with rev > since, in order. Return non-zero from cb to stop. */
-typedef int (*hub_store_change_cb)(uint64_t rev, int kind, const char *name, int deleted, void *user);
-kt_status hub_store_changes_since(hub_store *s,
-                                  uint64_t since,
-                                  hub_store_change_cb cb,
-                                  void *user,
-                                  kt_err *err);
+typedef int (*hub_store_change_cb)(
+    uint64_t rev, int kind, const char *name, int deleted, void *user);
+kt_status hub_store_changes_since(
+    hub_store *s, uint64_t since, hub_store_change_cb cb, void *user, kt_err *err);
 /* Lowest revision the change log still covers (rows with rev >= this exist for every change). */
 uint64_t hub_store_log_min_rev(const hub_store *s);
 

@@ -24,7 +24,7 @@
 #include "kt/mem.h"
 
 #define WATCH_MAX_DEPTH 16
-#define WATCH_FILE_MAX ((size_t)256 << 20)
+#define WATCH_FILE_MAX  ((size_t)256 << 20)
 
 typedef struct strvec {
     char **items;

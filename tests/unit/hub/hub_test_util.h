@@ -23,7 +23,8 @@ static inline void tu_noop_timer(uv_timer_t *t)
 }
 
 /* Run loop until cond(user) is true or timeout_ms passes; returns cond's last value. */
-static inline int tu_run_until(uv_loop_t *loop, int (*cond)(void *), void *user, uint64_t timeout_ms)
+static inline int
+tu_run_until(uv_loop_t *loop, int (*cond)(void *), void *user, uint64_t timeout_ms)
 {
     uv_timer_t tick;
     uv_timer_init(loop, &tick);

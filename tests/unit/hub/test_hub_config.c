@@ -141,7 +141,8 @@ static void test_docs_config_md_has_the_generated_table(void **state)
     kt_buf_init(&want, 1 << 20);
     assert_int_equal(kt_cfg_doc_markdown(hub_cfg_table(), HUB_CFG_ENV_PREFIX, &want), KT_OK);
     if ((size_t)(end - begin) != want.len || memcmp(begin, want.data, want.len) != 0) {
-        fail_msg("docs/config.md is stale: regenerate the hub table with ktwin-hub --print-config-doc");
+        fail_msg(
+            "docs/config.md is stale: regenerate the hub table with ktwin-hub --print-config-doc");
     }
     kt_buf_fini(&want);
     kt_buf_fini(&doc);

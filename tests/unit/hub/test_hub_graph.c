@@ -25,19 +25,21 @@
 #include "kt/mem.h"
 #include "model/graph.h"
 
-#define IFACE(name, extra)                                                                         \
+#define IFACE(name, extra) \
     "---\napiVersion: dtd.ktwin/v0\nkind: TwinInterface\nmetadata:\n  name: " name "\nspec:\n" extra
-#define INSTANCE(name, iface, extra)                                                               \
-    "---\napiVersion: dtd.ktwin/v0\nkind: TwinInstance\nmetadata:\n  name: " name                 \
+#define INSTANCE(name, iface, extra)                                              \
+    "---\napiVersion: dtd.ktwin/v0\nkind: TwinInstance\nmetadata:\n  name: " name \
     "\nspec:\n  interface: " iface "\n" extra
 
-static const char *const city =
-    IFACE("city-neighborhood", "  properties:\n  - name: aqi\n    schema: {primitiveType: string}\n")
-    IFACE("city-pole", "  relationships:\n  - name: refNeighborhood\n    interface: city-neighborhood\n")
-    INSTANCE("nb-1", "city-neighborhood", "")
-    INSTANCE("pole-1", "city-pole",
-             "  twinInstanceRelationships:\n  - name: refNeighborhood\n    interface: city-neighborhood\n"
-             "    instance: nb-1\n");
+static const char *const city = IFACE(
+    "city-neighborhood", "  properties:\n  - name: aqi\n    schema: {primitiveType: string}\n")
+    IFACE("city-pole",
+          "  relationships:\n  - name: refNeighborhood\n    interface: city-neighborhood\n")
+        INSTANCE("nb-1", "city-neighborhood", "") INSTANCE(
+            "pole-1",
+            "city-pole",
+            "  twinInstanceRelationships:\n  - name: refNeighborhood\n    interface: city-neighborhood\n"
+            "    instance: nb-1\n");
 
 typedef struct fx {
     char dir[256];
@@ -194,8 +196,9 @@ static void test_reapply_is_unchanged_and_bumps_nothing(void **state)
     assert_int_equal(hub_graph_revision(f->g), 1);
     assert_int_equal(f->n_notes, 1);
     /* Same content as JSON is also unchanged (bodies are canonical). */
-    const char *json = "{\"apiVersion\":\"dtd.ktwin/v0\",\"kind\":\"TwinInstance\","
-                       "\"metadata\":{\"name\":\"nb-1\"},\"spec\":{\"interface\":\"city-neighborhood\"}}";
+    const char *json =
+        "{\"apiVersion\":\"dtd.ktwin/v0\",\"kind\":\"TwinInstance\","
+        "\"metadata\":{\"name\":\"nb-1\"},\"spec\":{\"interface\":\"city-neighborhood\"}}";
     assert_int_equal(apply(f, json, &r), KT_OK);
     assert_int_equal(op_of(&r, "nb-1"), HUB_OP_UNCHANGED);
     hub_apply_result_fini(&r);
@@ -208,8 +211,10 @@ static void test_modify_is_configured_with_one_change(void **state)
     hub_apply_result r;
     assert_int_equal(apply(f, city, &r), KT_OK);
     hub_apply_result_fini(&r);
-    assert_int_equal(apply(f, INSTANCE("nb-1", "city-neighborhood", "  data: {properties: [{name: aqi, value: good}]}\n")
-                                  INSTANCE("nb-2", "city-neighborhood", ""),
+    assert_int_equal(apply(f,
+                           INSTANCE("nb-1", "city-neighborhood",
+                                    "  data: {properties: [{name: aqi, value: good}]}\n")
+                               INSTANCE("nb-2", "city-neighborhood", ""),
                            &r),
                      KT_OK);
     assert_int_equal(r.revision, 2);
@@ -382,7 +387,10 @@ static void test_duplicate_in_one_request_is_an_error(void **state)
     assert_int_equal(apply(f, city, &r), KT_OK);
     hub_apply_result_fini(&r);
     /* Both copies equal the stored body: the fast path must not hide the duplicate. */
-    assert_int_equal(apply(f, INSTANCE("nb-1", "city-neighborhood", "") INSTANCE("nb-1", "city-neighborhood", ""), &r),
+    assert_int_equal(apply(f,
+                           INSTANCE("nb-1", "city-neighborhood", "")
+                               INSTANCE("nb-1", "city-neighborhood", ""),
+                           &r),
                      KT_EINVAL);
     assert_int_equal(model_diag_count(&r.diag, "duplicate-name"), 1);
     hub_apply_result_fini(&r);
@@ -491,10 +499,10 @@ static void test_instance_changes_reuse_the_model_and_equal_a_rebuild(void **sta
                            "apiVersion: dtd.ktwin/v0\nkind: TwinInstance\nmetadata:\n  name: nb-1\n"
                            "  labels: {ktwin.io/site: s1, zone: north}\n"
                            "spec:\n  interface: city-neighborhood\n"
-                           "  data: {properties: [{name: aqi, value: good}]}\n"
-                           INSTANCE("pole-2", "city-pole",
-                                    "  twinInstanceRelationships:\n  - name: refNeighborhood\n"
-                                    "    interface: city-neighborhood\n    instance: nb-1\n"),
+                           "  data: {properties: [{name: aqi, value: good}]}\n" INSTANCE(
+                               "pole-2", "city-pole",
+                               "  twinInstanceRelationships:\n  - name: refNeighborhood\n"
+                               "    interface: city-neighborhood\n    instance: nb-1\n"),
                            &r),
                      KT_OK);
     hub_apply_result_fini(&r);
@@ -507,11 +515,13 @@ static void test_instance_changes_reuse_the_model_and_equal_a_rebuild(void **sta
     assert_int_equal(model_instance_get(hub_graph_model(f->g), "nb-1")->n_in, 1);
     assert_model_equals_rebuild(f);
     /* an instance change that breaks a reference is refused with its line */
-    assert_int_equal(apply(f, "apiVersion: dtd.ktwin/v0\nkind: TwinInstance\nmetadata: {name: pole-9}\n"
-                              "spec:\n  interface: city-pole\n  twinInstanceRelationships:\n"
-                              "  - {name: refNeighborhood, interface: city-neighborhood, instance: nb-7}\n",
-                           &r),
-                     KT_EINVAL);
+    assert_int_equal(
+        apply(f,
+              "apiVersion: dtd.ktwin/v0\nkind: TwinInstance\nmetadata: {name: pole-9}\n"
+              "spec:\n  interface: city-pole\n  twinInstanceRelationships:\n"
+              "  - {name: refNeighborhood, interface: city-neighborhood, instance: nb-7}\n",
+              &r),
+        KT_EINVAL);
     assert_int_equal(model_diag_count(&r.diag, "instance-target-unknown"), 1);
     assert_string_equal(r.diag.entries[0].file, "request");
     assert_int_equal(r.diag.entries[0].line, 7);
@@ -567,14 +577,15 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_apply_valid_creates_everything_in_one_revision, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_reapply_is_unchanged_and_bumps_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reapply_is_unchanged_and_bumps_nothing, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_modify_is_configured_with_one_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_apply_reports_every_error_and_changes_nothing,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_with_dependents_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_keeps_graph_revision_and_log, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_prune_deletes_only_missing_objects_of_the_source, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_prune_deletes_only_missing_objects_of_the_source,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreach_is_ordered_by_kind_then_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_in_one_request_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_failure_changes_nothing, setup, teardown),

@@ -27,14 +27,16 @@
 #include "hub_test_util.h"
 #include "kt/buf.h"
 #include "kt/log.h"
+#include "kt/mem.h"
 #include "kt/metrics.h"
 #include "model/graph.h"
 
 extern char **environ;
 
-#define IFACE(name) "apiVersion: dtd.ktwin/v0\nkind: TwinInterface\nmetadata:\n  name: " name "\nspec: {}\n---\n"
-#define INST(name, iface)                                                                          \
-    "apiVersion: dtd.ktwin/v0\nkind: TwinInstance\nmetadata:\n  name: " name                      \
+#define IFACE(name) \
+    "apiVersion: dtd.ktwin/v0\nkind: TwinInterface\nmetadata:\n  name: " name "\nspec: {}\n---\n"
+#define INST(name, iface)                                                    \
+    "apiVersion: dtd.ktwin/v0\nkind: TwinInstance\nmetadata:\n  name: " name \
     "\nspec:\n  interface: " iface "\n---\n"
 
 typedef struct fx {
@@ -96,8 +98,8 @@ static void start_redis(fx *f)
 {
     char port_s[16];
     snprintf(port_s, sizeof port_s, "%d", f->port);
-    char *argv[] = { "redis-server", "--port", port_s, "--bind", "127.0.0.1", "--save", "",
-                     "--appendonly", "no", "--dir", f->dir, "--loglevel", "warning", NULL };
+    char *argv[] = { "redis-server", "--port", port_s,  "--bind", "127.0.0.1",  "--save",  "",
+                     "--appendonly", "no",     "--dir", f->dir,   "--loglevel", "warning", NULL };
     assert_int_equal(posix_spawnp(&f->redis_pid, "redis-server", NULL, NULL, argv, environ), 0);
     assert_true(tu_run_until(&f->loop, redis_up, f, 10000));
 }
@@ -147,7 +149,7 @@ static void apply(fx *f, const char *text)
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
+    fx *f = kt_xcalloc(1, sizeof *f);
     if (getenv("KT_TEST_DEBUG") != NULL) {
         kt_log_set_level(KT_LOG_DEBUG);
     }
@@ -157,7 +159,8 @@ static int setup(void **state)
     snprintf(db, sizeof db, "%s/hub.db", f->dir);
     kt_err err = { 0 };
     if (f->dir[0] == '\0' || f->port <= 0 || uv_loop_init(&f->loop) != 0 ||
-        hub_store_open(&f->store, db, &err) != KT_OK || hub_graph_new(&f->g, f->store, &err) != KT_OK) {
+        hub_store_open(&f->store, db, &err) != KT_OK ||
+        hub_graph_new(&f->g, f->store, &err) != KT_OK) {
         return -1;
     }
     f->metrics = kt_metrics_new();
@@ -176,7 +179,7 @@ static int teardown(void **state)
     hub_store_free(f->store);
     kt_metrics_free(f->metrics);
     tu_rmtree(f->dir);
-    free(f);
+    kt_free(f);
     return 0;
 }
 
@@ -254,8 +257,8 @@ static void test_publishes_keys_updates_and_deletes(void **state)
 static void test_bad_url_is_refused(void **state)
 {
     fx *f = *state;
-    const char *bad[] = { "http://x", "redis://", "redis://h:0", "redis://h:99999", "redis://h/x",
-                          "redis://u:p@h" };
+    const char *bad[] = { "http://x",        "redis://",    "redis://h:0",
+                          "redis://h:99999", "redis://h/x", "redis://u:p@h" };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         hub_redis_opts o = { bad[i], 10, 100 };
         kt_err err = { 0 };

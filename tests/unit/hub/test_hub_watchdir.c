@@ -14,11 +14,13 @@
 #include "hub/store.h"
 #include "hub/watchdir.h"
 #include "hub_test_util.h"
+#include "kt/mem.h"
 #include "kt/metrics.h"
 
-#define IFACE(name) "apiVersion: dtd.ktwin/v0\nkind: TwinInterface\nmetadata:\n  name: " name "\nspec: {}\n"
-#define INST(name, iface)                                                                          \
-    "apiVersion: dtd.ktwin/v0\nkind: TwinInstance\nmetadata:\n  name: " name                      \
+#define IFACE(name) \
+    "apiVersion: dtd.ktwin/v0\nkind: TwinInterface\nmetadata:\n  name: " name "\nspec: {}\n"
+#define INST(name, iface)                                                    \
+    "apiVersion: dtd.ktwin/v0\nkind: TwinInstance\nmetadata:\n  name: " name \
     "\nspec:\n  interface: " iface "\n"
 
 typedef struct fx {
@@ -63,7 +65,7 @@ static int has(const fx *f, hub_kind kind, const char *name)
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
+    fx *f = kt_xcalloc(1, sizeof *f);
     tu_mkdtemp(f->dir, sizeof f->dir, "hub-watch");
     snprintf(f->crds, sizeof f->crds, "%s/crds", f->dir);
     if (f->dir[0] == '\0' || mkdir(f->crds, 0700) != 0) {
@@ -91,7 +93,7 @@ static int teardown(void **state)
     hub_store_free(f->store);
     kt_metrics_free(f->metrics);
     tu_rmtree(f->dir);
-    free(f);
+    kt_free(f);
     return 0;
 }
 
