@@ -272,6 +272,37 @@ static void schedule_reconnect(hub_redis *r)
     (void)uv_timer_start(&r->timer, on_timer, delay, 0);
 }
 
+static void on_keys(redisAsyncContext *ac, void *reply_p, void *priv)
+{
+    (void)priv;
+    hub_redis *r = ac->data;
+    redisReply *reply = reply_p;
+    r->in_flight = 0;
+    if (r->stopping) {
+        return;
+    }
+    state_clear(&r->published);
+    r->have_published = 0;
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY) {
+        size_t plen = strlen(KEY_GRAPH ".");
+        for (size_t i = 0; i < reply->elements; i++) {
+            const redisReply *e = reply->element[i];
+            if (e->type == REDIS_REPLY_STRING && (size_t)e->len > plen &&
+                strncmp(e->str, KEY_GRAPH ".", plen) == 0) {
+                state_push(&r->published, e->str + plen, 0); /* hash 0: rewritten if still live */
+            }
+        }
+        if (r->published.n > 1) {
+            qsort(r->published.items, r->published.n, sizeof(*r->published.items), entry_cmp);
+        }
+        r->have_published = 1;
+    } else if (reply != NULL) {
+        kt_metrics_inc(r->m_errors);
+    }
+    r->dirty = 0;
+    publish(r);
+}
+
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     hub_redis *r = ac->data;
@@ -291,7 +322,17 @@ static void on_connect(const redisAsyncContext *ac, int status)
     if (r->db != 0) {
         (void)redisAsyncCommand(r->ac, NULL, NULL, "SELECT %d", r->db);
     }
-    publish(r);
+    /*
+     * Learn which per-interface keys Redis holds, so keys of interfaces that
+     * lost their last instance while we were away are deleted too (KTWIN's
+     * keys expired; ours have no TTL). A handful of keys: KEYS is fine.
+     */
+    r->in_flight = 1;
+    r->dirty = 0;
+    if (redisAsyncCommand(r->ac, on_keys, NULL, "KEYS " KEY_GRAPH ".*") != REDIS_OK) {
+        r->in_flight = 0;
+        publish(r);
+    }
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)

@@ -11,7 +11,9 @@
  * graph change: twin_graph plus only the per-interface keys whose JSON
  * changed, and DEL of the keys of interfaces with no instance left, in one
  * MULTI/EXEC. When Redis goes away it reconnects with exponential backoff
- * (full jitter) and republishes everything.
+ * (full jitter) and republishes everything. At every connect it first
+ * lists the twin_graph.* keys Redis holds (KEYS), so keys of interfaces
+ * that lost their last instance while the hub was away are deleted too.
  *
  * hiredis 0.14 async API on the hub's loop (our own libuv glue, see
  * redis.c: the stock adapter never reports a refused connect). The

@@ -202,6 +202,11 @@ static void test_publishes_keys_updates_and_deletes(void **state)
     apply(f, IFACE("city-pole") IFACE("city-neighborhood") INST("pole-1", "city-pole")
                  INST("nb-1", "city-neighborhood"));
     start_redis(f);
+    /* A key left from an interface that no longer has instances (a previous hub run). */
+    redisContext *c = rc_connect(f);
+    assert_non_null(c);
+    freeReplyObject(redisCommand(c, "SET twin_graph.city-gone {}"));
+    redisFree(c);
     hub_redis_opts o = { 0 };
     char url[64];
     snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", f->port);
@@ -218,14 +223,15 @@ static void test_publishes_keys_updates_and_deletes(void **state)
     assert_string_equal(got.data, hub_graph_json(f->g, NULL));
     expect_iface_key(f, "city-pole", &got);
     expect_iface_key(f, "city-neighborhood", &got);
+    assert_false(get_key(f, "twin_graph.city-gone", &got));
     kt_metric *pub = kt_metrics_find(f->metrics, "ktwin_hub_redis_publish_total", NULL);
-    assert_int_equal(kt_metrics_value(pub), 3);
+    assert_int_equal(kt_metrics_value(pub), 4); /* 3 SET + the stale DEL */
 
     /* A change to one interface's instances writes twin_graph and that key only. */
     apply(f, INST("pole-2", "city-pole"));
     f->want_rounds = 2;
     assert_true(tu_run_until(&f->loop, rounds_reached, f, 10000));
-    assert_int_equal(kt_metrics_value(pub), 5);
+    assert_int_equal(kt_metrics_value(pub), 6);
     expect_iface_key(f, "city-pole", &got);
     assert_non_null(strstr(got.data, "pole-2"));
     assert_true(get_key(f, "twin_graph", &got));
