@@ -392,16 +392,16 @@ static void on_twin_graph_iface(kt_http_req *req, void *user)
 
 static void on_healthz(kt_http_req *req, void *user)
 {
-    reply_text(user, req, 200, "text/plain", "ok\n");
+    reply_text(user, req, 200, "text/plain", "ok");
 }
 
 static void on_readyz(kt_http_req *req, void *user)
 {
     hub_api *a = user;
     if (a->ready) {
-        reply_text(a, req, 200, "text/plain", "ready\n");
+        reply_text(a, req, 200, "text/plain", "ready");
     } else {
-        reply_text(a, req, 503, "text/plain", "not ready\n");
+        reply_text(a, req, 503, "text/plain", "not ready");
     }
 }
 

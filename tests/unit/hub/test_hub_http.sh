@@ -143,6 +143,7 @@ start_hub
 set_auth
 check "healthz" test "$(req GET /healthz)" = 200
 check "readyz" test "$(req GET /readyz)" = 200
+check "healthz body" test "$(req GET /healthz >/dev/null; cat "$T/body")" = ok
 check "admin token file is 0600" test "$(stat -c %a "$T/data/admin.token")" = 600
 
 # ---- auth ------------------------------------------------------------------------
