@@ -49,10 +49,31 @@ struct hub_api {
 
 /* ---- helpers ---------------------------------------------------------------- */
 
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 when it is not one. */
+static size_t utf8_len(const unsigned char *p)
+{
+    unsigned char c = p[0];
+    size_t n = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 0;
+    if (n == 0 || c > 0xf4) {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+    }
+    if ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] > 0x9f) || (c == 0xf0 && p[1] < 0x90) ||
+        (c == 0xf4 && p[1] > 0x8f)) {
+        return 0; /* overlong, surrogate or beyond U+10FFFF */
+    }
+    return n;
+}
+
+/* A JSON string; bytes that are not valid UTF-8 (messages may quote hostile input) become U+FFFD. */
 static void json_str(kt_buf *b, const char *s)
 {
     (void)kt_buf_putc(b, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0';) {
         unsigned char c = *p;
         if (c == '"' || c == '\\') {
             (void)kt_buf_putc(b, '\\');
@@ -63,11 +84,21 @@ static void json_str(kt_buf *b, const char *s)
             (void)kt_buf_puts(b, "\\t");
         } else if (c == '\r') {
             (void)kt_buf_puts(b, "\\r");
-        } else if (c < 0x20) {
+        } else if (c < 0x20 || c == 0x7f) {
             (void)kt_buf_printf(b, "\\u%04x", c);
-        } else {
+        } else if (c < 0x80) {
             (void)kt_buf_putc(b, (char)c);
+        } else {
+            size_t n = utf8_len(p);
+            if (n == 0) {
+                (void)kt_buf_puts(b, "\\ufffd");
+            } else {
+                (void)kt_buf_append(b, p, n);
+                p += n;
+                continue;
+            }
         }
+        p++;
     }
     (void)kt_buf_putc(b, '"');
 }

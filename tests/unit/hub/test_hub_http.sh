@@ -182,6 +182,9 @@ check "422 unknown field at line 6" \
     test "$(jq -r '.errors[] | select(.class=="unknown-field") | "\(.file):\(.line):\(.path)"' "$T/body")" = "request:6:spec.bogus"
 check "422 unknown interface" test "$(jq '[.errors[] | select(.class=="instance-interface-unknown")] | length' "$T/body")" = 1
 check "nothing applied" test "$(req GET /api/v1/twininstances/pole-3)" = 404
+printf '{"apiVersion":"dtd.ktwin/v0","kind":"TwinInstance","metadata":{"name":"a\xff\xfe"},"spec":{"interface":"g\xc3"}}' >"$T/utf8.json"
+check "invalid UTF-8 -> 422" test "$(req POST /api/v1/apply "${auth[@]}" --data-binary @"$T/utf8.json")" = 422
+check "422 body is valid JSON" jq -e '.errors | length > 0' "$T/body"
 check "empty body -> 400" test "$(req POST /api/v1/apply "${auth[@]}" --data-binary '')" = 400
 
 # ---- GET kinds ------------------------------------------------------------------------
@@ -278,7 +281,7 @@ fi
 
 # ---- metrics ----------------------------------------------------------------------------------
 req GET /metrics >/dev/null
-for m in 'ktwin_hub_apply_total{result="ok"} 2' 'ktwin_hub_apply_total{result="invalid"} 2' \
+for m in 'ktwin_hub_apply_total{result="ok"} 2' 'ktwin_hub_apply_total{result="invalid"} 3' \
     'ktwin_hub_auth_failures_total 3' 'ktwin_hub_http_requests_total{code="422"}' \
     'ktwin_hub_graph_revision' 'ktwin_hub_objects{kind="TwinInstance"}' \
     'ktwin_hub_watchdir_reconcile_total{result="invalid"}'; do
