@@ -69,7 +69,8 @@ static size_t utf8_len(const unsigned char *p)
     return n;
 }
 
-/* A JSON string; bytes that are not valid UTF-8 (messages may quote hostile input) become U+FFFD. */
+/* A JSON string; bytes that are not valid UTF-8 (messages may quote hostile input) become U+FFFD.
+ */
 static void json_str(kt_buf *b, const char *s)
 {
     (void)kt_buf_putc(b, '"');
