@@ -44,6 +44,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "kt/clock.h"
 #include "kt/log.h"
 #include "kt/mem.h"
 #include "net_int.h"
@@ -104,8 +105,29 @@ static char *xstrdup_or_null(const char *s)
     return s != NULL ? kt_xstrdup(s) : NULL;
 }
 
+/*
+ * lws log lines into KT_LOG, at most LWS_LOG_BURST lines per second (a
+ * scanner hammering a TLS port must not flood the log); the first line after
+ * a quiet second carries suppressed=N. lws logs from the loop thread only.
+ */
+#define LWS_LOG_BURST 20
+
 void net__log_lws(int level, const char *line)
 {
+    static uint64_t window_ms;
+    static unsigned in_window;
+    static unsigned suppressed;
+    uint64_t now = kt_clock_mono_ms();
+    if (now - window_ms >= 1000) {
+        window_ms = now;
+        in_window = 0;
+    }
+    if (++in_window > LWS_LOG_BURST) {
+        suppressed++;
+        return;
+    }
+    unsigned sup = suppressed;
+    suppressed = 0;
     char q[600];
     char tmp[512];
     size_t n = kt_strlcpy(tmp, line, sizeof tmp);
@@ -116,14 +138,18 @@ void net__log_lws(int level, const char *line)
         tmp[--n] = '\0';
     }
     kt_log_quote(q, sizeof q, tmp);
+    kt_log_level lvl = KT_LOG_DEBUG;
     if ((level & LLL_ERR) != 0) {
-        KT_LOG(KT_LOG_ERR, "LWS-LOG", "lws=%s", q);
+        lvl = KT_LOG_ERR;
     } else if ((level & LLL_WARN) != 0) {
-        KT_LOG(KT_LOG_WARN, "LWS-LOG", "lws=%s", q);
+        lvl = KT_LOG_WARN;
     } else if ((level & (LLL_NOTICE | LLL_USER)) != 0) {
-        KT_LOG(KT_LOG_INFO, "LWS-LOG", "lws=%s", q);
+        lvl = KT_LOG_INFO;
+    }
+    if (sup > 0) {
+        KT_LOG(lvl, "LWS-LOG", "lws=%s suppressed=%u", q, sup);
     } else {
-        KT_LOG(KT_LOG_DEBUG, "LWS-LOG", "lws=%s", q);
+        KT_LOG(lvl, "LWS-LOG", "lws=%s", q);
     }
 }
 

@@ -37,6 +37,8 @@
 #include <uv.h>
 
 #include "kt/buf.h"
+#include "kt/clock.h"
+#include "kt/log.h"
 #include "kt/mem.h"
 #include "kt/metrics.h"
 #include "kt/net.h"
@@ -1474,7 +1476,8 @@ static void test_bind_any_and_ipv6(void **state)
         assert_int_equal(kt_http_server_start(srv, &err), KT_OK);
         cjob j;
         char url[256];
-        (void)snprintf(url, sizeof url, i == 0 ? "http://127.0.0.1:%d/hello" : "http://[::1]:%d/hello",
+        (void)snprintf(url, sizeof url,
+                       i == 0 ? "http://127.0.0.1:%d/hello" : "http://[::1]:%d/hello",
                        kt_http_server_port(srv));
         cjob_init(&j, "GET", url);
         cjob_run(&loop, &j);
@@ -1521,11 +1524,53 @@ static void test_port_in_use_is_an_error(void **state)
     shutdown_net(&loop, net);
 }
 
+/* Internal (net.c): lws log lines into KT_LOG, rate-limited. 1 = LLL_ERR. */
+void net__log_lws(int level, const char *line);
+
+typedef struct log_capture {
+    int lines;
+    char last[512];
+} log_capture;
+
+static void capture_sink(kt_log_level level, const char *line, size_t len, void *user)
+{
+    (void)level;
+    log_capture *c = user;
+    c->lines++;
+    size_t n = len < sizeof c->last - 1 ? len : sizeof c->last - 1;
+    memcpy(c->last, line, n);
+    c->last[n] = '\0';
+}
+
+static void test_lws_log_is_rate_limited(void **state)
+{
+    (void)state;
+    uint64_t now_ns = 5000000000000u;
+    uint64_t wall_ms = 1700000000000u;
+    kt_clock_set_fake(&now_ns, &wall_ms);
+    log_capture cap;
+    memset(&cap, 0, sizeof cap);
+    kt_log_set_sink(capture_sink, &cap);
+    for (int i = 0; i < 30; i++) {
+        net__log_lws(1, "SSL error: handshake failure\n");
+    }
+    assert_int_equal(cap.lines, 20);
+    assert_non_null(strstr(cap.last, "id=LWS-LOG"));
+    assert_non_null(strstr(cap.last, "lws=\"SSL error: handshake failure\""));
+    now_ns += 1500000000u; /* 1.5 s later */
+    net__log_lws(1, "next");
+    assert_int_equal(cap.lines, 21);
+    assert_non_null(strstr(cap.last, "suppressed=10"));
+    kt_log_set_sink(NULL, NULL);
+    kt_clock_set_fake(NULL, NULL);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_net_new_free_closes_loop),
+        cmocka_unit_test(test_lws_log_is_rate_limited),
         cmocka_unit_test(test_http_get_query_headers),
         cmocka_unit_test(test_http_404_405_413),
         cmocka_unit_test(test_http_large_request_body),
