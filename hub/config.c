@@ -37,6 +37,10 @@ static const kt_cfg_entry table[] = {
       60000, "100ms", 0, "first reconnect delay after Redis goes away (doubles, full jitter)" },
     { "redis.reconnect_max", KT_CFG_DURATION_MS, offsetof(hub_cfg, redis.reconnect_max_ms), 10,
       600000, "5s", 0, "longest reconnect delay to Redis" },
+    { "redis.publish_delay", KT_CFG_DURATION_MS, offsetof(hub_cfg, redis.publish_delay_ms), 0,
+      60000, "20ms", 0,
+      "wait after a graph change before publishing (changes meanwhile make one round; sync "
+      "deltas are written first)" },
     { "watch_dir", KT_CFG_STRING, offsetof(hub_cfg, watch_dir), 1, 4096, NULL, KT_CFG_ENV,
       "directory of CRD files (*.yaml, *.yml, *.json, recursive) reconciled at start and on "
       "every change; unset = off (--watch-dir overrides)" },

@@ -41,6 +41,7 @@ typedef struct hub_cfg {
         char *url; /* redis.url: redis://host:port[/db]; unset = off */
         int64_t reconnect_min_ms;
         int64_t reconnect_max_ms;
+        int64_t publish_delay_ms;
     } redis;
     char *watch_dir;           /* watch_dir: unset = off */
     int64_t watch_debounce_ms; /* watch.debounce_ms */

@@ -235,7 +235,8 @@ static kt_status start(hub_app *a, const char *watch_dir, const char *port_file,
     }
     if (a->cfg.redis.url != NULL) {
         hub_redis_opts ropts = { a->cfg.redis.url, (uint64_t)a->cfg.redis.reconnect_min_ms,
-                                 (uint64_t)a->cfg.redis.reconnect_max_ms };
+                                 (uint64_t)a->cfg.redis.reconnect_max_ms,
+                                 (uint64_t)a->cfg.redis.publish_delay_ms };
         st = hub_redis_new(&a->redis, &a->loop, a->graph, &ropts, a->metrics, err);
         if (st != KT_OK) {
             return st;

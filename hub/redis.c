@@ -13,8 +13,8 @@
  *
  * Lifetime: hiredis frees its context itself after the connect callback
  * reports a failure and after the disconnect callback, so r->ac is cleared
- * there and never freed twice. The struct is freed in the timer's close
- * callback, after redisAsyncFree has run every pending callback.
+ * there and never freed twice. The struct is freed in the close callback
+ * of the last of its two timers, after redisAsyncFree has run every pending callback.
  *
  * Thread: loop only. Ownership: see redis.h.
  */
@@ -57,7 +57,10 @@ struct hub_redis {
     redisAsyncContext *ac;
     int connected;
     int stopping;
-    uv_timer_t timer;
+    uv_timer_t timer;     /* reconnect */
+    uv_timer_t pub_timer; /* coalesces graph changes into one publish round */
+    uint64_t publish_delay_ms;
+    int n_open; /* handles not yet closed */
     uint64_t min_ms, max_ms;
     unsigned attempt;
     uint64_t rng;
@@ -546,6 +549,9 @@ static kt_status parse_url(hub_redis *r, const char *url, kt_err *err)
 static void on_timer_closed(uv_handle_t *h)
 {
     hub_redis *r = h->data;
+    if (--r->n_open > 0) {
+        return;
+    }
     state_fini(&r->published);
     state_fini(&r->pending);
     kt_free(r->host);
@@ -585,8 +591,12 @@ kt_status hub_redis_new(hub_redis **out,
         kt_free(r);
         return st;
     }
+    r->publish_delay_ms = opts->publish_delay_ms;
     (void)uv_timer_init(loop, &r->timer);
     r->timer.data = r;
+    (void)uv_timer_init(loop, &r->pub_timer);
+    r->pub_timer.data = r;
+    r->n_open = 2;
     hub_graph_subscribe(graph, on_graph_changed, r);
     connect_now(r);
     *out = r;
@@ -606,7 +616,9 @@ void hub_redis_free(hub_redis *r)
         redisAsyncFree(ac); /* pending callbacks run with NULL replies; then on_disconnect */
     }
     (void)uv_timer_stop(&r->timer);
+    (void)uv_timer_stop(&r->pub_timer);
     uv_close((uv_handle_t *)&r->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&r->pub_timer, on_timer_closed);
 }
 
 uint64_t hub_redis_rounds(const hub_redis *r)

@@ -7,13 +7,12 @@
  *   twin_graph          the whole graph JSON {"twinInstances":[...]}
  *   twin_graph.<iface>  the instances of <iface>, each with its own
  *                       outgoing relationships
- * The hub writes the same keys, without TTL, at connect and after every
- * graph change: twin_graph plus only the per-interface keys whose JSON
- * changed, and DEL of the keys of interfaces with no instance left, in one
- * MULTI/EXEC. When Redis goes away it reconnects with exponential backoff
- * (full jitter) and republishes everything. At every connect it first
- * lists the twin_graph.* keys Redis holds (KEYS), so keys of interfaces
- * that lost their last instance while the hub was away are deleted too.
+ * The hub writes the same keys, without TTL, at connect and
+ * publish_delay_ms after a graph change (changes meanwhile coalesce): twin_graph plus only the
+ * per-interface keys whose JSON changed, and DEL of the keys of interfaces with no instance left,
+ * in one MULTI/EXEC. When Redis goes away it reconnects with exponential backoff (full jitter) and
+ * republishes everything. At every connect it first lists the twin_graph.* keys Redis holds (KEYS),
+ * so keys of interfaces that lost their last instance while the hub was away are deleted too.
  *
  * hiredis 0.14 async API on the hub's loop (our own libuv glue, see
  * redis.c: the stock adapter never reports a refused connect). The
@@ -44,6 +43,7 @@ typedef struct hub_redis_opts {
     const char *url;           /* redis://host[:port][/db] */
     uint64_t reconnect_min_ms; /* first backoff step */
     uint64_t reconnect_max_ms; /* cap */
+    uint64_t publish_delay_ms; /* after a graph change, wait this long (coalescing) */
 } hub_redis_opts;
 
 /*

@@ -266,7 +266,7 @@ static void test_bad_url_is_refused(void **state)
     const char *bad[] = { "http://x",        "redis://",    "redis://h:0",
                           "redis://h:99999", "redis://h/x", "redis://u:p@h" };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        hub_redis_opts o = { bad[i], 10, 100 };
+        hub_redis_opts o = { bad[i], 10, 100, 0 };
         kt_err err = { 0 };
         hub_redis *r = NULL;
         assert_int_equal(hub_redis_new(&r, &f->loop, f->g, &o, NULL, &err), KT_EINVAL);
