@@ -396,6 +396,10 @@ static bool parse_text(const kt_cfg_entry *e,
                     why);
             return false;
         }
+        if (v < 0) {
+            problem(pr, where, e->key, "duration %s is negative", shown);
+            return false;
+        }
         break;
     case KT_CFG_SIZE_BYTES:
         if (plain_null) {

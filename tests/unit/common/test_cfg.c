@@ -390,6 +390,11 @@ static void test_cfg_set_and_reload_check(void **state)
     assert_int_equal(kt_cfg_set(table, &b, "nope", "1", "--set", &errs, &err), KT_ENOTFOUND);
     assert_string_equal(errs.data, "--set: nope: unknown key\n");
     kt_buf_reset(&errs);
+    kt_buf_reset(&errs);
+    assert_int_equal(kt_cfg_set(table, &b, "uplink.keepalive", "-5s", NULL, &errs, NULL),
+                     KT_EINVAL);
+    assert_string_equal(errs.data, "command line: uplink.keepalive: duration -5s is negative\n");
+    kt_buf_reset(&errs);
     assert_int_equal(kt_cfg_set(table, &b, "listen.port", "-1", NULL, &errs, NULL), KT_EINVAL);
     assert_string_equal(errs.data, "command line: listen.port: -1 out of range 0..65535\n");
     kt_cfg_free_strings(table, &a);
