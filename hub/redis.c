@@ -70,6 +70,7 @@ struct hub_redis {
     int in_flight;
     int dirty;
     size_t pending_keys;
+    double build_ms; /* time publish() spent building the round */
     uint64_t rounds;
     kt_metric *m_publish;
     kt_metric *m_errors;
@@ -418,8 +419,8 @@ static void on_exec(redisAsyncContext *ac, void *reply_p, void *priv)
     r->have_published = 1;
     kt_metrics_add(r->m_publish, r->pending_keys);
     r->rounds++;
-    KT_LOG(KT_LOG_DEBUG, "REDIS-PUBLISHED", "keys=%zu revision=%llu", r->pending_keys,
-           (unsigned long long)hub_graph_revision(r->graph));
+    KT_LOG(KT_LOG_DEBUG, "REDIS-PUBLISHED", "keys=%zu revision=%llu build_ms=%.1f", r->pending_keys,
+           (unsigned long long)hub_graph_revision(r->graph), r->build_ms);
     if (r->dirty && r->connected && !r->stopping) {
         r->dirty = 0;
         publish(r);
@@ -435,6 +436,7 @@ static void publish(hub_redis *r)
         r->dirty = 1;
         return;
     }
+    uint64_t t0 = kt_clock_mono_ns();
     const model *m = hub_graph_model(r->graph);
     size_t glen = 0;
     const char *graph_json = hub_graph_json(r->graph, &glen);
@@ -491,6 +493,7 @@ static void publish(hub_redis *r)
         return;
     }
     r->in_flight = 1;
+    r->build_ms = (double)(kt_clock_mono_ns() - t0) / 1e6;
 }
 
 static void on_graph_changed(
