@@ -224,7 +224,7 @@ static int on_rx(kt_ws_conn *c, struct lws *wsi, const void *in, size_t len)
         c->opts.on_message(c, data, c->rx.len, c->opts.user);
     }
     /* c is still valid: on_close only runs from lws close callbacks. */
-    if (c->rx.cap > ((size_t)1 << 20)) {
+    if (c->rx.cap > ((size_t)256 << 10)) { /* do not keep big buffers per idle connection */
         kt_buf_fini(&c->rx);
     } else {
         kt_buf_reset(&c->rx);

@@ -51,8 +51,11 @@
  * second copy (kt_http_respond_take).
  *
  * Logging: lws logs go into KT_LOG with id LWS-LOG (ERR/WARN levels by
- * default). Metrics (when kt_net_opts.metrics is set): ktwin_net_* families
- * (see docs/threading.md / net.c header).
+ * default, rate-limited). Metrics (when kt_net_opts.metrics is set):
+ * ktwin_net_http_requests_total, ktwin_net_http_responses_total{class="2xx"..},
+ * ktwin_net_http_body_too_big_total, ktwin_net_ws_open (gauge),
+ * ktwin_net_ws_{rx,tx}_{messages,bytes}_total, ktwin_net_ws_message_too_big_total,
+ * ktwin_net_ws_connect_failures_total, ktwin_net_ws_send_eagain_total.
  *
  * Thread: everything here is loop thread only (the thread running the
  * uv_loop given to kt_net_new). Other threads reach it through kt_inbox.
