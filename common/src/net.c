@@ -1105,7 +1105,13 @@ static int on_http(struct lws *wsi, kt_http_server *srv, http_pss *pss)
         kt_metrics_inc(net->m.http_class[4]);
         return reply_and_close(wsi, 413, "request body too large");
     }
-    if (clen > 0 || (te != NULL && strcasecmp(te, "chunked") == 0)) {
+    if (te != NULL && strcasecmp(te, "identity") != 0) {
+        /* lws 4.1.6 drops chunked request bodies: say so instead of hanging up. */
+        req_free(req);
+        kt_metrics_inc(net->m.http_class[4]);
+        return reply_and_close(wsi, 411, "length required: send the body with Content-Length");
+    }
+    if (clen > 0) {
         /*
          * lws 4.1.6 ignores "Expect: 100-continue", and curl then waits a
          * second before sending the body: answer it ourselves.

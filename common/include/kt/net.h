@@ -125,7 +125,8 @@ typedef struct kt_http_server_opts {
     const char *tls_cert_file; /* PEM; with tls_key_file turns on TLS (https / wss) */
     const char *tls_key_file;
     const char *tls_client_ca_file; /* non-NULL: require client certs signed by this CA */
-    size_t max_body_bytes;          /* request body cap; 0 = 1 MiB; over it -> 413 */
+    size_t max_body_bytes;          /* request body cap; 0 = 1 MiB; over it -> 413. Bodies need
+                                       Content-Length: chunked ones get 411 (lws 4.1.6) */
     size_t max_header_bytes;        /* request header cap; 0 = 8 KiB; over it -> 431. lws itself
                                        drops requests whose headers exceed 16 KiB (context-wide) */
     uint32_t idle_timeout_s;        /* idle keep-alive HTTP connections closed after; 0 = 60 */

@@ -411,13 +411,14 @@ static void test_http_404_405_413(void **state)
     assert_int_equal(j.status, 201);
     assert_int_equal(j.out.len, 1024);
     kt_buf_fini(&j.out);
-    /* Chunked body over the cap (no content-length): 413 or a closed connection. */
+    /* Chunked request bodies (lws 4.1.6 cannot read them) get a clear 411. */
     cjob_init(&j, "POST", url);
     j.body = big;
-    j.body_len = 5000;
+    j.body_len = 700;
     j.headers[0] = "Transfer-Encoding: chunked";
     cjob_run(&f.loop, &j);
-    assert_true(j.status == 413 || j.rc != CURLE_OK);
+    assert_int_equal(j.status, 411);
+    assert_non_null(strstr(j.out.data, "Content-Length"));
     kt_buf_fini(&j.out);
     kt_free(big);
     assert_true(
