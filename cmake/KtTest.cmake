@@ -14,7 +14,7 @@ function(kt_add_unit_test name)
   target_link_libraries(${name} PRIVATE ${T_LIBS} PkgConfig::CMOCKA kt_warnings)
   target_compile_definitions(${name} PRIVATE
     KT_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
-    KT_FIXTURES_DIR="${PROJECT_SOURCE_DIR}/../shared/fixtures/ktwin"
+    KT_FIXTURES_DIR="${PROJECT_SOURCE_DIR}/tests/data/ktwin"
     KT_BINARY_DIR="${PROJECT_BINARY_DIR}")
   add_test(NAME ${name} COMMAND ${name})
   math(EXPR _t "${T_TIMEOUT} * ${KT_TEST_TIMEOUT_MULT}")

@@ -69,7 +69,7 @@ contains subgraph-json "$T/g.json" '"name":"x"'
 
 # KTWIN's real graph, converted to instances, must load (with its interfaces
 # from the ontology it only partly matches, so validate the instance file's shape).
-"$KTWINCTL" import-graph "$SRC/../shared/fixtures/ktwin/ktwin-smart-cities-services/golang/twin-graph.txt" \
+"$KTWINCTL" import-graph "$SRC/tests/data/ktwin/ktwin-smart-cities-services/golang/twin-graph.txt" \
     -o "$T/inst.yaml" >"$T/out" 2>&1; check import-graph 0 $?
 n=$(grep -c '^kind: TwinInstance' "$T/inst.yaml")
 check import-graph-count 2631 "$n"
