@@ -43,12 +43,16 @@
  *
  * WIRE LIMITS AND PITFALLS handled here (toolchain.md): every send is copied
  * into a buffer with LWS_PRE headroom (client-side masking destroys the
- * buffer, so the user's bytes are never handed to lws); exactly one lws_write
- * per WRITEABLE callback; fragmented / rx-buffer-split messages are
- * reassembled and delivered whole; messages over max_message_bytes close the
- * connection with 1009; HTTP responses are written in chunks over several
- * WRITEABLE callbacks, so a 100 MiB body never blocks the loop or needs a
- * second copy (kt_http_respond_take).
+ * buffer, so the user's bytes are never handed to lws); writes happen only
+ * in WRITEABLE callbacks, in frames of at most 64 KiB, more than one only
+ * while lws_send_pipe_choked() says the socket takes them (at most 256 KiB
+ * per callback); fragmented / rx-buffer-split messages are reassembled and
+ * delivered whole; messages over max_message_bytes close the connection with
+ * 1009; close frames are exchanged before the socket closes (lws 4.1.6 would
+ * lose ours on a reset); HTTP responses are written 64 KiB per WRITEABLE
+ * callback, so a 100 MiB body never blocks the loop or needs a second copy
+ * (kt_http_respond_take); "Expect: 100-continue" is answered; chunked request
+ * bodies get 411 (lws 4.1.6 cannot read them).
  *
  * Logging: lws logs go into KT_LOG with id LWS-LOG (ERR/WARN levels by
  * default, rate-limited). Metrics (when kt_net_opts.metrics is set):
