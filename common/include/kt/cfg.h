@@ -133,7 +133,8 @@ kt_cfg_load_file(const kt_cfg_entry *table, void *cfg, const char *path, kt_buf 
 /*
  * Like kt_cfg_load_file, from len bytes at data (need not be NUL-terminated);
  * name is used as the file name in messages (NULL = "<config>"). Returns
- * KT_OK or KT_EINVAL. Used by tests and the fuzz target. Thread: any.
+ * KT_OK, KT_EINVAL (problems in errs), or KT_ETOOBIG over 16 MiB. Used by
+ * tests and the fuzz target. Thread: any.
  */
 kt_status kt_cfg_load_buffer(const kt_cfg_entry *table,
                              void *cfg,
