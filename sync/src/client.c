@@ -386,6 +386,7 @@ static kt_status dispatch(sync_client *c, const sync_msg *m, kt_err *err)
         return KT_OK; /* event-plane acks: nothing to do in v1 */
     case SYNC_MSG_HELLO:
     case SYNC_MSG_CAPACITY:
+    case SYNC_MSG_EVENTS:
     case SYNC_MSG_NONE:
         break;
     }

@@ -65,13 +65,20 @@ void sync_msg_limits_resolve(sync_limits *out, const sync_limits *in)
     if (l.max_string_bytes == 0) {
         l.max_string_bytes = SYNC_LIMITS_DEFAULT_STRING_BYTES;
     }
+    if (l.max_events == 0) {
+        l.max_events = SYNC_LIMITS_DEFAULT_EVENTS;
+    }
+    if (l.max_event_data_bytes == 0) {
+        l.max_event_data_bytes = SYNC_LIMITS_DEFAULT_EVENT_DATA_BYTES;
+    }
     *out = l;
 }
 
 const char *sync_msg_type_str(sync_msg_type t)
 {
-    static const char *const names[] = { "none",  "hello",     "welcome", "reject",    "snapshot",
-                                         "delta", "placement", "ack",     "heartbeat", "capacity" };
+    static const char *const names[] = { "none",     "hello",     "welcome", "reject",
+                                         "snapshot", "delta",     "placement", "ack",
+                                         "heartbeat", "capacity", "events" };
     if ((unsigned)t < sizeof names / sizeof names[0]) {
         return names[t];
     }
@@ -261,6 +268,81 @@ static kt_status validate_placement(const sync_placement *p, const sync_limits *
     return KT_OK;
 }
 
+/* Required event string: present, non-empty, at most max bytes. */
+static kt_status
+check_event_str(size_t idx, const char *field, const char *s, size_t max, kt_err *err)
+{
+    if (s == NULL || s[0] == '\0') {
+        return kt_err_set(err, KT_EPROTO, "events.events[%zu].%s: missing", idx, field);
+    }
+    if (strnlen(s, max + 1) > max) {
+        return kt_err_set(err, KT_ETOOBIG, "events.events[%zu].%s: longer than %zu bytes", idx,
+                          field, max);
+    }
+    return KT_OK;
+}
+
+static kt_status validate_events(const sync_event_batch *b, const sync_limits *l, kt_err *err)
+{
+    if (b->stream != SYNC_STREAM_UP && b->stream != SYNC_STREAM_DOWN) {
+        return kt_err_set(err, KT_EPROTO, "events.stream: %s (%d) is not an event stream",
+                          sync_msg_stream_str(b->stream), (int)b->stream);
+    }
+    if (b->stream == SYNC_STREAM_UP && (b->incarnation == NULL || b->incarnation[0] == '\0')) {
+        return kt_err_set(err, KT_EPROTO, "events.incarnation: missing on an up batch");
+    }
+    kt_status st = check_str("events.incarnation", b->incarnation, l->max_string_bytes, err);
+    if (st != KT_OK) {
+        return st;
+    }
+    if (b->first_seq == 0) {
+        return kt_err_set(err, KT_EPROTO, "events.first_seq: 0 (sequences start at 1)");
+    }
+    if (b->n_events == 0) {
+        return kt_err_set(err, KT_EPROTO, "events.events: empty batch");
+    }
+    if (b->n_events > l->max_events) {
+        return kt_err_set(err, KT_ETOOBIG, "events.events: %zu over cap %zu", b->n_events,
+                          l->max_events);
+    }
+    if (b->events == NULL) {
+        return kt_err_set(err, KT_EPROTO, "events.events: %zu but no array", b->n_events);
+    }
+    if ((uint64_t)(b->n_events - 1) > UINT64_MAX - b->first_seq) {
+        return kt_err_set(err, KT_EPROTO, "events.first_seq: %llu + %zu events overflows",
+                          (unsigned long long)b->first_seq, b->n_events);
+    }
+    for (size_t i = 0; i < b->n_events; i++) {
+        const sync_event *ev = &b->events[i];
+        st = check_event_str(i, "id", ev->id, l->max_string_bytes, err);
+        if (st == KT_OK) {
+            st = check_event_str(i, "type", ev->type, l->max_string_bytes, err);
+        }
+        if (st == KT_OK) {
+            st = check_event_str(i, "source", ev->source, l->max_string_bytes, err);
+        }
+        if (st == KT_OK) {
+            st = check_str("events.events[].subject", ev->subject, l->max_string_bytes, err);
+        }
+        if (st == KT_OK) {
+            st = check_str("events.events[].datacontenttype", ev->datacontenttype,
+                           l->max_string_bytes, err);
+        }
+        if (st != KT_OK) {
+            return st;
+        }
+        if (ev->data_len > l->max_event_data_bytes) {
+            return kt_err_set(err, KT_ETOOBIG, "events.events[%zu].data (%s): %zu bytes over cap %zu",
+                              i, ev->id, ev->data_len, l->max_event_data_bytes);
+        }
+        if (ev->data_len > 0 && ev->data == NULL) {
+            return kt_err_set(err, KT_EPROTO, "events.events[%zu].data (%s): %zu bytes but NULL", i,
+                              ev->id, ev->data_len);
+        }
+    }
+    return KT_OK;
+}
+
 kt_status sync_msg_validate(const sync_msg *m, const sync_limits *lim, kt_err *err)
 {
     sync_limits l;
@@ -309,6 +391,8 @@ kt_status sync_msg_validate(const sync_msg *m, const sync_limits *lim, kt_err *e
     case SYNC_MSG_HEARTBEAT:
     case SYNC_MSG_CAPACITY:
         return KT_OK;
+    case SYNC_MSG_EVENTS:
+        return validate_events(&m->u.events, &l, err);
     case SYNC_MSG_NONE:
         break;
     }
@@ -396,6 +480,7 @@ static kt_status prescan(const uint8_t *buf, size_t len, const sync_limits *l, k
     wire w = { buf, buf + len };
     size_t n_objects = 0;
     size_t n_ifaces = 0;
+    size_t n_events = 0;
     while (w.p < w.end) {
         size_t at = (size_t)(w.p - buf);
         uint64_t key;
@@ -416,6 +501,8 @@ static kt_status prescan(const uint8_t *buf, size_t len, const sync_limits *l, k
             ok = wire_count(sub, 3, &n_objects);
         } else if (wt == 2 && field == SYNC_MSG_PLACEMENT) {
             ok = wire_count(sub, 2, &n_ifaces);
+        } else if (wt == 2 && field == SYNC_MSG_EVENTS) {
+            ok = wire_count(sub, 4, &n_events);
         }
         if (!ok) {
             return kt_err_set(err, KT_EPROTO, "%s: malformed body at byte %zu",
@@ -428,6 +515,10 @@ static kt_status prescan(const uint8_t *buf, size_t len, const sync_limits *l, k
     if (n_ifaces > l->max_interfaces) {
         return kt_err_set(err, KT_ETOOBIG, "placement.interfaces: %zu over cap %zu", n_ifaces,
                           l->max_interfaces);
+    }
+    if (n_events > l->max_events) {
+        return kt_err_set(err, KT_ETOOBIG, "events.events: %zu over cap %zu", n_events,
+                          l->max_events);
     }
     return KT_OK;
 }
@@ -504,6 +595,59 @@ static kt_status conv_objects(const sync_object **out,
     }
     *out = objs;
     *n_out = n;
+    return KT_OK;
+}
+
+/* Copy n bytes plus a NUL into the arena (so JSON data/bodies read as C strings). */
+static const uint8_t *arena_dup_nul(kt_arena *arena, const uint8_t *p, size_t n)
+{
+    uint8_t *b = kt_arena_try_alloc(arena, n + 1);
+    if (b == NULL) {
+        return NULL;
+    }
+    if (n > 0) {
+        memcpy(b, p, n);
+    }
+    b[n] = '\0';
+    return b;
+}
+
+static kt_status conv_events(sync_event_batch *out,
+                             const Ktwin__V1__EventBatch *in,
+                             kt_arena *arena,
+                             kt_err *err)
+{
+    out->stream = (sync_stream)in->stream;
+    out->incarnation = in->incarnation;
+    out->first_seq = in->first_seq;
+    out->events = NULL;
+    out->n_events = 0;
+    if (in->n_events == 0) {
+        return KT_OK;
+    }
+    sync_event *evs = kt_arena_try_alloc(arena, in->n_events * sizeof *evs);
+    if (evs == NULL) {
+        return kt_err_set(err, KT_ENOMEM, "events: %zu entries", in->n_events);
+    }
+    for (size_t i = 0; i < in->n_events; i++) {
+        const Ktwin__V1__Event *e = in->events[i];
+        sync_event *d = &evs[i];
+        memset(d, 0, sizeof *d);
+        d->id = e->id;
+        d->type = e->type;
+        d->source = e->source;
+        d->subject = e->subject;
+        d->time_ms = e->has_time_ms ? e->time_ms : 0;
+        d->datacontenttype = e->datacontenttype;
+        size_t dl = e->has_data ? e->data.len : 0;
+        d->data = arena_dup_nul(arena, e->has_data ? e->data.data : NULL, dl);
+        if (d->data == NULL) {
+            return kt_err_set(err, KT_ENOMEM, "events[%zu].data: %zu bytes", i, dl);
+        }
+        d->data_len = dl;
+    }
+    out->events = evs;
+    out->n_events = in->n_events;
     return KT_OK;
 }
 
@@ -600,6 +744,9 @@ conv_envelope(sync_msg *m, const Ktwin__V1__Envelope *e, kt_arena *arena, kt_err
         m->type = SYNC_MSG_CAPACITY;
         conv_capacity(&m->u.capacity.capacity, e->capacity->capacity);
         return KT_OK;
+    case KTWIN__V1__ENVELOPE__BODY_EVENTS:
+        m->type = SYNC_MSG_EVENTS;
+        return conv_events(&m->u.events, e->events, arena, err);
     default:
         break;
     }
@@ -857,6 +1004,61 @@ fill_objects(Ktwin__V1__Object ***out, const sync_object *objs, size_t n, kt_are
     return KT_OK;
 }
 
+static void fill_event(Ktwin__V1__Event *pe, const sync_event *ev)
+{
+    ktwin__v1__event__init(pe);
+    pe->id = (char *)(uintptr_t)ev->id;
+    pe->type = (char *)(uintptr_t)ev->type;
+    pe->source = (char *)(uintptr_t)ev->source;
+    pe->subject = (char *)(uintptr_t)ev->subject;
+    if (ev->time_ms != 0) {
+        pe->has_time_ms = 1;
+        pe->time_ms = ev->time_ms;
+    }
+    pe->datacontenttype = (char *)(uintptr_t)ev->datacontenttype;
+    if (ev->data_len > 0) {
+        pe->has_data = 1;
+        pe->data.len = ev->data_len;
+        pe->data.data = (uint8_t *)(uintptr_t)ev->data;
+    }
+}
+
+static kt_status fill_events(Ktwin__V1__EventBatch *pb,
+                             const sync_event_batch *b,
+                             kt_arena *a,
+                             kt_err *err)
+{
+    ktwin__v1__event_batch__init(pb);
+    pb->stream = (Ktwin__V1__Stream)b->stream;
+    pb->incarnation = (char *)(uintptr_t)b->incarnation;
+    pb->first_seq = b->first_seq;
+    if (b->n_events == 0) {
+        return KT_OK;
+    }
+    if (b->events == NULL) {
+        return kt_err_set(err, KT_EINVAL, "encode: %zu events but no array", b->n_events);
+    }
+    Ktwin__V1__Event **ptrs = kt_arena_try_alloc(a, b->n_events * sizeof *ptrs);
+    Ktwin__V1__Event *pes = kt_arena_try_alloc(a, b->n_events * sizeof *pes);
+    if (ptrs == NULL || pes == NULL) {
+        return kt_err_set(err, KT_ENOMEM, "encode: %zu events", b->n_events);
+    }
+    for (size_t i = 0; i < b->n_events; i++) {
+        const sync_event *ev = &b->events[i];
+        if (ev->id == NULL || ev->type == NULL || ev->source == NULL) {
+            return kt_err_set(err, KT_EINVAL, "encode: events[%zu] lacks id, type or source", i);
+        }
+        if (ev->data_len > 0 && ev->data == NULL) {
+            return kt_err_set(err, KT_EINVAL, "encode: events[%zu].data is NULL", i);
+        }
+        fill_event(&pes[i], ev);
+        ptrs[i] = &pes[i];
+    }
+    pb->events = ptrs;
+    pb->n_events = b->n_events;
+    return KT_OK;
+}
+
 static kt_status need_str(const char *what, const char *s, kt_err *err)
 {
     if (s == NULL) {
@@ -883,6 +1085,7 @@ kt_status sync_msg_encode(const sync_msg *m, kt_buf *out, kt_err *err)
     Ktwin__V1__Ack ack;
     Ktwin__V1__Heartbeat hb;
     Ktwin__V1__CapacityReport cr;
+    Ktwin__V1__EventBatch eb;
 
     switch (m->type) {
     case SYNC_MSG_HELLO: {
@@ -1028,6 +1231,14 @@ kt_status sync_msg_encode(const sync_msg *m, kt_buf *out, kt_err *err)
         env.body_case = KTWIN__V1__ENVELOPE__BODY_CAPACITY;
         env.capacity = &cr;
         break;
+    case SYNC_MSG_EVENTS:
+        st = fill_events(&eb, &m->u.events, &a, err);
+        if (st != KT_OK) {
+            goto done;
+        }
+        env.body_case = KTWIN__V1__ENVELOPE__BODY_EVENTS;
+        env.events = &eb;
+        break;
     default:
         st = kt_err_set(err, KT_EINVAL, "encode: unknown message type %d", (int)m->type);
         goto done;
@@ -1139,4 +1350,20 @@ kt_status sync_msg__chunk_append(kt_buf *out,
         return kt_err_set(err, st, "encode: snapshot chunk of %zu bytes", body);
     }
     return KT_OK;
+}
+
+size_t sync_msg__event_size(const sync_event *ev)
+{
+    Ktwin__V1__Event pe;
+    fill_event(&pe, ev);
+    size_t n = ktwin__v1__event__get_packed_size(&pe);
+    return 1 + varint_size(n) + n;
+}
+
+size_t sync_msg__batch_size(size_t events_bytes, size_t inc_len)
+{
+    /* stream tag+1, incarnation tag+len(10)+bytes, first_seq tag+10 */
+    size_t body = 2 + 1 + 10 + inc_len + 11 + events_bytes;
+    /* envelope tag + len(10) */
+    return 1 + 10 + body;
 }

@@ -63,4 +63,17 @@ kt_status sync_msg__chunk_append(kt_buf *out,
 /* Bytes an Envelope around a chunk of objs_len object bytes takes, at most. */
 size_t sync_msg__chunk_overhead(void);
 
+/*
+ * Bytes ev adds to an EventBatch (field tag + length + Event), exactly as
+ * sync_msg_encode() writes it. ev's required strings must be set.
+ */
+size_t sync_msg__event_size(const sync_event *ev);
+
+/*
+ * Upper bound of an encoded Envelope{EventBatch} whose events take
+ * events_bytes (sum of sync_msg__event_size) with an incarnation of inc_len
+ * bytes.
+ */
+size_t sync_msg__batch_size(size_t events_bytes, size_t inc_len);
+
 #endif

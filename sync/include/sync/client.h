@@ -22,6 +22,26 @@
  *   - PlacementUpdate: placement_apply(), then Ack{PLACEMENT, revision}.
  *   - Heartbeat: liveness only (any message counts as liveness).
  *
+ * Event streams (when the event ops are set; docs/protocol.md "Event streams"):
+ *   Hello also carries incarnation = up_incarnation(), first_unacked_up_seq =
+ *   up_acked_seq() + 1 and last_acked_down_seq = down_applied_seq().
+ *   Upstream: once welcomed (also while a snapshot streams), the client
+ *   reads the outbox with up_next(from = first unacked seq, ...) and sends
+ *   EventBatch{UP, incarnation, first_seq} while the EventBatch bytes sent
+ *   and not yet acked stay within the window (Welcome.window_bytes, else
+ *   opts.window_bytes); a batch larger than the window goes alone when
+ *   nothing is in flight. It pulls again after each Ack{UP} and on
+ *   sync_client_kick() (the outbox has new events). Ack{UP, seq} ->
+ *   up_acked(seq) (the agent deletes rows <= seq). On reconnect everything
+ *   not acked is sent again from up_acked_seq() + 1; the hub drops what it
+ *   already committed. An Ack{UP} beyond what was sent is KT_EPROTO.
+ *   Downstream: EventBatch{DOWN, first_seq}: the part at or below
+ *   down_applied_seq() is dropped as a duplicate; the rest must start at
+ *   down_applied_seq() + 1 (a gap is KT_EPROTO) and goes to down_apply()
+ *   (durable before it returns), then Ack{DOWN, last seq} (also sent for an
+ *   all-duplicate batch, so the hub can forget it). A DOWN batch without
+ *   the down ops, or an UP batch from the hub, is KT_EPROTO.
+ *
  * Return contract of on_open / on_message / tick / report_capacity:
  *   KT_OK         keep the connection.
  *   KT_ECLOSED    the hub sent Reject: close; see sync_client_last_reject_code()
@@ -88,6 +108,55 @@ typedef struct sync_client_ops {
     kt_status (*placement_apply)(const sync_placement *p, kt_err *err, void *user);
     /* Optional (NULL ok): the hub accepted us. Reset the reconnect backoff here. */
     void (*on_welcome)(const sync_welcome *w, void *user);
+
+    /*
+     * ---- event streams: optional. Set all four up_* or none (no upstream);
+     * set both down_* or none (the hub must not send DOWN batches). ----
+     *
+     * up_incarnation: the outbox incarnation id (non-empty, at most
+     * limits.max_string_bytes, fixed while the outbox lives: a wiped or
+     * rebuilt outbox gets a new random one). Read at each on_open; the
+     * pointer must stay valid until on_close.
+     */
+    const char *(*up_incarnation)(void *user);
+    /* Highest seq of this incarnation the hub acked (0 = none); rows <= it are gone. */
+    uint64_t (*up_acked_seq)(void *user);
+    /*
+     * Read the outbox from from_seq: *events_out = events with seqs from_seq,
+     * from_seq + 1, ... (consecutive, no gaps), *n_out of them, at most
+     * max_events, and stopping before the one whose data would take the sum
+     * of data_len over max_bytes (but at least one when any is stored).
+     * *n_out = 0 when nothing at or after from_seq is stored yet. The array
+     * and what it points to are borrowed until the next up_next or up_acked
+     * call. Errors end the session.
+     */
+    kt_status (*up_next)(const sync_event **events_out,
+                         size_t *n_out,
+                         uint64_t from_seq,
+                         size_t max_events,
+                         size_t max_bytes,
+                         kt_err *err,
+                         void *user);
+    /*
+     * The hub committed every seq <= seq (cumulative, increasing): delete
+     * those rows and make up_acked_seq() return seq. May be called while a
+     * snapshot is open (keep it out of the snapshot's transaction). Errors
+     * end the session.
+     */
+    kt_status (*up_acked)(uint64_t seq, kt_err *err, void *user);
+    /* Highest downstream seq durably applied (0 = none). */
+    uint64_t (*down_applied_seq)(void *user);
+    /*
+     * Apply n >= 1 downstream events with seqs first_seq.. in order, all or
+     * nothing, durably before returning; then down_applied_seq() ==
+     * first_seq + n - 1. Called only with first_seq == down_applied_seq() + 1
+     * and never while a snapshot is open. Events are borrowed for the call.
+     */
+    kt_status (*down_apply)(uint64_t first_seq,
+                            const sync_event *events,
+                            size_t n,
+                            kt_err *err,
+                            void *user);
 } sync_client_ops;
 
 typedef struct sync_client_opts {
@@ -100,6 +169,9 @@ typedef struct sync_client_opts {
     sync_limits limits;            /* caps on what the hub may send; zero fields = defaults */
     uint32_t heartbeat_ms;         /* used when Welcome has none; 0 = 10000 */
     uint32_t handshake_timeout_ms; /* Hello -> Welcome/Reject; 0 = 30000 */
+    uint32_t window_bytes;         /* upstream window when Welcome has none; 0 = 1 MiB */
+    size_t max_batch_events;       /* events per upstream batch; 0 = 1000 (capped by the
+                                      hub's default limit, 10000) */
 } sync_client_opts;
 
 typedef enum sync_client_state {
@@ -131,6 +203,13 @@ typedef struct sync_client_stats {
     uint64_t protocol_errors; /* KT_EPROTO/KT_ETOOBIG from on_message */
     uint64_t timeouts;        /* KT_ETIMEDOUT from tick */
     uint64_t last_rtt_ms;     /* not measured in v1: 0 */
+    uint64_t up_batches_sent; /* EventBatch{UP} sent (resends included) */
+    uint64_t up_events_sent;
+    uint64_t up_events_acked; /* distinct seqs acked by the hub */
+    uint64_t up_window_waits; /* times sending stopped because the window was full */
+    uint64_t down_batches;    /* EventBatch{DOWN} received */
+    uint64_t down_events_applied;
+    uint64_t down_duplicates; /* downstream events dropped as already applied */
 } sync_client_stats;
 
 /*
@@ -183,6 +262,14 @@ uint64_t sync_client_next_tick_ms(const sync_client *c);
  */
 kt_status sync_client_report_capacity(sync_client *c, const sync_capacity *cap, kt_err *err);
 
+/*
+ * The outbox has new events: send what the window allows now. Cheap when
+ * not welcomed (returns KT_OK; the Welcome starts the sending) or when the
+ * window is full (the next Ack{UP} resumes). Returns KT_OK, or an up_next /
+ * send error (the session is finished, as in the return contract).
+ */
+kt_status sync_client_kick(sync_client *c, kt_err *err);
+
 /* ---- getters (borrowed / values) ------------------------------------------ */
 
 sync_client_state sync_client_state_get(const sync_client *c);
@@ -200,6 +287,12 @@ const char *sync_client_hub_id(const sync_client *c);
 uint32_t sync_client_heartbeat_ms(const sync_client *c);
 /* The negotiated protocol version (0 before Welcome). */
 uint32_t sync_client_proto(const sync_client *c);
+/* Window in force for upstream batches (Welcome's, else opts.window_bytes). */
+uint32_t sync_client_window_bytes(const sync_client *c);
+/* EventBatch{UP} bytes sent on this connection and not yet acked (<= window, or one batch). */
+size_t sync_client_up_inflight_bytes(const sync_client *c);
+/* Next upstream seq to send on this connection (0 when not welcomed / no upstream). */
+uint64_t sync_client_up_next_seq(const sync_client *c);
 /* Counters; borrowed, lives as long as c. */
 const sync_client_stats *sync_client_stats_get(const sync_client *c);
 /* Name of a state for logs ("idle", "hello_sent", ...). Never NULL. */

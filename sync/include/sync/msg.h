@@ -13,7 +13,8 @@
  *   - every string is NUL-terminated (bytes as sent; a string with an embedded
  *     NUL reads as its part before the NUL, which is what gets validated);
  *   - every object body is followed by a NUL byte (body[body_len] == '\0'),
- *     so it can be used as a C string of JSON;
+ *     so it can be used as a C string of JSON; so is every event's data
+ *     (data[data_len] == '\0', data != NULL even when data_len == 0);
  *   - all pointers inside it are owned by the message and live until
  *     sync_msg_free().
  *
@@ -76,8 +77,8 @@ typedef enum sync_stream {
     SYNC_STREAM_UNSPECIFIED = 0,
     SYNC_STREAM_GRAPH = 1,     /* seq = graph revision committed by the agent */
     SYNC_STREAM_PLACEMENT = 2, /* seq = placement revision committed by the agent */
-    SYNC_STREAM_UP = 3,        /* event plane (not built yet) */
-    SYNC_STREAM_DOWN = 4       /* event plane (not built yet) */
+    SYNC_STREAM_UP = 3,        /* event plane: agent -> hub, seq per outbox incarnation */
+    SYNC_STREAM_DOWN = 4       /* event plane: hub -> agent commands/virtual events, seq per site */
 } sync_stream;
 
 /* Which Envelope body a message carries (values equal the oneof field numbers). */
@@ -91,7 +92,8 @@ typedef enum sync_msg_type {
     SYNC_MSG_PLACEMENT = 6,
     SYNC_MSG_ACK = 7,
     SYNC_MSG_HEARTBEAT = 8,
-    SYNC_MSG_CAPACITY = 9
+    SYNC_MSG_CAPACITY = 9,
+    SYNC_MSG_EVENTS = 10 /* EventBatch, either direction */
 } sync_msg_type;
 
 /* ---- limits --------------------------------------------------------------- */
@@ -105,7 +107,10 @@ typedef struct sync_limits {
     size_t max_objects;       /* objects per SnapshotChunk/Delta; default 10000 */
     size_t max_interfaces;    /* interfaces per PlacementUpdate; default 10000 */
     size_t max_body_bytes;    /* one object's JSON body; default 1 MiB */
-    size_t max_string_bytes;  /* token, hub_id, messages, versions, rule, reason; default 1024 */
+    size_t max_string_bytes;  /* token, hub_id, messages, versions, rule, reason, incarnation,
+                                 event id/type/source/subject/datacontenttype; default 1024 */
+    size_t max_events;        /* events per EventBatch; default 10000 */
+    size_t max_event_data_bytes; /* one event's data; default 1 MiB */
 } sync_limits;
 
 #define SYNC_LIMITS_DEFAULT_MESSAGE_BYTES (4u * 1024u * 1024u)
@@ -113,6 +118,8 @@ typedef struct sync_limits {
 #define SYNC_LIMITS_DEFAULT_INTERFACES    10000u
 #define SYNC_LIMITS_DEFAULT_BODY_BYTES    (1024u * 1024u)
 #define SYNC_LIMITS_DEFAULT_STRING_BYTES  1024u
+#define SYNC_LIMITS_DEFAULT_EVENTS        10000u
+#define SYNC_LIMITS_DEFAULT_EVENT_DATA_BYTES (1024u * 1024u)
 
 /* Copy in (may be NULL = all defaults) to out, replacing zero fields by defaults. */
 void sync_msg_limits_resolve(sync_limits *out, const sync_limits *in);
@@ -162,7 +169,7 @@ typedef struct sync_welcome {
     uint64_t graph_revision; /* the hub's revision the sync brings the agent to */
     sync_mode mode;          /* required, not UNSPECIFIED */
     uint32_t heartbeat_ms;   /* 0 = absent (the agent then uses its default) */
-    uint32_t window_bytes;   /* 0 = absent; v1 uses transport backpressure only */
+    uint32_t window_bytes;   /* max unacked EventBatch bytes per event stream; 0 = absent */
 } sync_welcome;
 
 /* hub -> agent, then the hub closes. */
@@ -219,6 +226,34 @@ typedef struct sync_capacity_report {
 } sync_capacity_report;
 
 /*
+ * One event: CloudEvents context attributes and opaque data. Strings are
+ * checked for presence and length only (id, type, source non-empty).
+ */
+typedef struct sync_event {
+    const char *id;              /* required, non-empty */
+    const char *type;            /* required, non-empty */
+    const char *source;          /* required, non-empty */
+    const char *subject;         /* NULL = absent */
+    uint64_t time_ms;            /* Unix ms; 0 = absent */
+    const char *datacontenttype; /* NULL = absent */
+    const uint8_t *data;         /* may be NULL when data_len == 0 (encode) */
+    size_t data_len;             /* <= limits.max_event_data_bytes */
+} sync_event;
+
+/*
+ * Either direction: n_events >= 1 events with seqs first_seq ..
+ * first_seq + n_events - 1 (no overflow). stream is UP or DOWN; UP needs a
+ * non-empty incarnation, DOWN has none (NULL; ignored if sent).
+ */
+typedef struct sync_event_batch {
+    sync_stream stream;
+    const char *incarnation;
+    uint64_t first_seq; /* >= 1 */
+    const sync_event *events;
+    size_t n_events;
+} sync_event_batch;
+
+/*
  * One Envelope. Build it on the stack for encode:
  *   sync_msg m = { .type = SYNC_MSG_ACK, .u.ack = { SYNC_STREAM_GRAPH, 42 } };
  */
@@ -234,6 +269,7 @@ typedef struct sync_msg {
         sync_ack ack;
         sync_heartbeat heartbeat;
         sync_capacity_report capacity;
+        sync_event_batch events;
     } u;
 } sync_msg;
 

@@ -37,13 +37,38 @@
  *   3 intervals (any message counts), or no Hello within
  *   handshake_timeout_ms, makes tick() return KT_ETIMEDOUT.
  *
+ * Event streams (when the event ops are set; docs/protocol.md "Event streams"):
+ *   At Hello (after plan) the server asks up_committed_seq(site,
+ *   incarnation) for the highest upstream seq the hub committed for that
+ *   incarnation, and starts downstream at hello.last_acked_down_seq + 1.
+ *   Welcome carries window_bytes.
+ *   Upstream: EventBatch{UP} must carry the Hello's incarnation and, within
+ *   a session, continue where the previous batch ended (the first one starts
+ *   at hello.first_unacked_up_seq when given); else KT_EPROTO. Events at or
+ *   below the highest seq already received (committed before, or handed to
+ *   the hub on this session) are dropped; if the whole batch is at or below
+ *   the committed seq, Ack{UP, min(last, committed)} is sent again. The new
+ *   part goes to on_up_batch(); the hub commits it (now or batched with
+ *   others) and then calls sync_server_ack_up(s, seq), which sends
+ *   Ack{UP, seq}. A first batch above committed + 1 means the hub lost
+ *   events the agent had already seen acked: accepted, counted in
+ *   stats.up_gaps. Without the up ops an UP batch is KT_EPROTO.
+ *   Downstream: once the initial sync is out (LIVE), down_next() batches go
+ *   out as EventBatch{DOWN} while the unacked EventBatch bytes stay within
+ *   opts.window_bytes (one batch may exceed it when nothing is in flight);
+ *   more is read after each Ack{DOWN} and on sync_server_kick_down().
+ *   Ack{DOWN, seq} beyond what was sent is KT_EPROTO; else down_acked(seq)
+ *   (the hub may drop rows <= seq) and on_ack(). Ack{UP} from the agent is
+ *   KT_EPROTO. Output order when several are due: a pending Ack{UP} first,
+ *   then snapshot/catch-up/pushes, then DOWN batches.
+ *
  * Flow control: send() may return KT_EAGAIN, meaning "not taken, my queue is
  * full". The session keeps that message and generates nothing more until
  * the caller calls sync_server_writable() (when the socket drained, e.g.
  * LWS_CALLBACK_SERVER_WRITEABLE). So a 10k-object snapshot never sits in
  * memory as a whole: at most one chunk is encoded ahead of the transport.
- * Welcome.window_bytes is not sent in v1 (the agent acks only on commit, so
- * an ack-based window could deadlock a snapshot).
+ * The ack-based window applies to event batches only (the agent acks a
+ * snapshot only on commit, so a window on it could deadlock).
  *
  * Return contract of on_message / tick / writable / push_* / reject:
  *   KT_OK        keep going.
@@ -57,7 +82,8 @@
  *
  * Thread: loop only. Ops are called synchronously and must not call back
  * into the same session (except that push_* may be called from anywhere on
- * the loop thread outside an op).
+ * the loop thread outside an op, and sync_server_ack_up may also be called
+ * from inside on_up_batch).
  */
 #ifndef KT_SYNC_SERVER_H
 #define KT_SYNC_SERVER_H
@@ -150,6 +176,55 @@ typedef struct sync_server_ops {
      * ended it (tick, on_message, reject) or from on_close/free.
      */
     void (*on_gone)(void *user);
+
+    /*
+     * ---- event streams: optional. Set all of up_committed_seq and
+     * on_up_batch or neither (then UP batches are KT_EPROTO); set both
+     * down_next and down_acked or neither (no downstream). ----
+     *
+     * up_committed_seq: the highest upstream seq the event store committed
+     * for (site, incarnation), 0 when none (e.g. a new incarnation). Called
+     * once per Hello that carries an incarnation, before Welcome; an error
+     * sends Reject{BUSY} as plan() does.
+     */
+    kt_status (*up_committed_seq)(uint64_t *seq_out,
+                                  const char *site,
+                                  const char *incarnation,
+                                  kt_err *err,
+                                  void *user);
+    /*
+     * New upstream events (duplicates removed): seqs first_seq .. first_seq +
+     * n - 1 of (site, incarnation), n >= 1, in order, never offered twice on a
+     * session. Borrowed for the call: copy what you keep. Commit them, then
+     * call sync_server_ack_up(s, first_seq + n - 1) (from inside this op or
+     * later from the loop; acks are cumulative, so acking only the last of
+     * several batches is fine). An error ends the session (the agent resends
+     * after reconnecting).
+     */
+    kt_status (*on_up_batch)(const char *site,
+                             const char *incarnation,
+                             uint64_t first_seq,
+                             const sync_event *events,
+                             size_t n,
+                             kt_err *err,
+                             void *user);
+    /*
+     * The site's queued downstream events from from_seq: consecutive seqs
+     * from_seq, from_seq + 1, ..., at most max_events, stopping before the
+     * one whose data would take the data_len sum over max_bytes (but at least
+     * one when any is queued). *n_out = 0 when none is queued yet (call
+     * sync_server_kick_down() when some is). Borrowed until the next
+     * down_next or down_acked call. An error ends the session.
+     */
+    kt_status (*down_next)(const sync_event **events_out,
+                           size_t *n_out,
+                           uint64_t from_seq,
+                           size_t max_events,
+                           size_t max_bytes,
+                           kt_err *err,
+                           void *user);
+    /* The agent durably applied every downstream seq <= seq: the hub may delete them. */
+    kt_status (*down_acked)(uint64_t seq, kt_err *err, void *user);
 } sync_server_ops;
 
 typedef struct sync_server_opts {
@@ -161,6 +236,8 @@ typedef struct sync_server_opts {
     uint32_t handshake_timeout_ms; /* open -> Hello; 0 = 30000 */
     size_t chunk_bytes;            /* target SnapshotChunk size; 0 = 256 KiB */
     size_t max_queue_bytes;        /* pushed changes waiting; 0 = 16 MiB; over -> KT_ETOOBIG */
+    uint32_t window_bytes;         /* sent in Welcome and used for DOWN; 0 = 1 MiB */
+    size_t max_batch_events;       /* events per DOWN batch; 0 = 1000 */
 } sync_server_opts;
 
 typedef enum sync_server_state {
@@ -184,6 +261,14 @@ typedef struct sync_server_stats {
     uint64_t heartbeats_received;
     uint64_t eagain;         /* send() returned KT_EAGAIN */
     sync_reject_code reject; /* the Reject sent, or UNSPECIFIED */
+    uint64_t up_batches;     /* EventBatch{UP} received */
+    uint64_t up_events;      /* new events handed to on_up_batch */
+    uint64_t up_duplicates;  /* events dropped as already received/committed */
+    uint64_t up_gaps;        /* first batch started above committed + 1 (hub lost events) */
+    uint64_t up_acks_sent;
+    uint64_t down_batches_sent;
+    uint64_t down_events_sent;
+    uint64_t down_window_waits; /* times DOWN sending stopped because the window was full */
 } sync_server_stats;
 
 /*
@@ -259,6 +344,23 @@ kt_status sync_server_reject(sync_server *s,
                              const char *message,
                              kt_err *err);
 
+/*
+ * The hub committed every upstream seq <= seq of this session's
+ * incarnation: send Ack{UP, seq} (queued behind a held message; only the
+ * highest pending ack is sent). seq at or below the last acked one is a
+ * no-op (KT_OK); seq above the highest handed to on_up_batch is KT_EINVAL
+ * (a hub bug; nothing sent). KT_OK when DONE. Other errors are send errors
+ * (the session ends). Thread: loop; may be called inside on_up_batch.
+ */
+kt_status sync_server_ack_up(sync_server *s, uint64_t seq, kt_err *err);
+
+/*
+ * The hub queued new downstream events for this site: send what the window
+ * allows now (only when LIVE; earlier, the end of the initial sync starts
+ * them). KT_OK or a down_next / send error (the session ends).
+ */
+kt_status sync_server_kick_down(sync_server *s, kt_err *err);
+
 /* ---- getters -------------------------------------------------------------- */
 
 sync_server_state sync_server_state_get(const sync_server *s);
@@ -278,6 +380,18 @@ uint32_t sync_server_proto(const sync_server *s);
 sync_mode sync_server_mode(const sync_server *s);
 /* Bytes of pushed changes queued and not yet sent. */
 size_t sync_server_queued_bytes(const sync_server *s);
+/* The Hello's incarnation, NULL before Welcome or when none. Borrowed, lives as long as s. */
+const char *sync_server_incarnation(const sync_server *s);
+/* Highest upstream seq committed (up_committed_seq at Hello, then sync_server_ack_up). */
+uint64_t sync_server_up_committed_seq(const sync_server *s);
+/* Highest upstream seq handed to on_up_batch or committed before (the dedupe mark). */
+uint64_t sync_server_up_received_seq(const sync_server *s);
+/* Highest downstream seq the agent acked (its Hello's last_acked_down_seq until then). */
+uint64_t sync_server_down_acked_seq(const sync_server *s);
+/* Highest downstream seq sent on this session (= down_acked_seq before any). */
+uint64_t sync_server_down_sent_seq(const sync_server *s);
+/* EventBatch{DOWN} bytes sent and not yet acked. */
+size_t sync_server_down_inflight_bytes(const sync_server *s);
 const sync_server_stats *sync_server_stats_get(const sync_server *s);
 const char *sync_server_state_str(sync_server_state st);
 

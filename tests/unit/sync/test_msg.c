@@ -30,6 +30,7 @@ static const char BODY_B[] = "{\"kind\":\"TwinInterface\",\"spec\":{}}";
 
 static sync_object sample_objects[3];
 static sync_iface_placement sample_ifaces[3];
+static sync_event sample_events[3];
 
 static void init_samples(void)
 {
@@ -44,6 +45,22 @@ static void init_samples(void)
         (sync_iface_placement){ "city-air", SYNC_WHERE_OTHER_SITE, "site-b", NULL, NULL };
     sample_ifaces[2] =
         (sync_iface_placement){ "city-bus", SYNC_WHERE_PENDING, NULL, NULL, "no room" };
+    sample_events[0] = (sync_event){ .id = "ev-1",
+                                     .type = "ktwin.real.city-pole",
+                                     .source = "pole-001",
+                                     .time_ms = 1700000000001ull,
+                                     .datacontenttype = "application/json",
+                                     .data = (const uint8_t *)"{\"t\":21.5}",
+                                     .data_len = 10 };
+    sample_events[1] = (sync_event){ .id = "ev-2",
+                                     .type = "ktwin.virtual.city-pole",
+                                     .source = "pole-002",
+                                     .subject = "cmd" };
+    sample_events[2] = (sync_event){ .id = "ev-3",
+                                     .type = "ktwin.real.city-air",
+                                     .source = "air-1",
+                                     .data = (const uint8_t *)"\0\1\2",
+                                     .data_len = 3 };
 }
 
 /* One valid sample message per type (index = sync_msg_type). */
@@ -90,6 +107,9 @@ static sync_msg sample(sync_msg_type t)
     case SYNC_MSG_CAPACITY:
         m.u.capacity.capacity = (sync_capacity){ true, 2000, false, 0 };
         break;
+    case SYNC_MSG_EVENTS:
+        m.u.events = (sync_event_batch){ SYNC_STREAM_UP, "inc-1", 7, sample_events, 3 };
+        break;
     case SYNC_MSG_NONE:
         break;
     }
@@ -131,7 +151,7 @@ static void assert_objects_equal(const sync_object *a, const sync_object *b, siz
 static void test_msg_every_type_round_trips(void **state)
 {
     (void)state;
-    for (int t = SYNC_MSG_HELLO; t <= SYNC_MSG_CAPACITY; t++) {
+    for (int t = SYNC_MSG_HELLO; t <= SYNC_MSG_EVENTS; t++) {
         sync_msg m = sample((sync_msg_type)t);
         kt_buf b;
         encode_ok(&m, &b);
@@ -203,6 +223,32 @@ static void test_msg_every_type_round_trips(void **state)
             assert_false(d->u.capacity.capacity.has_memory_bytes);
             assert_int_equal(d->u.capacity.capacity.cpu_millis, 2000);
             break;
+        case SYNC_MSG_EVENTS: {
+            const sync_event_batch *e = &d->u.events;
+            assert_int_equal(e->stream, SYNC_STREAM_UP);
+            assert_string_equal(e->incarnation, "inc-1");
+            assert_int_equal(e->first_seq, 7);
+            assert_int_equal(e->n_events, 3);
+            for (size_t i = 0; i < 3; i++) {
+                const sync_event *a = &m.u.events.events[i];
+                const sync_event *g = &e->events[i];
+                assert_string_equal(g->id, a->id);
+                assert_string_equal(g->type, a->type);
+                assert_string_equal(g->source, a->source);
+                assert_int_equal(g->time_ms, a->time_ms);
+                assert_int_equal(g->data_len, a->data_len);
+                assert_non_null(g->data);
+                assert_int_equal(g->data[g->data_len], '\0');
+                if (a->data_len > 0) {
+                    assert_memory_equal(g->data, a->data, a->data_len);
+                }
+            }
+            assert_string_equal(e->events[0].datacontenttype, "application/json");
+            assert_null(e->events[0].subject);
+            assert_string_equal(e->events[1].subject, "cmd");
+            assert_null(e->events[1].datacontenttype);
+            break;
+        }
         case SYNC_MSG_NONE:
             break;
         }
@@ -301,7 +347,7 @@ static void test_msg_decode_names_the_bad_field(void **state)
 static void test_msg_garbage_and_truncation_are_eproto(void **state)
 {
     (void)state;
-    for (int t = SYNC_MSG_HELLO; t <= SYNC_MSG_CAPACITY; t++) {
+    for (int t = SYNC_MSG_HELLO; t <= SYNC_MSG_EVENTS; t++) {
         sync_msg m = sample((sync_msg_type)t);
         kt_buf b;
         encode_ok(&m, &b);
@@ -473,12 +519,16 @@ static void test_msg_incremental_chunk_decodes_like_encode(void **state)
 static void test_msg_unknown_body_field_is_eproto(void **state)
 {
     (void)state;
-    /* Field 10 (reserved for the event plane), empty: no known body. */
-    const uint8_t env[] = { 0x52, 0x00 };
+    /* Field 11 (reserved for the event plane), empty: no known body. */
+    const uint8_t env[] = { 0x5a, 0x00 };
     sync_msg *d = NULL;
     kt_err err = { 0 };
     assert_int_equal(sync_msg_decode(&d, env, sizeof env, NULL, &err), KT_EPROTO);
     assert_non_null(strstr(err.msg, "no known body"));
+    /* Field 10 (EventBatch) without its required fields: not a valid message. */
+    const uint8_t empty_batch[] = { 0x52, 0x00 };
+    assert_int_equal(sync_msg_decode(&d, empty_batch, sizeof empty_batch, NULL, &err), KT_EPROTO);
+    assert_null(d);
 }
 
 /* Every allocation decode makes fails in turn: KT_ENOMEM each time, never a crash or leak. */
@@ -657,7 +707,7 @@ static void test_msg_write_corpus(void **state)
     if (dir == NULL) {
         skip();
     }
-    for (int t = SYNC_MSG_HELLO; t <= SYNC_MSG_CAPACITY; t++) {
+    for (int t = SYNC_MSG_HELLO; t <= SYNC_MSG_EVENTS; t++) {
         sync_msg m = sample((sync_msg_type)t);
         kt_buf b;
         encode_ok(&m, &b);
@@ -683,6 +733,8 @@ static void test_msg_write_corpus(void **state)
     write_file(dir, "invalid-group", group, sizeof group);
     const uint8_t event_plane[] = { 0x52, 0x00 };
     write_file(dir, "invalid-field10", event_plane, sizeof event_plane);
+    const uint8_t reserved[] = { 0x5a, 0x00 };
+    write_file(dir, "invalid-field11", reserved, sizeof reserved);
     const uint8_t huge_len[] = { 0x22, 0xff, 0xff, 0xff, 0xff, 0x0f };
     write_file(dir, "invalid-huge-len", huge_len, sizeof huge_len);
 }
