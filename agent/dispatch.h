@@ -1,0 +1,179 @@
+/*
+ * agent/dispatch.h — the agent's event dispatcher: every event that reaches
+ * the edge goes through agent_dispatch_event, which asks the routing
+ * function (model/route.h, shared with the hub) where it must go, with
+ * where = this site and the site's placement, and carries the answer out:
+ *
+ *   LOCAL SERVICE   the twin service of the interface runs here: a plugin
+ *                   (svc/plugin.h; synchronous, its emits are routed again
+ *                   at once) or an HTTP service (svc/caller.h; asynchronous,
+ *                   a reply event and the events it POSTs back to the
+ *                   ingress are routed again);
+ *   HUB             appended to the outbox (agent/outbox.h): store events,
+ *                   real/command events of interfaces served in the cloud or
+ *                   on another site, commands for instances hosted elsewhere;
+ *   VIRTUAL         published to MQTT ktwin/virtual/<iface>/<instance>
+ *                   through the publish_virtual callback (agent/mqtt.h);
+ *   LATEST          store events are upsert-merged into the latest state
+ *                   (agent/latest.h) before they go to the outbox;
+ *   DROP            counted in ktwin_agent_dispatch_dropped_total{reason}
+ *                   and logged (DISPATCH-DROP, rate-limited) with the reason.
+ *
+ * Origins: device real events from the MQTT bridge (agent_dispatch_mqtt_cb,
+ * called inside the bridge's outbox transaction, so the outbox rows and the
+ * journal watermark commit together), events POSTed to the local broker
+ * ingress (agent_dispatch_api_ops), events emitted by services (plugin
+ * emits, HTTP replies) and downstream events from the hub
+ * (agent_dispatch_down_event). Nothing here needs the hub to be connected:
+ * the outbox keeps what is bound for it.
+ *
+ * Loops: an event emitted by a service while handling an event of depth d
+ * has depth d + 1; past opts.max_depth it is dropped (reason "depth").
+ * Events arriving through the HTTP ingress start again at depth 0 (an HTTP
+ * service's emits cannot be tied to the event that caused them).
+ *
+ * Backpressure: KT_EAGAIN from the outbox (quota full) is returned to the
+ * caller (the MQTT batch is rolled back and retried; the ingress answers
+ * 503). A full HTTP-service queue drops the event (reason "service-busy").
+ *
+ * Thread: loop only. Ownership: the dispatcher borrows everything in its
+ * opts (view, outbox, latest, plugin host, caller, metrics), which must
+ * outlive it; events handed in are borrowed for the call.
+ */
+#ifndef KT_AGENT_DISPATCH_H
+#define KT_AGENT_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kt/err.h"
+#include "kt/metrics.h"
+#include "latest.h"
+#include "model/event.h"
+#include "mqtt.h"
+#include "outbox.h"
+#include "svc/api.h"
+#include "svc/caller.h"
+#include "svc/plugin.h"
+#include "svc/store.h"
+#include "sync/msg.h"
+#include "view.h"
+
+typedef struct agent_dispatch agent_dispatch;
+
+typedef enum agent_dispatch_origin {
+    AGENT_DISPATCH_DEVICE = 1,  /* MQTT ktwin/real/<iface>/<instance> */
+    AGENT_DISPATCH_INGRESS = 2, /* POST / on the local API */
+    AGENT_DISPATCH_SERVICE = 3, /* emitted by a local twin service */
+    AGENT_DISPATCH_HUB = 4      /* downstream from the hub */
+} agent_dispatch_origin;
+
+/*
+ * Publish data to ktwin/virtual/<iface>/<instance>. agent_mqtt_publish_virtual
+ * fits (through a one-line adapter). KT_OK, or an error (counted as a drop,
+ * reason "publish").
+ */
+typedef kt_status (*agent_dispatch_publish_cb)(const char *iface,
+                                               const char *instance,
+                                               const uint8_t *data,
+                                               size_t len,
+                                               kt_err *err,
+                                               void *user);
+
+typedef struct agent_dispatch_opts {
+    const char *site;        /* this site's name; copied; required */
+    agent_view *view;        /* model (graph) and placement; borrowed; required */
+    agent_outbox *outbox;    /* borrowed; NULL: events bound for the hub are dropped ("no-outbox") */
+    agent_latest *latest;    /* borrowed; required */
+    svc_plugin_host *plugins; /* borrowed, nullable */
+    svc_caller *caller;      /* borrowed, nullable */
+    agent_dispatch_publish_cb publish_virtual; /* nullable: virtual events dropped ("no-mqtt") */
+    void *publish_user;
+    kt_metrics *metrics;     /* borrowed, nullable */
+    uint32_t max_depth;      /* service emit depth; 0 = 8 */
+    size_t max_data_bytes;   /* event data cap; 0 = MODEL_EVENT_DATA_MAX_DEFAULT */
+} agent_dispatch_opts;
+
+/* Counters (also exported as metrics). */
+typedef struct agent_dispatch_stats {
+    uint64_t events;        /* agent_dispatch_event calls, all depths */
+    uint64_t local_plugin;  /* plugin calls made */
+    uint64_t local_http;    /* HTTP service calls accepted */
+    uint64_t to_hub;        /* outbox appends */
+    uint64_t virtual_out;   /* MQTT publishes */
+    uint64_t latest;        /* latest-state updates */
+    uint64_t dropped;       /* all drop reasons */
+    uint64_t service_fail;  /* plugin or HTTP call failures */
+} agent_dispatch_stats;
+
+/*
+ * Create the dispatcher. opts is copied. Returns KT_OK or KT_EINVAL (a
+ * required option missing). Thread: loop.
+ */
+kt_status agent_dispatch_new(agent_dispatch **out, const agent_dispatch_opts *opts, kt_err *err);
+/* NULL is a no-op. Pending HTTP calls must be gone first (svc_caller_free). Thread: loop. */
+void agent_dispatch_free(agent_dispatch *d);
+
+/*
+ * Route ev and carry out its destinations (see the header comment). depth
+ * is 0 for events from outside. Appends to the outbox join the caller's
+ * open outbox transaction if any (the MQTT drain), else commit by
+ * themselves.
+ * Returns KT_OK (delivered or dropped-and-counted); KT_EAGAIN (the outbox is
+ * full: nothing was appended for this event, retry later); KT_EINVAL (ev
+ * fails model_event_check: counted as a drop "invalid"); KT_EDEP / other
+ * storage errors of the outbox or the latest state. Thread: loop.
+ */
+kt_status agent_dispatch_event(agent_dispatch *d,
+                               const model_event *ev,
+                               agent_dispatch_origin origin,
+                               uint32_t depth,
+                               kt_err *err);
+
+/*
+ * agent_mqtt_opts.on_event: builds the ktwin.real.<iface> event of a device
+ * message (id "<site>-m<journal_id>", so a replay gets the same id) and
+ * dispatches it. user = the agent_dispatch. Thread: loop.
+ */
+kt_status agent_dispatch_mqtt_cb(const agent_mqtt_event *ev, agent_outbox *ob, void *user);
+
+/*
+ * A downstream event from the hub (a command or virtual event for this
+ * site), as sync_client's down_apply hands it over: converted and
+ * dispatched with origin HUB. Returns as agent_dispatch_event; KT_EINVAL
+ * for an event whose type is not a KTWIN type (counted as a drop). Thread: loop.
+ */
+kt_status agent_dispatch_down_event(agent_dispatch *d, const sync_event *ev, kt_err *err);
+
+/*
+ * The ops for svc_api_mount: ingest = agent_dispatch_event(origin INGRESS),
+ * store = the latest-state store ops (latest, put = upsert-merge into the
+ * latest state + outbox, list = the latest state as one record per
+ * instance). The structs live as long as d. Thread: loop.
+ */
+const svc_api_ops *agent_dispatch_api_ops(agent_dispatch *d);
+/* The store ops alone (for svc_plugin_host_opts.store). Lives as long as d. */
+const svc_store_ops *agent_dispatch_store_ops(agent_dispatch *d);
+
+/*
+ * For svc_plugin_host_opts.graph with user = the dispatcher: the view's
+ * current model (refreshed), or NULL. Thread: loop.
+ */
+const model *agent_dispatch_graph_cb(void *user);
+
+/*
+ * The interfaces whose device events this site must ingest (every interface
+ * with an instance in the cached subgraph, plus the interfaces they
+ * aggregate), sorted, into *out (kt_malloc'd array of kt_malloc'd strings;
+ * free with agent_dispatch_names_free). For agent_mqtt_set_interfaces.
+ * Returns KT_OK or a view error. Thread: loop.
+ */
+kt_status agent_dispatch_ingest_interfaces(agent_dispatch *d, char ***out, size_t *n_out, kt_err *err);
+void agent_dispatch_names_free(char **names, size_t n);
+
+/* Counters so far. */
+void agent_dispatch_stats_get(const agent_dispatch *d, agent_dispatch_stats *out);
+/* Drops so far for one reason ("unknown-iface", "depth", ...; 0 for an unknown reason). */
+uint64_t agent_dispatch_dropped(const agent_dispatch *d, const char *reason);
+
+#endif
