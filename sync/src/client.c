@@ -9,9 +9,16 @@
  *     half-replaced;
  *   - an Ack is sent only after the store op that made the revision durable
  *     returned KT_OK;
- *   - state DONE ignores input until on_close.
- * Thread: loop only. Owns its copies of the options and the per-connection
- * hub_id.
+ *   - state DONE ignores input until on_close;
+ *   - upstream: up_acked < up_next (the next seq to send); the in-flight
+ *     list holds, in seq order, one entry per EventBatch{UP} sent on this
+ *     connection and not wholly acked, and up_inflight is the sum of their
+ *     encoded sizes; a batch is sent only when up_inflight + its size <=
+ *     window, or when nothing is in flight;
+ *   - downstream: down_apply() sees each seq at most once, in order, and an
+ *     Ack{DOWN} is sent only after it returned KT_OK.
+ * Thread: loop only. Owns its copies of the options, the per-connection
+ * hub_id and incarnation, and the in-flight list.
  */
 #include "sync/client.h"
 
@@ -27,7 +34,15 @@
 #define CLIENT_HEARTBEAT_DEFAULT_MS 10000u
 #define CLIENT_HANDSHAKE_DEFAULT_MS 30000u
 #define CLIENT_TX_MAX_BYTES         (1024u * 1024u)
+#define CLIENT_WINDOW_DEFAULT_BYTES (1024u * 1024u)
+#define CLIENT_BATCH_DEFAULT_EVENTS 1000u
 #define SILENT_INTERVALS            3u
+
+/* One EventBatch{UP} sent and not wholly acked. */
+typedef struct inflight {
+    uint64_t last_seq;
+    size_t bytes;
+} inflight;
 
 struct sync_client {
     sync_client_ops ops;
@@ -42,6 +57,10 @@ struct sync_client {
     sync_limits limits;
     uint32_t heartbeat_default_ms;
     uint32_t handshake_timeout_ms;
+    uint32_t window_default;
+    size_t max_batch_events;
+    bool up_enabled;
+    bool down_enabled;
 
     sync_client_state state;
     bool connected;
@@ -59,6 +78,17 @@ struct sync_client {
     uint64_t opened_ms;
     uint64_t last_rx_ms;
     uint64_t last_tx_ms;
+
+    /* event streams, per connection */
+    uint32_t window_bytes;
+    char *incarnation;
+    uint64_t up_acked;
+    uint64_t up_next;
+    inflight *fl;    /* in-flight batches: fl[fl_head .. fl_len) */
+    size_t fl_head;
+    size_t fl_len;
+    size_t fl_cap;
+    size_t up_inflight;
 
     kt_buf tx;
     sync_msg__decoder dec; /* reused for every message */
@@ -98,6 +128,17 @@ kt_status sync_client_new(sync_client **out,
         ops->snapshot_abort == NULL || ops->delta_apply == NULL || ops->placement_apply == NULL) {
         return kt_err_set(err, KT_EINVAL, "sync client: a required op is NULL");
     }
+    int n_up = (ops->up_incarnation != NULL) + (ops->up_acked_seq != NULL) +
+               (ops->up_next != NULL) + (ops->up_acked != NULL);
+    if (n_up != 0 && n_up != 4) {
+        return kt_err_set(err, KT_EINVAL,
+                          "sync client: set all of up_incarnation, up_acked_seq, up_next, "
+                          "up_acked or none");
+    }
+    if ((ops->down_applied_seq == NULL) != (ops->down_apply == NULL)) {
+        return kt_err_set(err, KT_EINVAL,
+                          "sync client: set both down_applied_seq and down_apply or neither");
+    }
     if (opts->site == NULL) {
         return kt_err_set(err, KT_EINVAL, "sync client: site is required");
     }
@@ -130,9 +171,20 @@ kt_status sync_client_new(sync_client **out,
         opts->heartbeat_ms != 0 ? opts->heartbeat_ms : CLIENT_HEARTBEAT_DEFAULT_MS;
     c->handshake_timeout_ms =
         opts->handshake_timeout_ms != 0 ? opts->handshake_timeout_ms : CLIENT_HANDSHAKE_DEFAULT_MS;
+    c->window_default = opts->window_bytes != 0 ? opts->window_bytes : CLIENT_WINDOW_DEFAULT_BYTES;
+    c->max_batch_events =
+        opts->max_batch_events != 0 ? opts->max_batch_events : CLIENT_BATCH_DEFAULT_EVENTS;
+    if (c->max_batch_events > c->limits.max_events) {
+        c->max_batch_events = c->limits.max_events;
+    }
+    c->up_enabled = n_up == 4;
+    c->down_enabled = ops->down_apply != NULL;
+    c->window_bytes = c->window_default;
     c->state = SYNC_CLIENT_IDLE;
     c->heartbeat_ms = c->heartbeat_default_ms;
-    kt_buf_init(&c->tx, CLIENT_TX_MAX_BYTES);
+    kt_buf_init(&c->tx, c->limits.max_message_bytes > CLIENT_TX_MAX_BYTES
+                            ? c->limits.max_message_bytes
+                            : CLIENT_TX_MAX_BYTES);
     sync_msg__decoder_init(&c->dec);
     *out = c;
     return KT_OK;
@@ -159,6 +211,8 @@ void sync_client_free(sync_client *c)
     client_end(c);
     kt_buf_fini(&c->tx);
     sync_msg__decoder_fini(&c->dec);
+    kt_free(c->fl);
+    kt_free(c->incarnation);
     kt_free(c->hub_id);
     kt_free(c->agent_version);
     kt_free(c->token);
@@ -209,6 +263,29 @@ kt_status sync_client_on_open(sync_client *c, kt_err *err)
     c->last_rx_ms = now;
     c->last_tx_ms = now;
     c->stats.connects++;
+    c->window_bytes = c->window_default;
+    c->fl_head = 0;
+    c->fl_len = 0;
+    c->up_inflight = 0;
+    kt_free(c->incarnation);
+    c->incarnation = NULL;
+    c->up_acked = 0;
+    c->up_next = 0;
+    if (c->up_enabled) {
+        const char *inc = c->ops.up_incarnation(c->user);
+        if (inc == NULL || inc[0] == '\0' || strlen(inc) > c->limits.max_string_bytes) {
+            client_end(c);
+            return kt_err_set(err, KT_EINVAL, "up_incarnation: %s",
+                              inc == NULL || inc[0] == '\0' ? "empty" : "too long");
+        }
+        c->incarnation = kt_xstrdup(inc);
+        c->up_acked = c->ops.up_acked_seq(c->user);
+        if (c->up_acked == UINT64_MAX) {
+            client_end(c);
+            return kt_err_set(err, KT_EINVAL, "up_acked_seq: UINT64_MAX");
+        }
+        c->up_next = c->up_acked + 1;
+    }
 
     sync_msg m = { .type = SYNC_MSG_HELLO };
     sync_hello *h = &m.u.hello;
@@ -221,6 +298,15 @@ kt_status sync_client_on_open(sync_client *c, kt_err *err)
     h->placement_revision = c->ops.placement_revision(c->user);
     h->has_capacity = c->has_capacity;
     h->capacity = c->capacity;
+    if (c->up_enabled) {
+        h->incarnation = c->incarnation;
+        h->has_first_unacked_up_seq = true;
+        h->first_unacked_up_seq = c->up_next;
+    }
+    if (c->down_enabled) {
+        h->has_last_acked_down_seq = true;
+        h->last_acked_down_seq = c->ops.down_applied_seq(c->user);
+    }
     kt_status st = client_send(c, &m, err);
     if (st != KT_OK) {
         client_end(c);
@@ -236,6 +322,187 @@ void sync_client_on_close(sync_client *c)
     c->welcomed = false;
     kt_free(c->hub_id);
     c->hub_id = NULL;
+    c->fl_head = 0;
+    c->fl_len = 0;
+    c->up_inflight = 0;
+}
+
+/* ---- upstream ---------------------------------------------------------------- */
+
+static void fl_push(sync_client *c, uint64_t last_seq, size_t bytes)
+{
+    if (c->fl_len == c->fl_cap) {
+        if (c->fl_head > 0) {
+            memmove(c->fl, c->fl + c->fl_head, (c->fl_len - c->fl_head) * sizeof *c->fl);
+            c->fl_len -= c->fl_head;
+            c->fl_head = 0;
+        }
+        if (c->fl_len == c->fl_cap) {
+            c->fl_cap = c->fl_cap == 0 ? 16 : c->fl_cap * 2;
+            c->fl = kt_xrealloc(c->fl, c->fl_cap * sizeof *c->fl);
+        }
+    }
+    c->fl[c->fl_len++] = (inflight){ last_seq, bytes };
+    c->up_inflight += bytes;
+}
+
+/*
+ * Send EventBatch{UP}s from the outbox while the window allows. Stops when
+ * the outbox has nothing more or the window is full.
+ */
+static kt_status up_pump(sync_client *c, kt_err *err)
+{
+    size_t inc_len = strlen(c->incarnation);
+    for (;;) {
+        size_t cap = c->window_bytes;
+        if (c->up_inflight > 0) {
+            if (c->up_inflight >= cap) {
+                c->stats.up_window_waits++;
+                return KT_OK;
+            }
+            cap -= c->up_inflight;
+        }
+        if (cap > c->limits.max_message_bytes) {
+            cap = c->limits.max_message_bytes;
+        }
+        const sync_event *evs = NULL;
+        size_t n = 0;
+        kt_status st = c->ops.up_next(&evs, &n, c->up_next, c->max_batch_events, cap, err, c->user);
+        if (st != KT_OK) {
+            return st;
+        }
+        if (n == 0) {
+            return KT_OK;
+        }
+        if (evs == NULL) {
+            return kt_err_set(err, KT_EINTERNAL, "up_next: %zu events, NULL array", n);
+        }
+        if (n > c->max_batch_events) {
+            n = c->max_batch_events;
+        }
+        /* The longest prefix that fits cap (at least one event when nothing is in flight). */
+        size_t k = 0;
+        size_t total = 0;
+        for (; k < n; k++) {
+            const sync_event *ev = &evs[k];
+            if (ev->id == NULL || ev->type == NULL || ev->source == NULL) {
+                return kt_err_set(err, KT_EINTERNAL, "up_next: event seq %llu lacks id/type/source",
+                                  (unsigned long long)(c->up_next + k));
+            }
+            size_t sz = sync_msg__event_size(ev);
+            size_t want = sync_msg__batch_size(total + sz, inc_len);
+            if (want > cap && (k > 0 || c->up_inflight > 0)) {
+                break;
+            }
+            if (want > c->limits.max_message_bytes) {
+                return kt_err_set(err, KT_ETOOBIG,
+                                  "outbox event seq %llu: %zu bytes encoded, over the %zu byte "
+                                  "message cap",
+                                  (unsigned long long)c->up_next, sz, c->limits.max_message_bytes);
+            }
+            total += sz;
+        }
+        if (k == 0) {
+            c->stats.up_window_waits++;
+            return KT_OK;
+        }
+        sync_msg m = { .type = SYNC_MSG_EVENTS };
+        m.u.events.stream = SYNC_STREAM_UP;
+        m.u.events.incarnation = c->incarnation;
+        m.u.events.first_seq = c->up_next;
+        m.u.events.events = evs;
+        m.u.events.n_events = k;
+        st = client_send(c, &m, err);
+        if (st != KT_OK) {
+            return st;
+        }
+        fl_push(c, c->up_next + k - 1, c->tx.len);
+        c->up_next += k;
+        c->stats.up_batches_sent++;
+        c->stats.up_events_sent += k;
+    }
+}
+
+static kt_status on_up_ack(sync_client *c, uint64_t seq, kt_err *err)
+{
+    if (!c->up_enabled || !c->welcomed) {
+        return KT_OK; /* nothing sent upstream: an ack of nothing */
+    }
+    if (seq >= c->up_next) {
+        return kt_err_set(err, KT_EPROTO, "ack.seq: up %llu but only up to %llu was sent",
+                          (unsigned long long)seq, (unsigned long long)(c->up_next - 1));
+    }
+    if (seq <= c->up_acked) {
+        return KT_OK; /* an older ack */
+    }
+    kt_status st = c->ops.up_acked(seq, err, c->user);
+    if (st != KT_OK) {
+        return st;
+    }
+    c->stats.up_events_acked += seq - c->up_acked;
+    c->up_acked = seq;
+    while (c->fl_head < c->fl_len && c->fl[c->fl_head].last_seq <= seq) {
+        c->up_inflight -= c->fl[c->fl_head].bytes;
+        c->fl_head++;
+    }
+    if (c->fl_head == c->fl_len) {
+        c->fl_head = 0;
+        c->fl_len = 0;
+    }
+    return up_pump(c, err);
+}
+
+kt_status sync_client_kick(sync_client *c, kt_err *err)
+{
+    if (!c->up_enabled || !c->welcomed || c->state == SYNC_CLIENT_DONE ||
+        c->state == SYNC_CLIENT_IDLE) {
+        return KT_OK;
+    }
+    kt_status st = up_pump(c, err);
+    if (st != KT_OK) {
+        client_end(c);
+    }
+    return st;
+}
+
+/* ---- downstream -------------------------------------------------------------- */
+
+static kt_status on_events(sync_client *c, const sync_event_batch *b, kt_err *err)
+{
+    if (!c->welcomed) {
+        return kt_err_set(err, KT_EPROTO, "events: before welcome");
+    }
+    if (b->stream != SYNC_STREAM_DOWN) {
+        return kt_err_set(err, KT_EPROTO, "events.stream: the hub may not send %s batches",
+                          sync_msg_stream_str(b->stream));
+    }
+    if (!c->down_enabled) {
+        return kt_err_set(err, KT_EPROTO, "events: down batch, but this agent takes none");
+    }
+    if (c->snap_open) {
+        return kt_err_set(err, KT_EPROTO, "events: down batch while snapshot %llu is streaming",
+                          (unsigned long long)c->snap_revision);
+    }
+    c->stats.down_batches++;
+    uint64_t applied = c->ops.down_applied_seq(c->user);
+    uint64_t last = b->first_seq + (uint64_t)(b->n_events - 1);
+    if (b->first_seq > applied + 1) {
+        return kt_err_set(err, KT_EPROTO, "events.first_seq: down %llu, but %llu is the next",
+                          (unsigned long long)b->first_seq, (unsigned long long)(applied + 1));
+    }
+    if (last > applied) {
+        size_t skip = (size_t)(applied + 1 - b->first_seq);
+        c->stats.down_duplicates += skip;
+        kt_status st =
+            c->ops.down_apply(applied + 1, b->events + skip, b->n_events - skip, err, c->user);
+        if (st != KT_OK) {
+            return st;
+        }
+        c->stats.down_events_applied += b->n_events - skip;
+    } else {
+        c->stats.down_duplicates += b->n_events;
+    }
+    return send_ack(c, SYNC_STREAM_DOWN, last, err);
 }
 
 /* ---- message handlers ------------------------------------------------------ */
@@ -266,9 +533,13 @@ static kt_status on_welcome(sync_client *c, const sync_welcome *w, kt_err *err)
     c->welcomed = true;
     c->state = SYNC_CLIENT_SYNCED;
     c->last_tx_ms = c->ops.now_ms(c->user);
+    c->window_bytes = w->window_bytes != 0 ? w->window_bytes : c->window_default;
     c->stats.welcomes++;
     if (c->ops.on_welcome != NULL) {
         c->ops.on_welcome(w, c->user);
+    }
+    if (c->up_enabled) {
+        return up_pump(c, err);
     }
     return KT_OK;
 }
@@ -383,10 +654,14 @@ static kt_status dispatch(sync_client *c, const sync_msg *m, kt_err *err)
         c->stats.heartbeats_received++;
         return KT_OK;
     case SYNC_MSG_ACK:
-        return KT_OK; /* event-plane acks: nothing to do in v1 */
+        if (m->u.ack.stream == SYNC_STREAM_UP) {
+            return on_up_ack(c, m->u.ack.seq, err);
+        }
+        return KT_OK; /* other streams: the agent sends those acks, the hub does not */
+    case SYNC_MSG_EVENTS:
+        return on_events(c, &m->u.events, err);
     case SYNC_MSG_HELLO:
     case SYNC_MSG_CAPACITY:
-    case SYNC_MSG_EVENTS:
     case SYNC_MSG_NONE:
         break;
     }
@@ -521,6 +796,21 @@ uint32_t sync_client_heartbeat_ms(const sync_client *c)
 uint32_t sync_client_proto(const sync_client *c)
 {
     return c->proto;
+}
+
+uint32_t sync_client_window_bytes(const sync_client *c)
+{
+    return c->window_bytes;
+}
+
+size_t sync_client_up_inflight_bytes(const sync_client *c)
+{
+    return c->up_inflight;
+}
+
+uint64_t sync_client_up_next_seq(const sync_client *c)
+{
+    return c->up_enabled && c->welcomed ? c->up_next : 0;
 }
 
 const sync_client_stats *sync_client_stats_get(const sync_client *c)

@@ -15,8 +15,19 @@
  * at send time whether a push is already covered (dropped), next in line
  * (sent) or ahead of a gap (filled from delta_next first).
  *
+ * Event streams share the same slot. An Ack{UP} is not queued as bytes:
+ * up_ack_want (the highest seq the hub committed, or a duplicate's re-ack)
+ * and up_ack_sent are compared in produce(), which sends one Ack for
+ * whatever is due, first. DOWN batches are read from down_next() only when
+ * the push queue is empty, so graph changes go before the events that may
+ * depend on them.
+ *
  * Invariants:
  *   - sent_graph only grows, and every Delta sent starts at sent_graph;
+ *   - up_committed <= up_received, and on_up_batch never sees a seq at or
+ *     below up_received (the dedupe mark per (site, incarnation));
+ *   - down_acked <= down_sent; the in-flight list holds one entry per
+ *     EventBatch{DOWN} sent and not wholly acked, down_inflight their sum;
  *   - snap_iter is true exactly while snapshot_next may still be called and
  *     snapshot_done is owed;
  *   - on_gone is called at most once, and only after on_welcome.
@@ -37,6 +48,8 @@
 #define SERVER_CHUNK_DEFAULT_BYTES  (256u * 1024u)
 #define SERVER_QUEUE_DEFAULT_BYTES  (16u * 1024u * 1024u)
 #define SERVER_BUF_MAX_BYTES        ((size_t)1 << 31)
+#define SERVER_WINDOW_DEFAULT_BYTES (1024u * 1024u)
+#define SERVER_BATCH_DEFAULT_EVENTS 1000u
 #define SILENT_INTERVALS            3u
 
 typedef enum init_phase {
@@ -46,6 +59,12 @@ typedef enum init_phase {
     PHASE_PLACEMENT, /* the initial PlacementUpdate is next */
     PHASE_LIVE       /* pushes only */
 } init_phase;
+
+/* One EventBatch{DOWN} sent and not wholly acked. */
+typedef struct inflight {
+    uint64_t last_seq;
+    size_t bytes;
+} inflight;
 
 typedef struct push {
     struct push *next;
@@ -67,6 +86,10 @@ struct sync_server {
     uint32_t handshake_timeout_ms;
     size_t chunk_bytes;
     size_t max_queue_bytes;
+    uint32_t window_bytes;
+    size_t max_batch_events;
+    bool up_enabled;   /* the up ops are set */
+    bool down_enabled; /* the down ops are set */
 
     sync_server_state state;
     init_phase phase;
@@ -108,6 +131,26 @@ struct sync_server {
     uint64_t last_rx_ms;
     uint64_t last_tx_ms;
 
+    /* upstream */
+    char *incarnation; /* the Hello's, when the up stream is in use */
+    uint64_t up_committed;
+    uint64_t up_received;
+    uint64_t up_expect; /* first_seq the next UP batch must have; 0 = any */
+    bool up_seen_batch;
+    uint64_t up_ack_want;
+    uint64_t up_ack_sent;
+    bool in_up_batch; /* inside on_up_batch: ack_up must not pump */
+
+    /* downstream */
+    bool down_active; /* down ops set and the agent's Hello has a down cursor */
+    uint64_t down_acked;
+    uint64_t down_sent;
+    inflight *fl; /* fl[fl_head .. fl_len) */
+    size_t fl_head;
+    size_t fl_len;
+    size_t fl_cap;
+    size_t down_inflight;
+
     sync_server_stats stats;
 };
 
@@ -144,6 +187,14 @@ kt_status sync_server_new(sync_server **out,
     if (opts->hub_id == NULL || opts->hub_id[0] == '\0') {
         return kt_err_set(err, KT_EINVAL, "sync server: hub_id is required");
     }
+    if ((ops->up_committed_seq == NULL) != (ops->on_up_batch == NULL)) {
+        return kt_err_set(err, KT_EINVAL,
+                          "sync server: set both up_committed_seq and on_up_batch or neither");
+    }
+    if ((ops->down_next == NULL) != (ops->down_acked == NULL)) {
+        return kt_err_set(err, KT_EINVAL,
+                          "sync server: set both down_next and down_acked or neither");
+    }
     uint32_t pmin = opts->proto_min != 0 ? opts->proto_min : SYNC_PROTO_MIN;
     uint32_t pmax = opts->proto_max != 0 ? opts->proto_max : SYNC_PROTO_MAX;
     if (pmin > pmax) {
@@ -162,6 +213,11 @@ kt_status sync_server_new(sync_server **out,
     s->chunk_bytes = opts->chunk_bytes != 0 ? opts->chunk_bytes : SERVER_CHUNK_DEFAULT_BYTES;
     s->max_queue_bytes =
         opts->max_queue_bytes != 0 ? opts->max_queue_bytes : SERVER_QUEUE_DEFAULT_BYTES;
+    s->window_bytes = opts->window_bytes != 0 ? opts->window_bytes : SERVER_WINDOW_DEFAULT_BYTES;
+    s->max_batch_events =
+        opts->max_batch_events != 0 ? opts->max_batch_events : SERVER_BATCH_DEFAULT_EVENTS;
+    s->up_enabled = ops->on_up_batch != NULL;
+    s->down_enabled = ops->down_next != NULL;
     kt_buf_init(&s->objs, SERVER_BUF_MAX_BYTES);
     kt_buf_init(&s->tx, SERVER_BUF_MAX_BYTES);
     kt_buf_init(&s->ctl, 64u * 1024u);
@@ -225,6 +281,8 @@ void sync_server_free(sync_server *s)
     sync_msg__decoder_fini(&s->dec);
     kt_buf_fini(&s->tx);
     kt_buf_fini(&s->objs);
+    kt_free(s->fl);
+    kt_free(s->incarnation);
     kt_free(s->site);
     kt_free(s->hub_id);
     kt_free(s);
@@ -394,6 +452,90 @@ static kt_status next_journal_delta(sync_server *s, bool *got, kt_err *err)
     return KT_OK;
 }
 
+static void fl_push(sync_server *s, uint64_t last_seq, size_t bytes)
+{
+    if (s->fl_len == s->fl_cap) {
+        if (s->fl_head > 0) {
+            memmove(s->fl, s->fl + s->fl_head, (s->fl_len - s->fl_head) * sizeof *s->fl);
+            s->fl_len -= s->fl_head;
+            s->fl_head = 0;
+        }
+        if (s->fl_len == s->fl_cap) {
+            s->fl_cap = s->fl_cap == 0 ? 16 : s->fl_cap * 2;
+            s->fl = kt_xrealloc(s->fl, s->fl_cap * sizeof *s->fl);
+        }
+    }
+    s->fl[s->fl_len++] = (inflight){ last_seq, bytes };
+    s->down_inflight += bytes;
+}
+
+/* Encode the next EventBatch{DOWN} the window allows into tx; *got = false when none. */
+static kt_status next_down_batch(sync_server *s, bool *got, kt_err *err)
+{
+    *got = false;
+    size_t cap = s->window_bytes;
+    if (s->down_inflight > 0) {
+        if (s->down_inflight >= cap) {
+            s->stats.down_window_waits++;
+            return KT_OK;
+        }
+        cap -= s->down_inflight;
+    }
+    if (cap > s->limits.max_message_bytes) {
+        cap = s->limits.max_message_bytes;
+    }
+    const sync_event *evs = NULL;
+    size_t n = 0;
+    uint64_t from = s->down_sent + 1;
+    kt_status st = s->ops.down_next(&evs, &n, from, s->max_batch_events, cap, err, s->user);
+    if (st != KT_OK) {
+        return st;
+    }
+    if (n == 0) {
+        return KT_OK;
+    }
+    if (evs == NULL) {
+        return kt_err_set(err, KT_EINTERNAL, "down_next: %zu events, NULL array", n);
+    }
+    if (n > s->max_batch_events) {
+        n = s->max_batch_events;
+    }
+    size_t k = 0;
+    size_t total = 0;
+    for (; k < n; k++) {
+        const sync_event *ev = &evs[k];
+        if (ev->id == NULL || ev->type == NULL || ev->source == NULL) {
+            return kt_err_set(err, KT_EINTERNAL, "down_next: event seq %llu lacks id/type/source",
+                              (unsigned long long)(from + k));
+        }
+        size_t sz = sync_msg__event_size(ev);
+        size_t want = sync_msg__batch_size(total + sz, 0);
+        if (want > cap && (k > 0 || s->down_inflight > 0)) {
+            break;
+        }
+        total += sz;
+    }
+    if (k == 0) {
+        s->stats.down_window_waits++;
+        return KT_OK;
+    }
+    sync_msg m = { .type = SYNC_MSG_EVENTS };
+    m.u.events.stream = SYNC_STREAM_DOWN;
+    m.u.events.first_seq = from;
+    m.u.events.events = evs;
+    m.u.events.n_events = k;
+    st = encode_tx(s, &m, err);
+    if (st != KT_OK) {
+        return st;
+    }
+    fl_push(s, from + k - 1, s->tx.len);
+    s->down_sent = from + k - 1;
+    s->stats.down_batches_sent++;
+    s->stats.down_events_sent += k;
+    *got = true;
+    return KT_OK;
+}
+
 /*
  * Put the next message into tx. *got = false when there is nothing to send
  * now. Updates the phase and the sent revisions as if it went out: the
@@ -403,6 +545,17 @@ static kt_status produce(sync_server *s, bool *got, kt_err *err)
 {
     *got = false;
     kt_status st;
+    if (s->up_ack_want > s->up_ack_sent) {
+        sync_msg m = { .type = SYNC_MSG_ACK, .u.ack = { SYNC_STREAM_UP, s->up_ack_want } };
+        st = encode_tx(s, &m, err);
+        if (st != KT_OK) {
+            return st;
+        }
+        s->up_ack_sent = s->up_ack_want;
+        s->stats.up_acks_sent++;
+        *got = true;
+        return KT_OK;
+    }
     switch (s->phase) {
     case PHASE_NONE:
         return KT_OK;
@@ -503,6 +656,9 @@ static kt_status produce(sync_server *s, bool *got, kt_err *err)
             return KT_OK;
         }
     }
+    if (s->down_active) {
+        return next_down_batch(s, got, err);
+    }
     return KT_OK;
 }
 
@@ -597,6 +753,24 @@ static kt_status on_hello(sync_server *s, const sync_hello *h, kt_err *err)
         s->has_capacity = true;
         s->capacity = h->capacity;
     }
+    if (s->up_enabled && h->incarnation != NULL) {
+        uint64_t committed = 0;
+        st = s->ops.up_committed_seq(&committed, h->site, h->incarnation, err, s->user);
+        if (st != KT_OK) {
+            (void)send_reject(s, SYNC_REJECT_BUSY, 1000, "hub cannot read its event store", NULL);
+            server_end(s);
+            return st;
+        }
+        s->incarnation = kt_xstrdup(h->incarnation);
+        s->up_committed = committed;
+        s->up_received = committed;
+        s->up_expect = h->has_first_unacked_up_seq ? h->first_unacked_up_seq : 0;
+    }
+    if (s->down_enabled && h->has_last_acked_down_seq) {
+        s->down_active = true;
+        s->down_acked = h->last_acked_down_seq;
+        s->down_sent = h->last_acked_down_seq;
+    }
     s->acked_placement = h->placement_revision;
     if (mode == SYNC_MODE_SNAPSHOT) {
         s->acked_graph = 0;
@@ -616,6 +790,7 @@ static kt_status on_hello(sync_server *s, const sync_hello *h, kt_err *err)
     m.u.welcome.graph_revision = rev;
     m.u.welcome.mode = mode;
     m.u.welcome.heartbeat_ms = s->heartbeat_ms;
+    m.u.welcome.window_bytes = s->window_bytes;
     st = encode_tx(s, &m, err);
     if (st == KT_OK) {
         st = emit_tx(s, err);
@@ -655,11 +830,101 @@ static kt_status on_ack(sync_server *s, const sync_ack *a, kt_err *err)
         if (a->seq > s->acked_placement) {
             s->acked_placement = a->seq;
         }
+    } else if (a->stream == SYNC_STREAM_UP) {
+        kt_err_set(err, KT_EPROTO, "ack.stream: up acks come from the hub, not the agent");
+        return fail_proto(s, KT_EPROTO, err);
+    } else if (a->stream == SYNC_STREAM_DOWN) {
+        if (a->seq > s->down_sent) {
+            kt_err_set(err, KT_EPROTO, "ack.seq: down %llu but only %llu was sent",
+                       (unsigned long long)a->seq, (unsigned long long)s->down_sent);
+            return fail_proto(s, KT_EPROTO, err);
+        }
+        if (a->seq > s->down_acked) {
+            kt_status st = s->ops.down_acked(a->seq, err, s->user);
+            if (st != KT_OK) {
+                server_end(s);
+                return st;
+            }
+            s->down_acked = a->seq;
+            while (s->fl_head < s->fl_len && s->fl[s->fl_head].last_seq <= a->seq) {
+                s->down_inflight -= s->fl[s->fl_head].bytes;
+                s->fl_head++;
+            }
+            if (s->fl_head == s->fl_len) {
+                s->fl_head = 0;
+                s->fl_len = 0;
+            }
+        }
     }
     if (s->ops.on_ack != NULL) {
         s->ops.on_ack(a->stream, a->seq, s->user);
     }
+    if (a->stream == SYNC_STREAM_DOWN) {
+        return pump(s, err);
+    }
     return KT_OK;
+}
+
+static kt_status on_up_events(sync_server *s, const sync_event_batch *b, kt_err *err)
+{
+    if (b->stream != SYNC_STREAM_UP) {
+        kt_err_set(err, KT_EPROTO, "events.stream: the agent may not send %s batches",
+                   sync_msg_stream_str(b->stream));
+        return fail_proto(s, KT_EPROTO, err);
+    }
+    if (!s->up_enabled) {
+        kt_err_set(err, KT_EPROTO, "events: up batch, but this hub takes none");
+        return fail_proto(s, KT_EPROTO, err);
+    }
+    if (s->incarnation == NULL) {
+        kt_err_set(err, KT_EPROTO, "events: up batch, but the hello had no incarnation");
+        return fail_proto(s, KT_EPROTO, err);
+    }
+    if (strcmp(b->incarnation, s->incarnation) != 0) {
+        kt_err_set(err, KT_EPROTO, "events.incarnation: '%s', but the hello said '%s'",
+                   b->incarnation, s->incarnation);
+        return fail_proto(s, KT_EPROTO, err);
+    }
+    if (s->up_expect != 0 && b->first_seq != s->up_expect) {
+        kt_err_set(err, KT_EPROTO, "events.first_seq: up %llu, expected %llu",
+                   (unsigned long long)b->first_seq, (unsigned long long)s->up_expect);
+        return fail_proto(s, KT_EPROTO, err);
+    }
+    uint64_t last = b->first_seq + (uint64_t)(b->n_events - 1);
+    s->stats.up_batches++;
+    s->up_expect = last + 1;
+    if (!s->up_seen_batch && b->first_seq > s->up_received + 1) {
+        s->stats.up_gaps++;
+    }
+    s->up_seen_batch = true;
+    size_t skip = 0;
+    if (b->first_seq <= s->up_received) {
+        uint64_t dup_last = last < s->up_received ? last : s->up_received;
+        skip = (size_t)(dup_last - b->first_seq + 1);
+        /* Re-ack what was committed before, so the agent can delete it. */
+        uint64_t reack = last < s->up_committed ? last : s->up_committed;
+        if (reack >= b->first_seq && reack > s->up_ack_want) {
+            s->up_ack_want = reack;
+        }
+    }
+    s->stats.up_duplicates += skip;
+    if (skip < b->n_events) {
+        uint64_t first = b->first_seq + skip;
+        s->in_up_batch = true;
+        kt_status st = s->ops.on_up_batch(s->site, s->incarnation, first, b->events + skip,
+                                          b->n_events - skip, err, s->user);
+        s->in_up_batch = false;
+        if (st != KT_OK) {
+            server_end(s);
+            return st;
+        }
+        s->up_received = last;
+        s->stats.up_events += b->n_events - skip;
+        if (s->state == SYNC_SERVER_DONE) {
+            return KT_ECLOSED; /* the hub rejected the session from inside the op */
+        }
+    }
+    return pump(s, err);
 }
 
 kt_status sync_server_on_message(sync_server *s, const uint8_t *buf, size_t len, kt_err *err)
@@ -688,6 +953,9 @@ kt_status sync_server_on_message(sync_server *s, const uint8_t *buf, size_t len,
         switch (m->type) {
         case SYNC_MSG_ACK:
             st = on_ack(s, &m->u.ack, err);
+            break;
+        case SYNC_MSG_EVENTS:
+            st = on_up_events(s, &m->u.events, err);
             break;
         case SYNC_MSG_HEARTBEAT:
             s->stats.heartbeats_received++;
@@ -849,6 +1117,39 @@ kt_status sync_server_push_placement(sync_server *s, const sync_placement *p, kt
     return enqueue(s, SYNC_MSG_PLACEMENT, p->revision, p->revision, &m, err);
 }
 
+kt_status sync_server_ack_up(sync_server *s, uint64_t seq, kt_err *err)
+{
+    if (s->state == SYNC_SERVER_DONE) {
+        return KT_OK;
+    }
+    if (s->incarnation == NULL) {
+        return kt_err_set(err, KT_EINVAL, "ack_up: this session has no up stream");
+    }
+    if (seq > s->up_received) {
+        return kt_err_set(err, KT_EINVAL, "ack_up: %llu, but only up to %llu was received",
+                          (unsigned long long)seq, (unsigned long long)s->up_received);
+    }
+    if (seq <= s->up_committed) {
+        return KT_OK;
+    }
+    s->up_committed = seq;
+    if (seq > s->up_ack_want) {
+        s->up_ack_want = seq;
+    }
+    if (s->in_up_batch) {
+        return KT_OK; /* on_message pumps after the op returns */
+    }
+    return pump(s, err);
+}
+
+kt_status sync_server_kick_down(sync_server *s, kt_err *err)
+{
+    if (s->state != SYNC_SERVER_LIVE || !s->down_active) {
+        return KT_OK;
+    }
+    return pump(s, err);
+}
+
 kt_status sync_server_reject(sync_server *s,
                              sync_reject_code code,
                              uint32_t retry_after_ms,
@@ -908,6 +1209,36 @@ sync_mode sync_server_mode(const sync_server *s)
 size_t sync_server_queued_bytes(const sync_server *s)
 {
     return s->q_bytes;
+}
+
+const char *sync_server_incarnation(const sync_server *s)
+{
+    return s->welcomed ? s->incarnation : NULL;
+}
+
+uint64_t sync_server_up_committed_seq(const sync_server *s)
+{
+    return s->up_committed;
+}
+
+uint64_t sync_server_up_received_seq(const sync_server *s)
+{
+    return s->up_received;
+}
+
+uint64_t sync_server_down_acked_seq(const sync_server *s)
+{
+    return s->down_acked;
+}
+
+uint64_t sync_server_down_sent_seq(const sync_server *s)
+{
+    return s->down_sent;
+}
+
+size_t sync_server_down_inflight_bytes(const sync_server *s)
+{
+    return s->down_inflight;
 }
 
 const sync_server_stats *sync_server_stats_get(const sync_server *s)
