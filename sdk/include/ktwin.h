@@ -12,7 +12,7 @@
  *
  *   #include <ktwin.h>
  *   static int handle(ktwin_ctx *ctx, const ktwin_event *ev, void *state) {
- *       // ev->data is the JSON body of the event ("{}" at least, NUL-terminated)
+ *       // ev->data: the event data (JSON), NUL-terminated; "" when the event has none
  *       return ktwin_emit_store(ctx, ev->iface, ev->instance, ev->data, ev->data_len);
  *   }
  *   static const char *const ifaces[] = { "ngsi-ld-city-airqualityobserved", NULL };
