@@ -5,13 +5,7 @@
 set -uo pipefail
 SIM=$1
 LOAD=$2
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-check() { # name expected actual
-    if [ "$2" = "$3" ]; then pass=$((pass + 1)); else
-        echo "FAIL $1: got $3, expected $2"; fail=$((fail + 1)); fi
-}
+. "$(dirname "$0")/../tests/lib/testlib.sh"
 
 "$SIM" >/dev/null 2>&1; check no-command 2 $?
 "$SIM" model --help >/dev/null; check help 0 $?
@@ -42,5 +36,4 @@ check json-lines 593 "$(wc -l <"$T/json/instances-0001.json" | tr -d ' ')"
 grep -q 'instance: ngsi-ld-city-streetlight-nb001-sl00007' "$T/yaml/instances-0001.yaml"
 check pole-streetlight 0 $?
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+kt_finish

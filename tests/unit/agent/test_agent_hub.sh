@@ -21,34 +21,7 @@ AGENT=$1
 HUB=$2
 SIM=$3
 KTWINCTL=$4
-T=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-    if [ "${KT_TEST_KEEP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL $*"; fail=$((fail + 1)); }
-check() { # name expected actual
-    if [ "$2" = "$3" ]; then ok; else bad "$1: got '$3', expected '$2'"; fi
-}
-contains() { # name file regex
-    if grep -qE "$3" "$2"; then ok; else bad "$1: $2 has no line matching /$3/"; tail -n 30 "$2" | sed 's/^/    /'; fi
-}
-wait_file() { # FILE: cat it once non-empty (30 s)
-    local i
-    for ((i = 0; i < 300; i++)); do
-        if [ -s "$1" ]; then cat "$1"; return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
-# metric PORT NAME: the value of an unlabelled metric.
-metric() {
-    curl -s "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n { print $2 }'
-}
+. "$(dirname "$0")/../../lib/testlib.sh"
 # wait_metric NAME PORT METRIC VALUE: poll until equal (60 s).
 wait_metric() {
     local i v=
@@ -59,16 +32,6 @@ wait_metric() {
     done
     bad "$1: $3 is '$v', expected '$4'"
     return 1
-}
-stop() { # PID NAME
-    local pid=$1 i
-    kill -TERM "$pid"
-    for ((i = 0; i < 300; i++)); do
-        if ! kill -0 "$pid" 2>/dev/null; then break; fi
-        sleep 0.1
-    done
-    wait "$pid"
-    check "$2 exit on SIGTERM" 0 $?
 }
 apply() { # FILE -> the new revision on stdout
     curl -s -H "Authorization: Bearer admin-secret" --data-binary @"$1" \
@@ -85,9 +48,6 @@ def norm(p):
 a, b = norm(sys.argv[1]), norm(sys.argv[2])
 sys.exit(0 if a == b and len(a) > 0 else 1)
 PY
-}
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 # ---- the model and the hub
@@ -260,5 +220,4 @@ for i in 0 1 2; do stop "${bpids[$i]}" "busy agent $((i + 1))"; done
 
 stop "$agent_pid" "agent"
 stop "$hub_pid" "hub"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+kt_finish

@@ -16,44 +16,7 @@ AGENT=$1
 FILL=$2
 SIM=$3
 KTWINCTL=$4
-T=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-    if [ "${KT_TEST_KEEP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL $*"; fail=$((fail + 1)); }
-check() { # name expected actual
-    if [ "$2" = "$3" ]; then ok; else bad "$1: got '$3', expected '$2'"; fi
-}
-contains() { # name file regex
-    if grep -qE "$3" "$2"; then ok; else bad "$2 has no line matching /$3/"; sed 's/^/    /' "$2"; fi
-}
-
-# wait_port FILE: the port the agent wrote, polling up to 30 s.
-wait_port() {
-    local i
-    for ((i = 0; i < 300; i++)); do
-        if [ -s "$1" ]; then cat "$1"; return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
-
-# stop PID NAME: SIGTERM, then the exit code must be 0 within 30 s.
-stop() {
-    local pid=$1 i
-    kill -TERM "$pid"
-    for ((i = 0; i < 300; i++)); do
-        if ! kill -0 "$pid" 2>/dev/null; then break; fi
-        sleep 0.1
-    done
-    wait "$pid"
-    check "$2 exit on SIGTERM" 0 $?
-}
+. "$(dirname "$0")/../../lib/testlib.sh"
 
 echo tok >"$T/token"
 write_cfg() { # file cache
@@ -97,7 +60,7 @@ write_cfg "$T/agent.yaml" "$T/cache.db"
 "$AGENT" --config "$T/agent.yaml" --port-file "$T/port" 2>"$T/agent.log" &
 apid=$!
 PIDS+=("$apid")
-port=$(wait_port "$T/port") || bad "no port file"
+port=$(wait_file "$T/port") || bad "no port file"
 curl -sf "http://127.0.0.1:$port/api/v1/twin-graph" -o "$T/graph.json"
 check "twin-graph GET" 0 $?
 same_graph() { # name expected actual
@@ -151,7 +114,7 @@ rm -f "$T/port"
 "$AGENT" --config "$T/corrupt.yaml" --port-file "$T/port" 2>"$T/corrupt.log" &
 cpid=$!
 PIDS+=("$cpid")
-port=$(wait_port "$T/port") || bad "no port file (corrupt)"
+port=$(wait_file "$T/port") || bad "no port file (corrupt)"
 curl -s "http://127.0.0.1:$port/metrics" >"$T/metrics2.txt"
 contains "corrupt counted" "$T/metrics2.txt" '^ktwin_agent_cache_corrupt_total 1$'
 contains "corrupt logged" "$T/corrupt.log" 'id=CACHE-CORRUPT'
@@ -161,5 +124,4 @@ moved=$(ls "$T" | grep -c '^corrupt\.db\.corrupt-[0-9]*$')
 check "moved aside" 1 "$moved"
 stop "$cpid" "corrupt agent"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+kt_finish

@@ -9,34 +9,7 @@ set -uo pipefail
 AGENT=$1
 HUB=$2
 command -v openssl >/dev/null || { echo "no openssl: skipped"; exit 77; }
-T=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-    if [ "${KT_TEST_KEEP:-0}" = 1 ]; then echo "kept $T"; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL $*"; fail=$((fail + 1)); }
-check() { if [ "$2" = "$3" ]; then ok; else bad "$1: got '$3', expected '$2'"; fi; }
-contains() { if grep -qE "$3" "$2"; then ok; else bad "$1: no /$3/ in $2"; tail -n 20 "$2"; fi; }
-wait_file() {
-    local i
-    for ((i = 0; i < 300; i++)); do
-        if [ -s "$1" ]; then cat "$1"; return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
-metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n { print $2 }'; }
-stop() {
-    local pid=$1 i
-    kill -TERM "$pid"
-    for ((i = 0; i < 300; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    wait "$pid"
-    check "$2 exit on SIGTERM" 0 $?
-}
+. "$(dirname "$0")/../../lib/testlib.sh"
 
 # ---- a CA and a server certificate for 127.0.0.1
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/ca.key" -out "$T/ca.pem" -days 2 \
@@ -112,5 +85,4 @@ check "still serving" ok "$(curl -s "http://127.0.0.1:$noca_port/healthz")"
 stop "$noca_pid" "agent without CA"
 stop "$good_pid" "agent"
 stop "$hub_pid" "hub"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+kt_finish

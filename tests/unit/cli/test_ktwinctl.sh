@@ -4,17 +4,7 @@
 set -uo pipefail
 KTWINCTL=$1
 SRC=$2
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-check() { # name expected-exit actual-exit
-    if [ "$2" = "$3" ]; then pass=$((pass + 1)); else
-        echo "FAIL $1: exit $3, expected $2"; fail=$((fail + 1)); fi
-}
-contains() { # name file pattern
-    if grep -qE "$3" "$2"; then pass=$((pass + 1)); else
-        echo "FAIL $1: no line matching /$3/ in:"; cat "$2"; fail=$((fail + 1)); fi
-}
+. "$(dirname "$0")/../../lib/testlib.sh"
 
 "$KTWINCTL" >/dev/null 2>&1; check no-args 2 $?
 "$KTWINCTL" bogus >/dev/null 2>&1; check unknown-command 2 $?
@@ -79,5 +69,4 @@ check import-dtdl 0 $?
 "$KTWINCTL" validate -f "$T/ifaces" >"$T/out" 2>&1; check ontology-validates 0 $?
 contains ontology-count "$T/out" '^63 interfaces'
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+kt_finish
