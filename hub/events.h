@@ -157,11 +157,8 @@ kt_status hub_events_down_acked(hub_events_session *es, uint64_t seq, kt_err *er
  * (a downstream queue was full), or the store error. ev is deep-copied.
  */
 typedef void (*hub_events_done_cb)(kt_status st, const char *msg, void *user);
-kt_status hub_events_ingest(hub_events *ev,
-                            const sync_event *e,
-                            hub_events_done_cb cb,
-                            void *user,
-                            kt_err *err);
+kt_status hub_events_ingest(
+    hub_events *ev, const sync_event *e, hub_events_done_cb cb, void *user, kt_err *err);
 
 /* Run queued commits now (tests; normally the uv_check does it). */
 void hub_events_flush(hub_events *ev);

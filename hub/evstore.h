@@ -65,11 +65,11 @@ typedef struct hub_evstore_event {
     uint64_t time_ms;            /* CloudEvent time in wall ms (0 = unknown: the commit time) */
     const uint8_t *data;         /* the data (JSON for KTWIN), may be NULL when data_len = 0 */
     size_t data_len;
-    uint64_t seq;                /* append with a site: the event's upstream seq (> 0) */
+    uint64_t seq; /* append with a site: the event's upstream seq (> 0) */
     /* read only: */
-    uint64_t rowid;              /* commit order, > 0; the cursor of pagination */
-    uint64_t stored_ms;          /* wall ms of the commit */
-    const char *site;            /* origin site, "" for events that arrived at the hub */
+    uint64_t rowid;     /* commit order, > 0; the cursor of pagination */
+    uint64_t stored_ms; /* wall ms of the commit */
+    const char *site;   /* origin site, "" for events that arrived at the hub */
 } hub_evstore_event;
 
 /* Called for each event read; return non-zero to stop early (not an error). */
@@ -93,13 +93,14 @@ typedef kt_status (*hub_evstore_merge_cb)(kt_buf *out,
 typedef struct hub_evstore_append_result {
     size_t n_committed;  /* events written (pending the transaction's commit) */
     size_t n_duplicates; /* events with seq <= the (site, incarnation)'s highest: skipped */
-    uint64_t acked_seq;  /* the (site, incarnation)'s highest seq after this append, 0 without site */
+    uint64_t
+        acked_seq; /* the (site, incarnation)'s highest seq after this append, 0 without site */
 } hub_evstore_append_result;
 
 /* Time-range query with pagination (see hub_evstore_query()). */
 typedef struct hub_evstore_filter {
-    const char *iface;    /* NULL = all events (instance must be NULL too) */
-    const char *instance; /* NULL = every instance of iface */
+    const char *iface;    /* NULL = all events (then instance must be NULL too) */
+    const char *instance; /* required with iface */
     uint64_t from_ms;     /* event time >= from_ms (0 = no lower bound) */
     uint64_t to_ms;       /* event time < to_ms (0 = no upper bound) */
     bool desc;            /* newest first */
@@ -115,8 +116,8 @@ typedef struct hub_evstore_filter {
 /*
  * A page: more = another page exists; then (next_time_ms, next_rowid) is the
  * cursor for it (the last returned event's event time and rowid). Order is
- * (event time, rowid), ascending or descending; for iface == NULL queries it
- * is rowid order (commit order) and next_time_ms is 0.
+ * (event time, rowid), ascending or descending, for one instance and for
+ * all events alike (both are index scans, bounded by the limit).
  */
 typedef struct hub_evstore_page {
     size_t n;
@@ -147,11 +148,8 @@ typedef struct hub_evstore_vtable {
                         size_t n,
                         hub_evstore_append_result *res,
                         kt_err *err);
-    kt_status (*acked_seq)(void *impl,
-                           const char *site,
-                           const char *incarnation,
-                           uint64_t *out,
-                           kt_err *err);
+    kt_status (*acked_seq)(
+        void *impl, const char *site, const char *incarnation, uint64_t *out, kt_err *err);
     kt_status (*latest)(void *impl,
                         const char *iface,
                         const char *instance,
@@ -172,11 +170,8 @@ typedef struct hub_evstore_vtable {
                         bool *more_out,
                         kt_err *err);
     void (*stats)(void *impl, hub_evstore_stats *out);
-    kt_status (*down_push)(void *impl,
-                           const char *site,
-                           const hub_evstore_event *ev,
-                           uint64_t *seq_out,
-                           kt_err *err);
+    kt_status (*down_push)(
+        void *impl, const char *site, const hub_evstore_event *ev, uint64_t *seq_out, kt_err *err);
     kt_status (*down_read)(void *impl,
                            const char *site,
                            uint64_t after_seq,
@@ -195,10 +190,10 @@ hub_evstore *hub_evstore_wrap(const hub_evstore_vtable *vt, void *impl);
 /* ---------------------------------------------------------------- SQLite */
 
 typedef struct hub_evstore_sqlite_opts {
-    const char *path;               /* the database file (created); required */
-    hub_evstore_merge_cb merge;     /* latest-state merge; NULL = the new data replaces */
+    const char *path;           /* the database file (created); required */
+    hub_evstore_merge_cb merge; /* latest-state merge; NULL = the new data replaces */
     void *merge_user;
-    uint64_t down_max_per_site;     /* downstream queue cap per site; 0 = 10000 */
+    uint64_t down_max_per_site; /* downstream queue cap per site; 0 = 10000 */
 } hub_evstore_sqlite_opts;
 
 /*
@@ -208,9 +203,8 @@ typedef struct hub_evstore_sqlite_opts {
  * refuses (err names the file); KT_EIO when the schema is newer than this
  * binary. Thread: loop.
  */
-kt_status hub_evstore_sqlite_open(hub_evstore **out,
-                                  const hub_evstore_sqlite_opts *opts,
-                                  kt_err *err);
+kt_status
+hub_evstore_sqlite_open(hub_evstore **out, const hub_evstore_sqlite_opts *opts, kt_err *err);
 
 /* ---------------------------------------------------------------- API */
 
@@ -257,11 +251,8 @@ kt_status hub_evstore_append(hub_evstore *s,
  * The highest committed upstream seq of (site, incarnation), 0 when none
  * (for a Welcome or a restart check). KT_EDEP.
  */
-kt_status hub_evstore_acked_seq(hub_evstore *s,
-                                const char *site,
-                                const char *incarnation,
-                                uint64_t *out,
-                                kt_err *err);
+kt_status hub_evstore_acked_seq(
+    hub_evstore *s, const char *site, const char *incarnation, uint64_t *out, kt_err *err);
 
 /*
  * The latest state of (iface, instance): cb once with the latest event (its
@@ -278,8 +269,8 @@ kt_status hub_evstore_latest(hub_evstore *s,
 /*
  * One page of events matching q, in order, to cb (at most q->limit); page
  * says whether more exist and the cursor. An empty result is KT_OK with
- * page->n = 0. KT_EINVAL for a limit over HUB_EVSTORE_MAX_LIMIT or an
- * instance without iface; KT_EDEP.
+ * page->n = 0. KT_EINVAL for a limit over HUB_EVSTORE_MAX_LIMIT, or for
+ * iface without instance or the reverse; KT_EDEP.
  */
 kt_status hub_evstore_query(hub_evstore *s,
                             const hub_evstore_filter *q,
@@ -314,11 +305,8 @@ void hub_evstore_stats_get(hub_evstore *s, hub_evstore_stats *out);
  * down_max_per_site entries (nothing queued: the caller reports it);
  * KT_EINVAL outside a transaction or for a missing attribute; KT_EDEP.
  */
-kt_status hub_evstore_down_push(hub_evstore *s,
-                                const char *site,
-                                const hub_evstore_event *ev,
-                                uint64_t *seq_out,
-                                kt_err *err);
+kt_status hub_evstore_down_push(
+    hub_evstore *s, const char *site, const hub_evstore_event *ev, uint64_t *seq_out, kt_err *err);
 
 /*
  * Queued entries of site with seq > after_seq, in seq order, at most max_n,
@@ -349,19 +337,15 @@ uint64_t hub_evstore_down_count(hub_evstore *s, const char *site);
  * agent_acked_seq + 1 and order is kept. Otherwise nothing changes.
  * Outside a transaction (commits its own). KT_OK; KT_EINVAL inside one; KT_EDEP.
  */
-kt_status hub_evstore_down_rebase(hub_evstore *s,
-                                  const char *site,
-                                  uint64_t agent_acked_seq,
-                                  kt_err *err);
+kt_status
+hub_evstore_down_rebase(hub_evstore *s, const char *site, uint64_t agent_acked_seq, kt_err *err);
 
 /*
  * Cursor text for HTTP: "<time_ms>.<rowid>" into out (cap >= 42).
  * hub_evstore_cursor_parse reads it back: KT_OK or KT_EINVAL.
  */
 const char *hub_evstore_cursor_format(char *out, size_t cap, uint64_t time_ms, uint64_t rowid);
-kt_status hub_evstore_cursor_parse(const char *text,
-                                   uint64_t *time_ms_out,
-                                   uint64_t *rowid_out,
-                                   kt_err *err);
+kt_status
+hub_evstore_cursor_parse(const char *text, uint64_t *time_ms_out, uint64_t *rowid_out, kt_err *err);
 
 #endif

@@ -1,0 +1,1033 @@
+/*
+ * hub/evstore_sqlite.c — the default event store backend: one SQLite file
+ * of its own (not hub.db), WAL, synchronous=NORMAL.
+ *
+ * Schema (PRAGMA user_version = 1):
+ *   events(rid INTEGER PRIMARY KEY, iface, instance, time_ms, stored_ms, id,
+ *          type, source, subject, dct, site, data BLOB, size)
+ *     index events_inst(iface, instance, time_ms)  -- per-instance ranges
+ *     index events_time(time_ms)                   -- all-events ranges
+ *   latest(iface, instance, rid, time_ms, stored_ms, id, type, source,
+ *          subject, dct, site, data, PRIMARY KEY(iface, instance))
+ *   dedupe(site, incarnation, seq, updated_ms, PRIMARY KEY(site, incarnation))
+ *   down(site, seq, iface, instance, id, type, source, subject, dct, time_ms,
+ *        stored_ms, data, PRIMARY KEY(site, seq))
+ *   down_seq(site PRIMARY KEY, last_seq, count)
+ *   meta(key PRIMARY KEY, value)   -- 'rows', 'bytes' of the history
+ *
+ * DESIGN
+ *   - Exactly once upstream: the dedupe row of (site, incarnation) is read
+ *     and advanced inside the caller's transaction with the event rows, so
+ *     after a crash either both are there or neither is. Each append runs in
+ *     a SAVEPOINT: a failed append (a merge error, a bad event) leaves the
+ *     group transaction usable, with nothing of that append in it.
+ *   - rows/bytes of the history are kept in memory and written to meta in
+ *     the same transaction as the change; begin snapshots them and rollback
+ *     restores the snapshot, so memory and disk agree.
+ *   - Range queries use lower = max(from, cursor time) as the index bound
+ *     and filter (time, rid) past the cursor, so a page costs O(limit) plus
+ *     the rows sharing the cursor's millisecond.
+ *   - Retention deletes the oldest rows by rid (commit order) in one
+ *     bounded transaction per call; the caller (hub/events.c) repeats on a
+ *     timer.
+ *   - Downstream: down_seq keeps last_seq and count per site, so a full
+ *     queue is refused without counting rows, and seqs never go backwards
+ *     even when the queue empties.
+ *
+ * Thread: loop only. Ownership: the connection, its statements and the
+ * merge buffer.
+ */
+#define KT_LOG_MOD "evstore"
+
+#include "hub/evstore.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "kt/clock.h"
+#include "kt/log.h"
+#include "kt/mem.h"
+
+#define SCHEMA_VERSION   1
+#define MERGE_MAX_BYTES  ((size_t)64 << 20)
+#define ROW_OVERHEAD     48u
+#define DOWN_DEFAULT_CAP 10000u
+
+enum {
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_SP,
+    S_SP_RELEASE,
+    S_SP_ROLLBACK,
+    S_DEDUPE_GET,
+    S_DEDUPE_PUT,
+    S_LATEST_GET,
+    S_LATEST_PUT,
+    S_INSERT,
+    S_META_PUT,
+    S_Q_INST_ASC,
+    S_Q_INST_DESC,
+    S_Q_ALL_ASC,
+    S_Q_ALL_DESC,
+    S_RET_SCAN,
+    S_RET_DEL,
+    S_DSEQ_GET,
+    S_DSEQ_PUT,
+    S_DOWN_INS,
+    S_DOWN_READ,
+    S_DOWN_DEL,
+    S_DOWN_SHIFT,
+    S_DOWN_UNNEG,
+    S__COUNT
+};
+
+#define EV_COLS \
+    "rid, iface, instance, time_ms, stored_ms, id, type, source, subject, dct, site, data"
+
+static const char *const stmt_sql[S__COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_SP] = "SAVEPOINT ev_append",
+    [S_SP_RELEASE] = "RELEASE ev_append",
+    [S_SP_ROLLBACK] = "ROLLBACK TO ev_append",
+    [S_DEDUPE_GET] = "SELECT seq FROM dedupe WHERE site = ?1 AND incarnation = ?2",
+    [S_DEDUPE_PUT] =
+        "INSERT INTO dedupe(site, incarnation, seq, updated_ms) VALUES(?1, ?2, ?3, ?4) "
+        "ON CONFLICT(site, incarnation) DO UPDATE SET seq = excluded.seq, "
+        "updated_ms = excluded.updated_ms",
+    [S_LATEST_GET] = "SELECT " EV_COLS " FROM latest WHERE iface = ?1 AND instance = ?2",
+    [S_LATEST_PUT] = "INSERT OR REPLACE INTO latest(" EV_COLS ") "
+                     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    [S_INSERT] = "INSERT INTO events(iface, instance, time_ms, stored_ms, id, type, source, "
+                 "subject, dct, site, data, size) "
+                 "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    [S_META_PUT] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
+    [S_Q_INST_ASC] = "SELECT " EV_COLS " FROM events WHERE iface = ?1 AND instance = ?2 "
+                     "AND time_ms >= ?3 AND time_ms < ?4 "
+                     "AND (time_ms > ?5 OR (time_ms = ?5 AND rid > ?6)) "
+                     "ORDER BY time_ms, rid LIMIT ?7",
+    [S_Q_INST_DESC] = "SELECT " EV_COLS " FROM events WHERE iface = ?1 AND instance = ?2 "
+                      "AND time_ms >= ?3 AND time_ms < ?4 "
+                      "AND (time_ms < ?5 OR (time_ms = ?5 AND rid < ?6)) "
+                      "ORDER BY time_ms DESC, rid DESC LIMIT ?7",
+    [S_Q_ALL_ASC] = "SELECT " EV_COLS " FROM events WHERE "
+                    "time_ms >= ?3 AND time_ms < ?4 "
+                    "AND (time_ms > ?5 OR (time_ms = ?5 AND rid > ?6)) "
+                    "ORDER BY time_ms, rid LIMIT ?7",
+    [S_Q_ALL_DESC] = "SELECT " EV_COLS " FROM events WHERE "
+                     "time_ms >= ?3 AND time_ms < ?4 "
+                     "AND (time_ms < ?5 OR (time_ms = ?5 AND rid < ?6)) "
+                     "ORDER BY time_ms DESC, rid DESC LIMIT ?7",
+    [S_RET_SCAN] = "SELECT rid, size, stored_ms FROM events ORDER BY rid LIMIT ?1",
+    [S_RET_DEL] = "DELETE FROM events WHERE rid <= ?1",
+    [S_DSEQ_GET] = "SELECT last_seq, count FROM down_seq WHERE site = ?1",
+    [S_DSEQ_PUT] = "INSERT OR REPLACE INTO down_seq(site, last_seq, count) VALUES(?1, ?2, ?3)",
+    [S_DOWN_INS] = "INSERT INTO down(site, seq, iface, instance, id, type, source, subject, dct, "
+                   "time_ms, stored_ms, data) "
+                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    [S_DOWN_READ] = "SELECT seq, iface, instance, time_ms, stored_ms, id, type, source, subject, "
+                    "dct, site, data FROM down WHERE site = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    [S_DOWN_DEL] = "DELETE FROM down WHERE site = ?1 AND seq <= ?2",
+    [S_DOWN_SHIFT] = "UPDATE down SET seq = -(seq + ?2) WHERE site = ?1",
+    [S_DOWN_UNNEG] = "UPDATE down SET seq = -seq WHERE site = ?1 AND seq < 0",
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS events(rid INTEGER PRIMARY KEY, iface TEXT NOT NULL, "
+    "instance TEXT NOT NULL, time_ms INTEGER NOT NULL, stored_ms INTEGER NOT NULL, "
+    "id TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL, subject TEXT, dct TEXT, "
+    "site TEXT NOT NULL, data BLOB, size INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS events_inst ON events(iface, instance, time_ms);"
+    "CREATE INDEX IF NOT EXISTS events_time ON events(time_ms);"
+    "CREATE TABLE IF NOT EXISTS latest(rid INTEGER NOT NULL, iface TEXT NOT NULL, "
+    "instance TEXT NOT NULL, time_ms INTEGER NOT NULL, stored_ms INTEGER NOT NULL, "
+    "id TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL, subject TEXT, dct TEXT, "
+    "site TEXT NOT NULL, data BLOB, PRIMARY KEY(iface, instance)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS dedupe(site TEXT NOT NULL, incarnation TEXT NOT NULL, "
+    "seq INTEGER NOT NULL, updated_ms INTEGER NOT NULL, PRIMARY KEY(site, incarnation)) "
+    "WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS down(site TEXT NOT NULL, seq INTEGER NOT NULL, "
+    "iface TEXT NOT NULL, instance TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL, "
+    "source TEXT NOT NULL, subject TEXT, dct TEXT, time_ms INTEGER NOT NULL, "
+    "stored_ms INTEGER NOT NULL, data BLOB, PRIMARY KEY(site, seq)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS down_seq(site TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, "
+    "count INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) "
+    "WITHOUT ROWID;";
+
+typedef struct evs_sqlite {
+    sqlite3 *db;
+    sqlite3_stmt *st[S__COUNT];
+    hub_evstore_merge_cb merge;
+    void *merge_user;
+    uint64_t down_cap;
+    hub_evstore_stats stats;
+    hub_evstore_stats stats_at_begin;
+    bool stats_dirty;
+    bool in_txn;
+    kt_buf merged;
+} evs_sqlite;
+
+/* ------------------------------------------------------------ helpers */
+
+static kt_status sql_err(evs_sqlite *e, int rc, kt_err *err, const char *what)
+{
+    return kt_err_set_dep(err, KT_EDEP, "sqlite", rc, "event store: %s: %s", what,
+                          sqlite3_errmsg(e->db));
+}
+
+static sqlite3_stmt *stmt(evs_sqlite *e, int which)
+{
+    sqlite3_stmt *s = e->st[which];
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return s;
+}
+
+/* Run a statement that returns no rows. */
+static kt_status step_done(evs_sqlite *e, sqlite3_stmt *s, kt_err *err, const char *what)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        return sql_err(e, rc, err, what);
+    }
+    return KT_OK;
+}
+
+static sqlite3_int64 i64(uint64_t v)
+{
+    return v > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)v;
+}
+
+static uint64_t u64col(sqlite3_stmt *s, int col)
+{
+    sqlite3_int64 v = sqlite3_column_int64(s, col);
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+static const char *textcol(sqlite3_stmt *s, int col)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+    return t != NULL ? (const char *)t : "";
+}
+
+static void bind_text_opt(sqlite3_stmt *s, int idx, const char *t)
+{
+    if (t != NULL && t[0] != '\0') {
+        sqlite3_bind_text(s, idx, t, -1, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(s, idx);
+    }
+}
+
+static void bind_blob(sqlite3_stmt *s, int idx, const uint8_t *p, size_t len)
+{
+    if (len == 0) {
+        sqlite3_bind_zeroblob(s, idx, 0);
+    } else {
+        sqlite3_bind_blob64(s, idx, p, (sqlite3_uint64)len, SQLITE_STATIC);
+    }
+}
+
+/*
+ * Read a row of EV_COLS order (rid, iface, instance, time_ms, stored_ms, id,
+ * type, source, subject, dct, site, data) into ev (borrowed from the row).
+ */
+static void read_event(sqlite3_stmt *s, hub_evstore_event *ev)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->rowid = u64col(s, 0);
+    ev->iface = textcol(s, 1);
+    ev->instance = textcol(s, 2);
+    ev->time_ms = u64col(s, 3);
+    ev->stored_ms = u64col(s, 4);
+    ev->id = textcol(s, 5);
+    ev->type = textcol(s, 6);
+    ev->source = textcol(s, 7);
+    ev->subject = textcol(s, 8);
+    ev->datacontenttype = textcol(s, 9);
+    ev->site = textcol(s, 10);
+    const void *d = sqlite3_column_blob(s, 11);
+    int n = sqlite3_column_bytes(s, 11);
+    ev->data = d != NULL ? d : (const uint8_t *)"";
+    ev->data_len = n > 0 ? (size_t)n : 0;
+}
+
+static uint64_t row_size(const hub_evstore_event *ev, const char *site, size_t data_len)
+{
+    uint64_t n = ROW_OVERHEAD + data_len;
+    const char *parts[] = { ev->iface,  ev->instance, ev->id, ev->type,
+                            ev->source, ev->subject,  site,   ev->datacontenttype };
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        if (parts[i] != NULL) {
+            n += strlen(parts[i]);
+        }
+    }
+    return n;
+}
+
+static kt_status meta_put(evs_sqlite *e, const char *key, uint64_t v, kt_err *err)
+{
+    sqlite3_stmt *s = stmt(e, S_META_PUT);
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, i64(v));
+    return step_done(e, s, err, "meta");
+}
+
+static kt_status write_stats(evs_sqlite *e, kt_err *err)
+{
+    if (!e->stats_dirty) {
+        return KT_OK;
+    }
+    kt_status st = meta_put(e, "rows", e->stats.rows, err);
+    if (st == KT_OK) {
+        st = meta_put(e, "bytes", e->stats.bytes, err);
+    }
+    if (st == KT_OK) {
+        e->stats_dirty = false;
+    }
+    return st;
+}
+
+/* ------------------------------------------------------------ transactions */
+
+static kt_status s_begin(void *impl, kt_err *err)
+{
+    evs_sqlite *e = impl;
+    kt_status st = step_done(e, stmt(e, S_BEGIN), err, "begin");
+    if (st == KT_OK) {
+        e->in_txn = true;
+        e->stats_at_begin = e->stats;
+    }
+    return st;
+}
+
+static void s_rollback(void *impl)
+{
+    evs_sqlite *e = impl;
+    if (!e->in_txn) {
+        return;
+    }
+    e->in_txn = false;
+    e->stats = e->stats_at_begin;
+    e->stats_dirty = false;
+    if (sqlite3_get_autocommit(e->db) == 0) {
+        kt_err err = { 0 };
+        if (step_done(e, stmt(e, S_ROLLBACK), &err, "rollback") != KT_OK) {
+            KT_LOG(KT_LOG_ERR, "EVSTORE-ROLLBACK", "err=\"%s\"", err.msg);
+        }
+    }
+}
+
+static kt_status s_commit(void *impl, kt_err *err)
+{
+    evs_sqlite *e = impl;
+    kt_status st = write_stats(e, err);
+    if (st == KT_OK) {
+        st = step_done(e, stmt(e, S_COMMIT), err, "commit");
+    }
+    if (st == KT_OK) {
+        e->in_txn = false;
+    }
+    /* on failure the wrapper calls rollback, which restores the stats */
+    return st;
+}
+
+/* ------------------------------------------------------------ append */
+
+typedef struct latest_row {
+    bool found;
+    const uint8_t *data;
+    size_t len;
+} latest_row;
+
+/* Write one event (data = merged data) into events and latest. */
+static kt_status write_event(evs_sqlite *e,
+                             const hub_evstore_event *ev,
+                             const char *site,
+                             const uint8_t *data,
+                             size_t data_len,
+                             uint64_t now_ms,
+                             kt_err *err)
+{
+    uint64_t time_ms = ev->time_ms != 0 ? ev->time_ms : now_ms;
+    uint64_t size = row_size(ev, site, data_len);
+    sqlite3_stmt *s = stmt(e, S_INSERT);
+    sqlite3_bind_text(s, 1, ev->iface, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, ev->instance, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, i64(time_ms));
+    sqlite3_bind_int64(s, 4, i64(now_ms));
+    sqlite3_bind_text(s, 5, ev->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, ev->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 7, ev->source, -1, SQLITE_STATIC);
+    bind_text_opt(s, 8, ev->subject);
+    bind_text_opt(s, 9, ev->datacontenttype);
+    sqlite3_bind_text(s, 10, site != NULL ? site : "", -1, SQLITE_STATIC);
+    bind_blob(s, 11, data, data_len);
+    sqlite3_bind_int64(s, 12, i64(size));
+    kt_status st = step_done(e, s, err, "insert event");
+    if (st != KT_OK) {
+        return st;
+    }
+    sqlite3_int64 rid = sqlite3_last_insert_rowid(e->db);
+    s = stmt(e, S_LATEST_PUT);
+    sqlite3_bind_int64(s, 1, rid);
+    sqlite3_bind_text(s, 2, ev->iface, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, ev->instance, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, i64(time_ms));
+    sqlite3_bind_int64(s, 5, i64(now_ms));
+    sqlite3_bind_text(s, 6, ev->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 7, ev->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 8, ev->source, -1, SQLITE_STATIC);
+    bind_text_opt(s, 9, ev->subject);
+    bind_text_opt(s, 10, ev->datacontenttype);
+    sqlite3_bind_text(s, 11, site != NULL ? site : "", -1, SQLITE_STATIC);
+    bind_blob(s, 12, data, data_len);
+    st = step_done(e, s, err, "latest");
+    if (st != KT_OK) {
+        return st;
+    }
+    e->stats.rows++;
+    e->stats.bytes += size;
+    e->stats_dirty = true;
+    return KT_OK;
+}
+
+/* Merge ev's data over the latest of its instance into e->merged; *use_merged tells. */
+static kt_status
+merge_latest(evs_sqlite *e, const hub_evstore_event *ev, bool *use_merged, kt_err *err)
+{
+    *use_merged = false;
+    if (e->merge == NULL) {
+        return KT_OK;
+    }
+    sqlite3_stmt *s = stmt(e, S_LATEST_GET);
+    sqlite3_bind_text(s, 1, ev->iface, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, ev->instance, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(s);
+        return KT_OK;
+    }
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(s);
+        return sql_err(e, rc, err, "read latest");
+    }
+    hub_evstore_event cur;
+    read_event(s, &cur);
+    kt_buf_reset(&e->merged);
+    kt_err merr = { 0 };
+    kt_status st = e->merge(&e->merged, cur.data, cur.data_len,
+                            ev->data != NULL ? ev->data : (const uint8_t *)"", ev->data_len, &merr,
+                            e->merge_user);
+    sqlite3_reset(s);
+    if (st == KT_OK) {
+        *use_merged = true;
+        return KT_OK;
+    }
+    if (st == KT_EINVAL) {
+        /* either side is not a JSON object: the new data replaces (KTWIN keeps the new event) */
+        return KT_OK;
+    }
+    return kt_err_set(err, st, "merge %s/%s: %s", ev->iface, ev->instance, merr.msg);
+}
+
+static kt_status
+dedupe_get(evs_sqlite *e, const char *site, const char *inc, uint64_t *out, kt_err *err)
+{
+    sqlite3_stmt *s = stmt(e, S_DEDUPE_GET);
+    sqlite3_bind_text(s, 1, site, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, inc, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    *out = 0;
+    if (rc == SQLITE_ROW) {
+        *out = u64col(s, 0);
+        rc = SQLITE_DONE;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        return sql_err(e, rc, err, "read dedupe");
+    }
+    return KT_OK;
+}
+
+static kt_status append_body(evs_sqlite *e,
+                             const char *site,
+                             const char *incarnation,
+                             const hub_evstore_event *evs,
+                             size_t n,
+                             hub_evstore_append_result *res,
+                             kt_err *err)
+{
+    uint64_t hi = 0;
+    if (site != NULL) {
+        kt_status st = dedupe_get(e, site, incarnation, &hi, err);
+        if (st != KT_OK) {
+            return st;
+        }
+    }
+    uint64_t now_ms = kt_clock_wall_ms();
+    uint64_t new_hi = hi;
+    for (size_t i = 0; i < n; i++) {
+        const hub_evstore_event *ev = &evs[i];
+        if (site != NULL && ev->seq <= hi) {
+            res->n_duplicates++;
+            continue;
+        }
+        bool use_merged = false;
+        kt_status st = merge_latest(e, ev, &use_merged, err);
+        if (st != KT_OK) {
+            return st;
+        }
+        const uint8_t *data = use_merged ? (const uint8_t *)e->merged.data : ev->data;
+        size_t len = use_merged ? e->merged.len : ev->data_len;
+        st = write_event(e, ev, site, data, len, now_ms, err);
+        if (st != KT_OK) {
+            return st;
+        }
+        res->n_committed++;
+        if (site != NULL) {
+            new_hi = ev->seq;
+        }
+    }
+    if (site != NULL) {
+        if (new_hi != hi) {
+            sqlite3_stmt *s = stmt(e, S_DEDUPE_PUT);
+            sqlite3_bind_text(s, 1, site, -1, SQLITE_STATIC);
+            sqlite3_bind_text(s, 2, incarnation, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(s, 3, i64(new_hi));
+            sqlite3_bind_int64(s, 4, i64(now_ms));
+            kt_status st = step_done(e, s, err, "write dedupe");
+            if (st != KT_OK) {
+                return st;
+            }
+        }
+        res->acked_seq = new_hi;
+    }
+    return KT_OK;
+}
+
+static kt_status s_append(void *impl,
+                          const char *site,
+                          const char *incarnation,
+                          const hub_evstore_event *evs,
+                          size_t n,
+                          hub_evstore_append_result *res,
+                          kt_err *err)
+{
+    evs_sqlite *e = impl;
+    kt_status st = step_done(e, stmt(e, S_SP), err, "savepoint");
+    if (st != KT_OK) {
+        return st;
+    }
+    hub_evstore_stats before = e->stats;
+    bool dirty_before = e->stats_dirty;
+    st = append_body(e, site, incarnation, evs, n, res, err);
+    if (st != KT_OK) {
+        kt_err ignore = { 0 };
+        (void)step_done(e, stmt(e, S_SP_ROLLBACK), &ignore, "rollback to savepoint");
+        (void)step_done(e, stmt(e, S_SP_RELEASE), &ignore, "release savepoint");
+        e->stats = before;
+        e->stats_dirty = dirty_before;
+        memset(res, 0, sizeof(*res));
+        return st;
+    }
+    return step_done(e, stmt(e, S_SP_RELEASE), err, "release savepoint");
+}
+
+static kt_status
+s_acked_seq(void *impl, const char *site, const char *inc, uint64_t *out, kt_err *err)
+{
+    return dedupe_get(impl, site, inc, out, err);
+}
+
+/* ------------------------------------------------------------ reads */
+
+static kt_status s_latest(void *impl,
+                          const char *iface,
+                          const char *instance,
+                          hub_evstore_event_cb cb,
+                          void *user,
+                          kt_err *err)
+{
+    evs_sqlite *e = impl;
+    sqlite3_stmt *s = stmt(e, S_LATEST_GET);
+    sqlite3_bind_text(s, 1, iface, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, instance, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) {
+        sqlite3_reset(s);
+        return kt_err_set(err, KT_ENOTFOUND, "no events for %s/%s", iface, instance);
+    }
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(s);
+        return sql_err(e, rc, err, "read latest");
+    }
+    hub_evstore_event ev;
+    read_event(s, &ev);
+    (void)cb(&ev, user);
+    sqlite3_reset(s);
+    return KT_OK;
+}
+
+static kt_status s_query(void *impl,
+                         const hub_evstore_filter *q,
+                         hub_evstore_event_cb cb,
+                         void *user,
+                         hub_evstore_page *page,
+                         kt_err *err)
+{
+    evs_sqlite *e = impl;
+    bool inst = q->iface != NULL;
+    int which =
+        inst ? (q->desc ? S_Q_INST_DESC : S_Q_INST_ASC) : (q->desc ? S_Q_ALL_DESC : S_Q_ALL_ASC);
+    uint64_t lo = q->from_ms;
+    uint64_t hi = q->to_ms != 0 ? q->to_ms : (uint64_t)INT64_MAX;
+    bool have_cursor = q->after_rowid != 0;
+    uint64_t ct = q->after_time_ms;
+    uint64_t cr = q->after_rowid;
+    if (!q->desc) {
+        if (have_cursor && ct > lo) {
+            lo = ct;
+        }
+        if (!have_cursor) {
+            ct = 0;
+            cr = 0;
+        }
+    } else {
+        if (have_cursor && ct < (uint64_t)INT64_MAX && ct + 1 < hi) {
+            hi = ct + 1;
+        }
+        if (!have_cursor) {
+            ct = (uint64_t)INT64_MAX;
+            cr = (uint64_t)INT64_MAX;
+        }
+    }
+    sqlite3_stmt *s = stmt(e, which);
+    if (inst) {
+        sqlite3_bind_text(s, 1, q->iface, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 2, q->instance, -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_int64(s, 3, i64(lo));
+    sqlite3_bind_int64(s, 4, i64(hi));
+    sqlite3_bind_int64(s, 5, i64(ct));
+    sqlite3_bind_int64(s, 6, i64(cr));
+    sqlite3_bind_int64(s, 7, (sqlite3_int64)q->limit + 1);
+    int rc;
+    bool stopped = false;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (page->n == q->limit) {
+            page->more = true;
+            break;
+        }
+        hub_evstore_event ev;
+        read_event(s, &ev);
+        page->n++;
+        page->next_time_ms = ev.time_ms;
+        page->next_rowid = ev.rowid;
+        if (cb(&ev, user) != 0) {
+            stopped = true;
+            break;
+        }
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        return sql_err(e, rc, err, "query events");
+    }
+    if (stopped) {
+        page->more = true; /* the caller stopped early: it may continue from the cursor */
+    }
+    return KT_OK;
+}
+
+/* ------------------------------------------------------------ retention */
+
+static kt_status s_retain(void *impl,
+                          uint64_t older_than_ms,
+                          uint64_t max_bytes,
+                          size_t max_rows,
+                          size_t *deleted_out,
+                          bool *more_out,
+                          kt_err *err)
+{
+    evs_sqlite *e = impl;
+    kt_status st = s_begin(e, err);
+    if (st != KT_OK) {
+        return st;
+    }
+    sqlite3_stmt *s = stmt(e, S_RET_SCAN);
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)max_rows + 1);
+    uint64_t bytes = e->stats.bytes;
+    uint64_t last_rid = 0;
+    uint64_t freed = 0;
+    size_t n = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        uint64_t size = u64col(s, 1);
+        uint64_t stored = u64col(s, 2);
+        bool old = older_than_ms != 0 && stored < older_than_ms;
+        bool big = max_bytes != 0 && bytes > max_bytes;
+        if (!old && !big) {
+            break;
+        }
+        if (n == max_rows) {
+            *more_out = true;
+            break;
+        }
+        last_rid = u64col(s, 0);
+        bytes -= size < bytes ? size : bytes;
+        freed += size;
+        n++;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        st = sql_err(e, rc, err, "retention scan");
+        s_rollback(e);
+        return st;
+    }
+    if (n == 0) {
+        s_rollback(e);
+        return KT_OK;
+    }
+    s = stmt(e, S_RET_DEL);
+    sqlite3_bind_int64(s, 1, i64(last_rid));
+    st = step_done(e, s, err, "retention delete");
+    if (st == KT_OK) {
+        e->stats.rows -= n < e->stats.rows ? n : e->stats.rows;
+        e->stats.bytes -= freed < e->stats.bytes ? freed : e->stats.bytes;
+        e->stats_dirty = true;
+        st = s_commit(e, err);
+    }
+    if (st != KT_OK) {
+        *more_out = false;
+        s_rollback(e);
+        return st;
+    }
+    *deleted_out = n;
+    return KT_OK;
+}
+
+static void s_stats(void *impl, hub_evstore_stats *out)
+{
+    evs_sqlite *e = impl;
+    *out = e->stats;
+}
+
+/* ------------------------------------------------------------ downstream */
+
+static kt_status
+dseq_get(evs_sqlite *e, const char *site, uint64_t *last, uint64_t *count, kt_err *err)
+{
+    sqlite3_stmt *s = stmt(e, S_DSEQ_GET);
+    sqlite3_bind_text(s, 1, site, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    *last = 0;
+    *count = 0;
+    if (rc == SQLITE_ROW) {
+        *last = u64col(s, 0);
+        *count = u64col(s, 1);
+        rc = SQLITE_DONE;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        return sql_err(e, rc, err, "read down_seq");
+    }
+    return KT_OK;
+}
+
+static kt_status
+dseq_put(evs_sqlite *e, const char *site, uint64_t last, uint64_t count, kt_err *err)
+{
+    sqlite3_stmt *s = stmt(e, S_DSEQ_PUT);
+    sqlite3_bind_text(s, 1, site, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, i64(last));
+    sqlite3_bind_int64(s, 3, i64(count));
+    return step_done(e, s, err, "write down_seq");
+}
+
+static kt_status s_down_push(
+    void *impl, const char *site, const hub_evstore_event *ev, uint64_t *seq_out, kt_err *err)
+{
+    evs_sqlite *e = impl;
+    uint64_t last = 0;
+    uint64_t count = 0;
+    kt_status st = dseq_get(e, site, &last, &count, err);
+    if (st != KT_OK) {
+        return st;
+    }
+    if (count >= e->down_cap) {
+        return kt_err_set(err, KT_EAGAIN,
+                          "downstream queue of site %s is full (%" PRIu64 " events)", site, count);
+    }
+    uint64_t now_ms = kt_clock_wall_ms();
+    sqlite3_stmt *s = stmt(e, S_DOWN_INS);
+    sqlite3_bind_text(s, 1, site, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, i64(last + 1));
+    sqlite3_bind_text(s, 3, ev->iface, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, ev->instance, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, ev->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 6, ev->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 7, ev->source, -1, SQLITE_STATIC);
+    bind_text_opt(s, 8, ev->subject);
+    bind_text_opt(s, 9, ev->datacontenttype);
+    sqlite3_bind_int64(s, 10, i64(ev->time_ms != 0 ? ev->time_ms : now_ms));
+    sqlite3_bind_int64(s, 11, i64(now_ms));
+    bind_blob(s, 12, ev->data, ev->data_len);
+    st = step_done(e, s, err, "queue downstream");
+    if (st != KT_OK) {
+        return st;
+    }
+    st = dseq_put(e, site, last + 1, count + 1, err);
+    if (st == KT_OK) {
+        *seq_out = last + 1;
+    }
+    return st;
+}
+
+static kt_status s_down_read(void *impl,
+                             const char *site,
+                             uint64_t after_seq,
+                             size_t max_n,
+                             hub_evstore_event_cb cb,
+                             void *user,
+                             kt_err *err)
+{
+    evs_sqlite *e = impl;
+    sqlite3_stmt *s = stmt(e, S_DOWN_READ);
+    sqlite3_bind_text(s, 1, site, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, i64(after_seq));
+    sqlite3_bind_int64(s, 3, max_n > (size_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)max_n);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        hub_evstore_event ev;
+        read_event(s, &ev); /* column 0 is the seq here */
+        ev.seq = ev.rowid;
+        ev.rowid = 0;
+        if (cb(&ev, user) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        return sql_err(e, rc, err, "read downstream");
+    }
+    return KT_OK;
+}
+
+static kt_status s_down_ack(void *impl, const char *site, uint64_t seq, kt_err *err)
+{
+    evs_sqlite *e = impl;
+    uint64_t last = 0;
+    uint64_t count = 0;
+    kt_status st = dseq_get(e, site, &last, &count, err);
+    if (st != KT_OK || count == 0) {
+        return st;
+    }
+    sqlite3_stmt *s = stmt(e, S_DOWN_DEL);
+    sqlite3_bind_text(s, 1, site, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, i64(seq));
+    st = step_done(e, s, err, "ack downstream");
+    if (st != KT_OK) {
+        return st;
+    }
+    uint64_t gone = (uint64_t)sqlite3_changes(e->db);
+    if (gone == 0) {
+        return KT_OK;
+    }
+    return dseq_put(e, site, last, gone < count ? count - gone : 0, err);
+}
+
+static uint64_t s_down_count(void *impl, const char *site)
+{
+    evs_sqlite *e = impl;
+    uint64_t last = 0;
+    uint64_t count = 0;
+    kt_err err = { 0 };
+    if (dseq_get(e, site, &last, &count, &err) != KT_OK) {
+        KT_LOG(KT_LOG_WARN, "EVSTORE-READ-FAIL", "what=down_count err=\"%s\"", err.msg);
+        return 0;
+    }
+    return count;
+}
+
+static kt_status s_down_rebase(void *impl, const char *site, uint64_t agent_acked, kt_err *err)
+{
+    evs_sqlite *e = impl;
+    uint64_t last = 0;
+    uint64_t count = 0;
+    kt_status st = dseq_get(e, site, &last, &count, err);
+    if (st != KT_OK || agent_acked <= last) {
+        return st;
+    }
+    /* The oldest queued entry (seq > last - count at least) must land at agent_acked + 1. */
+    uint64_t delta = agent_acked - last + count;
+    if (count > 0) {
+        sqlite3_stmt *s = stmt(e, S_DOWN_SHIFT);
+        sqlite3_bind_text(s, 1, site, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, i64(delta));
+        st = step_done(e, s, err, "rebase downstream");
+        if (st == KT_OK) {
+            s = stmt(e, S_DOWN_UNNEG);
+            sqlite3_bind_text(s, 1, site, -1, SQLITE_STATIC);
+            st = step_done(e, s, err, "rebase downstream");
+        }
+        if (st != KT_OK) {
+            return st;
+        }
+    }
+    KT_LOG(KT_LOG_WARN, "EVSTORE-DOWN-REBASE",
+           "site=%s agent_acked=%" PRIu64 " store_last=%" PRIu64 " queued=%" PRIu64, site,
+           agent_acked, last, count);
+    return dseq_put(e, site, last + delta, count, err);
+}
+
+/* ------------------------------------------------------------ open/close */
+
+static void s_free(void *impl)
+{
+    evs_sqlite *e = impl;
+    for (int i = 0; i < S__COUNT; i++) {
+        sqlite3_finalize(e->st[i]);
+    }
+    if (e->db != NULL) {
+        int rc = sqlite3_close(e->db);
+        if (rc != SQLITE_OK) {
+            KT_LOG(KT_LOG_ERR, "EVSTORE-CLOSE", "rc=%d err=\"%s\"", rc, sqlite3_errstr(rc));
+        }
+    }
+    kt_buf_fini(&e->merged);
+    kt_free(e);
+}
+
+static const hub_evstore_vtable sqlite_vt = {
+    .name = "sqlite",
+    .free = s_free,
+    .begin = s_begin,
+    .commit = s_commit,
+    .rollback = s_rollback,
+    .append = s_append,
+    .acked_seq = s_acked_seq,
+    .latest = s_latest,
+    .query = s_query,
+    .retain = s_retain,
+    .stats = s_stats,
+    .down_push = s_down_push,
+    .down_read = s_down_read,
+    .down_ack = s_down_ack,
+    .down_count = s_down_count,
+    .down_rebase = s_down_rebase,
+};
+
+static kt_status exec_sql(evs_sqlite *e, const char *sql, kt_err *err)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(e->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        kt_status st = kt_err_set_dep(err, KT_EDEP, "sqlite", rc, "event store: %s",
+                                      msg != NULL ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return st;
+    }
+    return KT_OK;
+}
+
+static kt_status read_int(evs_sqlite *e, const char *sql, uint64_t *out, kt_err *err)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(e->db, sql, -1, &s, NULL);
+    if (rc != SQLITE_OK) {
+        return sql_err(e, rc, err, sql);
+    }
+    rc = sqlite3_step(s);
+    *out = 0;
+    if (rc == SQLITE_ROW) {
+        *out = u64col(s, 0);
+        rc = SQLITE_DONE;
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) {
+        return sql_err(e, rc, err, sql);
+    }
+    return KT_OK;
+}
+
+static kt_status open_db(evs_sqlite *e, const char *path, kt_err *err)
+{
+    int rc = sqlite3_open_v2(
+        path, &e->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        return kt_err_set_dep(err, KT_EDEP, "sqlite", rc, "event store %s: %s", path,
+                              e->db != NULL ? sqlite3_errmsg(e->db) : sqlite3_errstr(rc));
+    }
+    kt_status st = exec_sql(e,
+                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                            "PRAGMA foreign_keys=OFF; PRAGMA busy_timeout=0;",
+                            err);
+    if (st != KT_OK) {
+        return st;
+    }
+    uint64_t version = 0;
+    st = read_int(e, "PRAGMA user_version", &version, err);
+    if (st != KT_OK) {
+        return st;
+    }
+    if (version > SCHEMA_VERSION) {
+        return kt_err_set(err, KT_EIO,
+                          "event store %s: schema version %" PRIu64 " is newer than %d", path,
+                          version, SCHEMA_VERSION);
+    }
+    st = exec_sql(e, "BEGIN IMMEDIATE", err);
+    if (st == KT_OK) {
+        st = exec_sql(e, schema_sql, err);
+    }
+    if (st == KT_OK) {
+        st = exec_sql(e, "PRAGMA user_version = 1", err);
+    }
+    if (st == KT_OK) {
+        st = exec_sql(e, "COMMIT", err);
+    } else {
+        kt_err ignore = { 0 };
+        (void)exec_sql(e, "ROLLBACK", &ignore);
+    }
+    if (st != KT_OK) {
+        return st;
+    }
+    for (int i = 0; i < S__COUNT; i++) {
+        rc = sqlite3_prepare_v3(e->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &e->st[i], NULL);
+        if (rc != SQLITE_OK) {
+            return sql_err(e, rc, err, stmt_sql[i]);
+        }
+    }
+    st = read_int(e, "SELECT value FROM meta WHERE key = 'rows'", &e->stats.rows, err);
+    if (st == KT_OK) {
+        st = read_int(e, "SELECT value FROM meta WHERE key = 'bytes'", &e->stats.bytes, err);
+    }
+    return st;
+}
+
+kt_status
+hub_evstore_sqlite_open(hub_evstore **out, const hub_evstore_sqlite_opts *opts, kt_err *err)
+{
+    *out = NULL;
+    if (opts == NULL || opts->path == NULL || opts->path[0] == '\0') {
+        return kt_err_set(err, KT_EINVAL, "event store: no path");
+    }
+    evs_sqlite *e = kt_xcalloc(1, sizeof(*e));
+    e->merge = opts->merge;
+    e->merge_user = opts->merge_user;
+    e->down_cap = opts->down_max_per_site != 0 ? opts->down_max_per_site : DOWN_DEFAULT_CAP;
+    kt_buf_init(&e->merged, MERGE_MAX_BYTES);
+    kt_status st = open_db(e, opts->path, err);
+    if (st != KT_OK) {
+        s_free(e);
+        return st;
+    }
+    *out = hub_evstore_wrap(&sqlite_vt, e);
+    return KT_OK;
+}

@@ -1,0 +1,9 @@
+# hub event store and event plane (helper "hubev"): unit tests of
+# hub/evstore*.c and hub/events.c, and the KTWIN event-store HTTP API against
+# the real ktwin-hub. Names start with test_hub_ so `ctest -R hub` runs them.
+if(TARGET kt_hub_core)
+  kt_add_unit_test(test_hub_evstore
+    SOURCES ${PROJECT_SOURCE_DIR}/tests/unit/hub/test_evstore.c
+    LIBS kt_hub_core PkgConfig::CJSON
+    LABELS unit)
+endif()
