@@ -143,9 +143,10 @@ static void reply_error(hub_api *a, kt_http_req *req, int code, const char *msg)
 {
     kt_buf b;
     kt_buf_init(&b, BODY_MAX);
-    (void)kt_buf_puts(&b, "{\"error\":");
+    /* The shape of kt_http_respond_error, so every error body is alike. */
+    (void)kt_buf_printf(&b, "{\"error\":{\"code\":%d,\"message\":", code);
     json_str(&b, msg);
-    (void)kt_buf_puts(&b, "}");
+    (void)kt_buf_puts(&b, "}}");
     reply_buf(a, req, code, JSON_CT, &b);
 }
 
