@@ -53,6 +53,35 @@ static const kt_cfg_entry table[] = {
       "30s", 0, "Largest reconnect delay ceiling" },
     { "log.level", KT_CFG_STRING, offsetof(agent_cfg, log_level), 1, 16, "info",
       KT_CFG_ENV | KT_CFG_RELOADABLE, "err, warn, notice, info or debug" },
+    /* ---- event plane ingest (helper edge): MQTT bridge, journal, outbox */
+    { "mqtt.url", KT_CFG_STRING, offsetof(agent_cfg, mqtt_url), 1, 2048, NULL, KT_CFG_ENV,
+      "Site MQTT broker: tcp://host:port or ssl://host:port (mqtt://, mqtts:// too); unset = no MQTT bridge" },
+    { "mqtt.client_id", KT_CFG_STRING, offsetof(agent_cfg, mqtt_client_id), 1, 256, NULL,
+      KT_CFG_ENV, "MQTT client id (persistent session, keep it stable); unset = ktwin-agent-<site>" },
+    { "mqtt.username", KT_CFG_STRING, offsetof(agent_cfg, mqtt_username), 1, 256, NULL, KT_CFG_ENV,
+      "MQTT user name (unset = anonymous)" },
+    { "mqtt.password_file", KT_CFG_STRING, offsetof(agent_cfg, mqtt_password_file), 1, 4096, NULL,
+      KT_CFG_ENV, "File holding the MQTT password (a Secret mount); surrounding white space is ignored" },
+    { "mqtt.ca_file", KT_CFG_STRING, offsetof(agent_cfg, mqtt_ca_file), 1, 4096, NULL, KT_CFG_ENV,
+      "ssl:// only: PEM CA bundle that signed the broker's certificate" },
+    { "mqtt.qos", KT_CFG_INT, offsetof(agent_cfg, mqtt_qos), 0, 2, "1", 0,
+      "QoS of the ktwin/real/<iface>/+ subscriptions and of virtual event publishes" },
+    { "mqtt.keepalive_ms", KT_CFG_DURATION_MS, offsetof(agent_cfg, mqtt_keepalive_ms), 1000,
+      3600000, "30s", 0, "MQTT keepalive interval (whole seconds are used)" },
+    { "mqtt.max_payload_bytes", KT_CFG_SIZE_BYTES, offsetof(agent_cfg, mqtt_max_payload_bytes),
+      1024, 16 * MIB, "256KiB", 0,
+      "Largest device payload; larger ones are acknowledged, refused and counted (reason oversized)" },
+    { "mqtt.journal_dir", KT_CFG_STRING, offsetof(agent_cfg, mqtt_journal_dir), 1, 4096, NULL,
+      KT_CFG_ENV, "Directory of the ingest journal (unset = <cache.path>.journal)" },
+    { "mqtt.batch_max", KT_CFG_INT, offsetof(agent_cfg, mqtt_batch_max), 1, 100000, "512", 0,
+      "Device messages committed per outbox transaction when the journal is drained" },
+    { "outbox.path", KT_CFG_STRING, offsetof(agent_cfg, outbox_path), 1, 4096, NULL, KT_CFG_ENV,
+      "SQLite file of the outbox (events bound for the hub); unset = <cache.path>-outbox" },
+    { "outbox.max_bytes", KT_CFG_SIZE_BYTES, offsetof(agent_cfg, outbox_max_bytes), 64 * 1024,
+      1LL << 50,
+      "1GiB", 0, "Outbox quota; when reached, MQTT ingest pauses (backpressure to the broker)" },
+    { "outbox.low_water_bytes", KT_CFG_SIZE_BYTES, offsetof(agent_cfg, outbox_low_water_bytes), 0,
+      0, "0", 0, "MQTT ingest resumes when the outbox is below this (0 = 90 % of max_bytes)" },
     { 0 }
 };
 
@@ -91,6 +120,22 @@ static kt_status check(agent_cfg *cfg, const char *name, kt_buf *errs, kt_err *e
         }
         st = kt_err_set(err, KT_EINVAL, "%s: log.level: \"%s\" is not a level", name,
                         cfg->log_level);
+    }
+    if (cfg->mqtt_url != NULL && strncmp(cfg->mqtt_url, "tcp://", 6) != 0 &&
+        strncmp(cfg->mqtt_url, "ssl://", 6) != 0 && strncmp(cfg->mqtt_url, "mqtt://", 7) != 0 &&
+        strncmp(cfg->mqtt_url, "mqtts://", 8) != 0) {
+        if (errs != NULL) {
+            kt_buf_printf(errs, "%s: mqtt.url: must start with tcp://, ssl://, mqtt:// or mqtts://\n",
+                          name);
+        }
+        st = kt_err_set(err, KT_EINVAL, "%s: mqtt.url: bad scheme", name);
+    }
+    if (cfg->outbox_low_water_bytes >= cfg->outbox_max_bytes) {
+        if (errs != NULL) {
+            kt_buf_printf(errs, "%s: outbox.low_water_bytes: must be below outbox.max_bytes\n",
+                          name);
+        }
+        st = kt_err_set(err, KT_EINVAL, "%s: outbox.low_water_bytes >= outbox.max_bytes", name);
     }
     if (cfg->reconnect_cap_ms < cfg->reconnect_base_ms) {
         if (errs != NULL) {

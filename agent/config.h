@@ -41,6 +41,20 @@ typedef struct agent_cfg {
     int64_t reconnect_base_ms;
     int64_t reconnect_cap_ms;
     char *log_level;
+    /* ---- event plane ingest (helper edge): mqtt.*, outbox.* */
+    char *mqtt_url; /* NULL = no MQTT bridge */
+    char *mqtt_client_id;
+    char *mqtt_username;
+    char *mqtt_password_file;
+    char *mqtt_ca_file;
+    int64_t mqtt_qos;
+    int64_t mqtt_keepalive_ms;
+    size_t mqtt_max_payload_bytes;
+    char *mqtt_journal_dir;
+    int64_t mqtt_batch_max;
+    char *outbox_path;
+    size_t outbox_max_bytes;
+    size_t outbox_low_water_bytes;
 } agent_cfg;
 
 /* The table, ended by a NULL key. */

@@ -42,6 +42,7 @@
 
 #include "kt/err.h"
 #include "kt/metrics.h"
+#include "model/event.h"
 #include "outbox.h"
 
 typedef struct agent_mqtt agent_mqtt;
@@ -55,6 +56,12 @@ typedef struct agent_mqtt_event {
     const char *topic;
     const uint8_t *payload; /* valid JSON, payload[payload_len] == '\0' */
     size_t payload_len;
+    /*
+     * The real event it carries (model/event.h view over the fields above):
+     * type ktwin.real.<iface>, source = instance, id "<incarnation[0..8]>-<journal_id>"
+     * (stable across a replay), time = recv_wall_ms.
+     */
+    const model_event *event;
 } agent_mqtt_event;
 
 /*
