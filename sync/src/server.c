@@ -580,7 +580,7 @@ static kt_status produce(sync_server *s, bool *got, kt_err *err)
         s->phase = PHASE_LIVE;
         s->state = SYNC_SERVER_LIVE;
         if (p == NULL) {
-            return KT_OK; /* the hub has no placement for this site yet */
+            break; /* the hub has no placement for this site yet: go on live */
         }
         sync_msg m = { .type = SYNC_MSG_PLACEMENT, .u.placement = *p };
         st = encode_tx(s, &m, err);
@@ -910,6 +910,7 @@ static kt_status on_up_events(sync_server *s, const sync_event_batch *b, kt_err 
     s->stats.up_duplicates += skip;
     if (skip < b->n_events) {
         uint64_t first = b->first_seq + skip;
+        s->up_received = last; /* before the op: it may ack them right away */
         s->in_up_batch = true;
         kt_status st = s->ops.on_up_batch(s->site, s->incarnation, first, b->events + skip,
                                           b->n_events - skip, err, s->user);
@@ -918,7 +919,6 @@ static kt_status on_up_events(sync_server *s, const sync_event_batch *b, kt_err 
             server_end(s);
             return st;
         }
-        s->up_received = last;
         s->stats.up_events += b->n_events - skip;
         if (s->state == SYNC_SERVER_DONE) {
             return KT_ECLOSED; /* the hub rejected the session from inside the op */

@@ -1,6 +1,6 @@
 # sync/: one cmocka executable per module (STYLE.md §9), named test_sync_<module>
 # so `ctest -R sync` selects them; plus the fuzz targets (decode, session) replaying their corpora.
-foreach(_m msg backoff admit session)
+foreach(_m msg backoff admit session events)
   if(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/unit/sync/test_${_m}.c)
     kt_add_unit_test(test_sync_${_m} SOURCES unit/sync/test_${_m}.c LIBS kt_sync LABELS unit)
     # Tests may reach the internal headers (sync/src/*_int.h).
