@@ -121,6 +121,7 @@ struct svc_caller {
 static void check_multi(svc_caller *c);
 static void start_attempt(call *k);
 static void on_retry_timer(uv_timer_t *t);
+static void retry_or_fail(call *k, kt_status st, int http_status, const char *detail);
 
 /* ----------------------------------------------------------- lifetime */
 
