@@ -57,6 +57,7 @@
 #include "svc/plugin.h"
 #include "svc/store.h"
 #include "sync/msg.h"
+#include "cache.h"
 #include "view.h"
 
 typedef struct agent_dispatch agent_dispatch;
@@ -82,7 +83,8 @@ typedef kt_status (*agent_dispatch_publish_cb)(const char *iface,
 
 typedef struct agent_dispatch_opts {
     const char *site;        /* this site's name; copied; required */
-    agent_view *view;        /* model (graph) and placement; borrowed; required */
+    agent_view *view;        /* the model (graph); borrowed; required */
+    agent_cache *cache;      /* this site's placement rows; borrowed; required */
     agent_outbox *outbox;    /* borrowed; NULL: events bound for the hub are dropped ("no-outbox") */
     agent_latest *latest;    /* borrowed; required */
     svc_plugin_host *plugins; /* borrowed, nullable */
@@ -113,6 +115,13 @@ typedef struct agent_dispatch_stats {
 kt_status agent_dispatch_new(agent_dispatch **out, const agent_dispatch_opts *opts, kt_err *err);
 /* NULL is a no-op. Pending HTTP calls must be gone first (svc_caller_free). Thread: loop. */
 void agent_dispatch_free(agent_dispatch *d);
+
+/*
+ * Set the twin-service runners (either may be NULL). They are created after
+ * the dispatcher because their opts point back at it (graph and store
+ * callbacks). Thread: loop.
+ */
+void agent_dispatch_set_services(agent_dispatch *d, svc_plugin_host *plugins, svc_caller *caller);
 
 /*
  * Route ev and carry out its destinations (see the header comment). depth
@@ -162,9 +171,9 @@ const svc_store_ops *agent_dispatch_store_ops(agent_dispatch *d);
 const model *agent_dispatch_graph_cb(void *user);
 
 /*
- * The interfaces whose device events this site must ingest (every interface
- * with an instance in the cached subgraph, plus the interfaces they
- * aggregate), sorted, into *out (kt_malloc'd array of kt_malloc'd strings;
+ * The interfaces whose device events this site must ingest: every
+ * interface of the cached model (the site's subgraph with its 1-hop
+ * neighbours; events of interfaces not served here go up), sorted, into *out (kt_malloc'd array of kt_malloc'd strings;
  * free with agent_dispatch_names_free). For agent_mqtt_set_interfaces.
  * Returns KT_OK or a view error. Thread: loop.
  */

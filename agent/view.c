@@ -51,6 +51,13 @@ uint64_t agent_view_builds(const agent_view *v)
     return v->builds;
 }
 
+const model *agent_view_model(agent_view *v)
+{
+    kt_err err = { 0 };
+    (void)agent_view_refresh(v, &err); /* on failure the previous model stays */
+    return v->m;
+}
+
 size_t agent_view_n_instances(const agent_view *v)
 {
     return v->m != NULL ? model_n_instances(v->m) : 0;

@@ -27,6 +27,7 @@
 #include "cache.h"
 #include "kt/buf.h"
 #include "kt/err.h"
+#include "model/model.h"
 
 typedef struct agent_view agent_view;
 
@@ -43,6 +44,13 @@ kt_status agent_view_refresh(agent_view *v, kt_err *err);
 
 /* Rebuilds so far (tests). */
 uint64_t agent_view_builds(const agent_view *v);
+/*
+ * The current model, refreshed first (a failed refresh keeps the previous
+ * one); NULL only when no model was ever built. Borrowed: valid until the
+ * next refresh that rebuilds (see agent_view_builds). Used by the event
+ * dispatcher (agent/dispatch.h). Thread: loop.
+ */
+const model *agent_view_model(agent_view *v);
 /* Instances in the current model. */
 size_t agent_view_n_instances(const agent_view *v);
 

@@ -1,0 +1,787 @@
+/*
+ * agent/dispatch.c — the agent's event dispatcher (see dispatch.h).
+ *
+ * DESIGN
+ * - Routing state is derived lazily from the view and the cache: when the
+ *   view's build counter moves, the route table (model_route_table_new) and
+ *   the instance -> site map are rebuilt; when the cache's placement
+ *   generation moves, the interface -> where map is reloaded. Both happen at
+ *   the start of a top-level dispatch, never in the middle of one.
+ * - Instance sites: model_placement_compute over the cached subgraph with
+ *   this site as the only site. An instance labelled (or walked to) this
+ *   site reads as here; every other instance reads as "no site", which the
+ *   router turns into "send it up" for events produced here.
+ * - Plugin emits are collected during the plugin call (the host is not
+ *   re-entrant) and routed after it returns, at depth + 1.
+ * - A top-level dispatch that is not inside the MQTT drain's outbox
+ *   transaction opens its own, so one event's appends commit together.
+ *
+ * Thread: loop only.
+ */
+#define KT_LOG_MOD "dispatch"
+#include "dispatch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kt/clock.h"
+#include "kt/log.h"
+#include "kt/map.h"
+#include "kt/mem.h"
+#include "model/placement.h"
+#include "model/route.h"
+#include "svc/merge.h"
+
+#define DEFAULT_MAX_DEPTH 8
+/* DISPATCH-DROP lines per second before they are suppressed (and counted). */
+#define DROP_LOG_PER_S 10
+
+/* Drop reasons: the router's, then the dispatcher's own. */
+enum {
+    R_INVALID = MODEL_DROP_NO_ROUTE + 1,
+    R_DEPTH,
+    R_SERVICE_BUSY,
+    R_NO_ENDPOINT,
+    R_SERVICE_FAILED,
+    R_PUBLISH,
+    R_NO_MQTT,
+    R_NO_OUTBOX,
+    R_TOO_MANY,
+    R_COUNT
+};
+
+static const char *reason_str(int r)
+{
+    switch (r) {
+    case R_INVALID:
+        return "invalid";
+    case R_DEPTH:
+        return "depth";
+    case R_SERVICE_BUSY:
+        return "service-busy";
+    case R_NO_ENDPOINT:
+        return "no-service-endpoint";
+    case R_SERVICE_FAILED:
+        return "service-failed";
+    case R_PUBLISH:
+        return "publish";
+    case R_NO_MQTT:
+        return "no-mqtt";
+    case R_NO_OUTBOX:
+        return "no-outbox";
+    case R_TOO_MANY:
+        return "too-many-destinations";
+    default:
+        return model_route_drop_str((model_route_drop)r);
+    }
+}
+
+struct agent_dispatch {
+    char *site;
+    agent_view *view;
+    agent_cache *cache;
+    agent_outbox *outbox;
+    agent_latest *latest;
+    svc_plugin_host *plugins;
+    svc_caller *caller;
+    agent_dispatch_publish_cb publish;
+    void *publish_user;
+    kt_metrics *metrics;
+    uint32_t max_depth;
+    size_t max_data;
+
+    /* routing state */
+    uint64_t view_builds; /* agent_view_builds at the last table build; 0 = none */
+    const model *m;
+    model_route_table *table;
+    model_placement *sites; /* instance -> this site */
+    uint64_t place_gen;     /* placement generation of where_map; 0 = none */
+    kt_map where_map;       /* iface -> (uintptr_t)(where + 1); keys in where_keys */
+    char **where_keys;
+    size_t n_where_keys;
+    model_route_env env;
+
+    svc_store_ops store_ops;
+    svc_api_ops api_ops;
+
+    agent_dispatch_stats stats;
+    uint64_t drops[R_COUNT];
+    kt_metric *m_drop[R_COUNT];
+    kt_metric *m_origin[5];
+    kt_metric *m_kind[MODEL_ROUTE_DROP + 1];
+    kt_metric *m_service_fail;
+    uint64_t log_window_ms;
+    uint32_t log_in_window;
+    uint64_t log_suppressed;
+};
+
+/* ---- metrics and drops ---------------------------------------------------------- */
+
+static const char *origin_str(agent_dispatch_origin o)
+{
+    switch (o) {
+    case AGENT_DISPATCH_DEVICE:
+        return "device";
+    case AGENT_DISPATCH_INGRESS:
+        return "ingress";
+    case AGENT_DISPATCH_SERVICE:
+        return "service";
+    case AGENT_DISPATCH_HUB:
+        return "hub";
+    }
+    return "unknown";
+}
+
+static void register_metrics(agent_dispatch *d)
+{
+    if (d->metrics == NULL) {
+        return;
+    }
+    kt_err err = { 0 };
+    for (int r = MODEL_DROP_UNKNOWN_IFACE; r < R_COUNT; r++) {
+        const char *labels[] = { "reason", reason_str(r), NULL };
+        kt_metrics_counter(&d->m_drop[r], d->metrics, "ktwin_agent_dispatch_dropped_total",
+                           "Events (or one destination of one) not delivered, by reason", labels,
+                           &err);
+    }
+    for (int o = AGENT_DISPATCH_DEVICE; o <= AGENT_DISPATCH_HUB; o++) {
+        const char *labels[] = { "origin", origin_str((agent_dispatch_origin)o), NULL };
+        kt_metrics_counter(&d->m_origin[o], d->metrics, "ktwin_agent_dispatch_events_total",
+                           "Events dispatched, by origin", labels, &err);
+    }
+    for (int k = MODEL_ROUTE_SERVICE_LOCAL; k <= MODEL_ROUTE_DROP; k++) {
+        const char *labels[] = { "kind", model_route_kind_str((model_route_kind)k), NULL };
+        kt_metrics_counter(&d->m_kind[k], d->metrics, "ktwin_agent_dispatch_destinations_total",
+                           "Destinations carried out, by kind", labels, &err);
+    }
+    kt_metrics_counter(&d->m_service_fail, d->metrics, "ktwin_agent_dispatch_service_failures_total",
+                       "Local twin-service calls (plugin or HTTP) that failed", NULL, &err);
+}
+
+static void drop(agent_dispatch *d, int reason, const model_event *ev, const char *iface,
+                 const char *detail)
+{
+    d->stats.dropped++;
+    d->drops[reason]++;
+    kt_metrics_inc(d->m_drop[reason]);
+    uint64_t now = kt_clock_mono_ms();
+    if (now - d->log_window_ms >= 1000) {
+        if (d->log_suppressed > 0) {
+            KT_LOG(KT_LOG_WARN, "DISPATCH-DROP", "suppressed=%llu",
+                   (unsigned long long)d->log_suppressed);
+        }
+        d->log_window_ms = now;
+        d->log_in_window = 0;
+        d->log_suppressed = 0;
+    }
+    if (d->log_in_window >= DROP_LOG_PER_S) {
+        d->log_suppressed++;
+        return;
+    }
+    d->log_in_window++;
+    char type[MODEL_EVENT_TYPE_CAP];
+    char q[300];
+    KT_LOG(KT_LOG_WARN, "DISPATCH-DROP", "reason=%s type=%s source=%s iface=%s id=%s detail=%s",
+           reason_str(reason), ev != NULL ? model_event_type_str(ev, type, sizeof type) : "-",
+           ev != NULL && ev->source != NULL ? ev->source : "-", iface != NULL ? iface : "-",
+           ev != NULL && ev->id != NULL ? ev->id : "-",
+           kt_log_quote(q, sizeof q, detail != NULL ? detail : ""));
+}
+
+/* ---- routing state ---------------------------------------------------------------- */
+
+static model_placement_where where_cb(const char *iface, const char *site, void *user)
+{
+    agent_dispatch *d = user;
+    if (site == NULL || strcmp(site, d->site) != 0) {
+        return MODEL_WHERE_CLOUD;
+    }
+    uintptr_t v = (uintptr_t)kt_map_get(&d->where_map, iface);
+    return v == 0 ? MODEL_WHERE_CLOUD : (model_placement_where)(v - 1);
+}
+
+static const char *instance_site_cb(const char *instance, void *user)
+{
+    agent_dispatch *d = user;
+    if (d->sites == NULL) {
+        return NULL;
+    }
+    const char *s = model_placement_instance_site(d->sites, instance);
+    return s != NULL && strcmp(s, d->site) == 0 ? d->site : NULL;
+}
+
+static void where_clear(agent_dispatch *d)
+{
+    kt_map_fini(&d->where_map);
+    kt_map_init(&d->where_map);
+    for (size_t i = 0; i < d->n_where_keys; i++) {
+        kt_free(d->where_keys[i]);
+    }
+    kt_free(d->where_keys);
+    d->where_keys = NULL;
+    d->n_where_keys = 0;
+}
+
+static int add_where(const agent_cache_placement *p, void *user)
+{
+    agent_dispatch *d = user;
+    model_placement_where w = MODEL_WHERE_CLOUD;
+    if (strcmp(p->where, "edge") == 0) {
+        w = MODEL_WHERE_EDGE;
+    } else if (strcmp(p->where, "pending") == 0) {
+        w = MODEL_WHERE_PENDING;
+    }
+    /* "edge"/"pending" rows name the site they are for; rows for another site read as cloud. */
+    if (p->site != NULL && strcmp(p->site, d->site) != 0) {
+        w = MODEL_WHERE_CLOUD;
+    }
+    char *key = kt_xstrdup(p->interface);
+    d->where_keys = kt_xrealloc(d->where_keys, (d->n_where_keys + 1) * sizeof *d->where_keys);
+    d->where_keys[d->n_where_keys++] = key;
+    kt_map_set(&d->where_map, key, (void *)(uintptr_t)(w + 1));
+    return 0;
+}
+
+/* Bring the route table, instance sites and where map up to date. */
+static kt_status refresh(agent_dispatch *d, kt_err *err)
+{
+    const model *m = agent_view_model(d->view);
+    uint64_t builds = agent_view_builds(d->view);
+    if (m != d->m || builds != d->view_builds) {
+        model_route_table_free(d->table);
+        model_placement_free(d->sites);
+        d->table = NULL;
+        d->sites = NULL;
+        d->m = m;
+        d->view_builds = builds;
+        if (m != NULL) {
+            d->table = model_route_table_new(m);
+            model_placement_site s = { .name = d->site,
+                                       .connected = 1,
+                                       .cpu_millis = MODEL_PLACEMENT_CPU_UNLIMITED,
+                                       .memory_bytes = MODEL_PLACEMENT_MEMORY_UNLIMITED };
+            kt_err perr = { 0 };
+            if (model_placement_compute(&d->sites, m, &s, 1, NULL, &perr) != KT_OK) {
+                /* Every instance then reads as "not here": events go up. */
+                KT_LOG(KT_LOG_WARN, "DISPATCH-SITES", "err=\"%s\"", perr.msg);
+                d->sites = NULL;
+            }
+        }
+    }
+    uint64_t pg = agent_cache_placement_generation(d->cache);
+    if (pg != d->place_gen) {
+        where_clear(d);
+        kt_status st = agent_cache_foreach_placement(d->cache, add_where, d, err);
+        if (st != KT_OK) {
+            where_clear(d);
+            return st;
+        }
+        d->place_gen = pg;
+    }
+    d->env.table = d->table;
+    return d->table != NULL ? KT_OK : kt_err_set(err, KT_EAGAIN, "no model loaded yet");
+}
+
+/* ---- destinations ------------------------------------------------------------------ */
+
+typedef struct emits {
+    model_event **v;
+    size_t n, cap;
+} emits;
+
+static kt_status collect_emit(const model_event *ev, void *user)
+{
+    emits *e = user;
+    model_event *copy = NULL;
+    kt_err err = { 0 };
+    kt_status st = model_event_dup(&copy, ev, &err);
+    if (st != KT_OK) {
+        return st;
+    }
+    if (e->n == e->cap) {
+        e->cap = e->cap != 0 ? e->cap * 2 : 8;
+        e->v = kt_xrealloc(e->v, e->cap * sizeof *e->v);
+    }
+    e->v[e->n++] = copy;
+    return KT_OK;
+}
+
+static void emits_fini(emits *e)
+{
+    for (size_t i = 0; i < e->n; i++) {
+        model_event_free(e->v[i]);
+    }
+    kt_free(e->v);
+}
+
+typedef struct http_ctx {
+    agent_dispatch *d;
+    uint32_t depth;
+    char iface[MODEL_NAME_MAX + 1];
+} http_ctx;
+
+static kt_status dispatch_inner(agent_dispatch *d,
+                                const model_event *ev,
+                                agent_dispatch_origin origin,
+                                uint32_t depth,
+                                kt_err *err);
+
+/* Dispatch with its own outbox transaction (events that do not come from the MQTT drain). */
+static kt_status dispatch_top(agent_dispatch *d,
+                              const model_event *ev,
+                              agent_dispatch_origin origin,
+                              uint32_t depth,
+                              kt_err *err)
+{
+    int own = 0;
+    if (d->outbox != NULL) {
+        kt_err berr = { 0 };
+        own = agent_outbox_begin(d->outbox, &berr) == KT_OK;
+    }
+    kt_status st = dispatch_inner(d, ev, origin, depth, err);
+    if (own) {
+        if (st == KT_OK) {
+            st = agent_outbox_commit(d->outbox, err);
+        } else {
+            agent_outbox_rollback(d->outbox);
+        }
+    }
+    return st;
+}
+
+static void on_http_done(kt_status st, const svc_call_result *res, void *user)
+{
+    http_ctx *c = user;
+    agent_dispatch *d = c->d;
+    if (st == KT_ECLOSED) {
+        kt_free(c); /* the caller is being freed: nothing to route */
+        return;
+    }
+    if (st != KT_OK) {
+        d->stats.service_fail++;
+        kt_metrics_inc(d->m_service_fail);
+        drop(d, R_SERVICE_FAILED, NULL, c->iface, res != NULL ? res->detail : kt_status_str(st));
+    } else if (res != NULL && res->reply != NULL) {
+        kt_err err = { 0 };
+        kt_status rst = dispatch_top(d, res->reply, AGENT_DISPATCH_SERVICE, c->depth + 1, &err);
+        if (rst != KT_OK) {
+            KT_LOG(KT_LOG_ERR, "DISPATCH-REPLY-FAIL", "iface=%s err=\"%s\"", c->iface, err.msg);
+        }
+    }
+    kt_free(c);
+}
+
+static kt_status run_service(agent_dispatch *d,
+                             const char *iface,
+                             const model_event *ev,
+                             uint32_t depth,
+                             kt_err *err)
+{
+    if (d->plugins != NULL && svc_plugin_host_serves(d->plugins, iface)) {
+        emits e = { 0 };
+        kt_err perr = { 0 };
+        d->stats.local_plugin++;
+        kt_status st = svc_plugin_host_dispatch(d->plugins, iface, ev, collect_emit, &e, &perr);
+        if (st != KT_OK) {
+            emits_fini(&e);
+            d->stats.service_fail++;
+            kt_metrics_inc(d->m_service_fail);
+            drop(d, R_SERVICE_FAILED, ev, iface, perr.msg);
+            return KT_OK;
+        }
+        kt_status res = KT_OK;
+        for (size_t i = 0; i < e.n && res == KT_OK; i++) {
+            res = dispatch_inner(d, e.v[i], AGENT_DISPATCH_SERVICE, depth + 1, err);
+        }
+        emits_fini(&e);
+        return res;
+    }
+    if (d->caller != NULL) {
+        http_ctx *c = kt_xcalloc(1, sizeof *c);
+        c->d = d;
+        c->depth = depth;
+        kt_strlcpy(c->iface, iface, sizeof c->iface);
+        kt_err cerr = { 0 };
+        kt_status st = svc_caller_post(d->caller, iface, ev, on_http_done, c, &cerr);
+        if (st == KT_OK) {
+            d->stats.local_http++;
+            return KT_OK;
+        }
+        kt_free(c);
+        drop(d, st == KT_EAGAIN ? R_SERVICE_BUSY : R_NO_ENDPOINT, ev, iface, cerr.msg);
+        return KT_OK;
+    }
+    drop(d, R_NO_ENDPOINT, ev, iface, "no plugin or HTTP service configured");
+    return KT_OK;
+}
+
+static kt_status to_outbox(agent_dispatch *d, const model_event *ev, kt_err *err)
+{
+    if (d->outbox == NULL) {
+        drop(d, R_NO_OUTBOX, ev, ev->iface, "no outbox");
+        return KT_OK;
+    }
+    char type[MODEL_EVENT_TYPE_CAP];
+    sync_event se = {
+        .id = ev->id,
+        .type = model_event_type_str(ev, type, sizeof type),
+        .source = ev->source,
+        .subject = NULL,
+        .time_ms = ev->time_ms,
+        .datacontenttype = ev->datacontenttype,
+        .data = ev->data,
+        .data_len = ev->data_len,
+    };
+    kt_status st = agent_outbox_append(d->outbox, &se, NULL, err);
+    if (st == KT_OK) {
+        d->stats.to_hub++;
+    }
+    return st;
+}
+
+static kt_status to_latest(agent_dispatch *d, const model_event *ev, kt_err *err)
+{
+    char type[MODEL_EVENT_TYPE_CAP];
+    svc_record r = {
+        .iface = ev->iface,
+        .instance = ev->source,
+        .id = ev->id,
+        .type = model_event_type_str(ev, type, sizeof type),
+        .source = ev->source,
+        .time_ms = ev->time_ms != 0 ? ev->time_ms : kt_clock_wall_ms(),
+        .data = ev->data,
+        .data_len = ev->data_len,
+    };
+    kt_err lerr = { 0 };
+    kt_status st = agent_latest_put(d->latest, &r, &lerr);
+    if (st == KT_EINVAL) {
+        drop(d, R_INVALID, ev, ev->iface, lerr.msg); /* data not a JSON object */
+        return KT_OK;
+    }
+    if (st != KT_OK) {
+        return kt_err_set(err, st, "%s", lerr.msg);
+    }
+    d->stats.latest++;
+    return KT_OK;
+}
+
+static kt_status to_mqtt(agent_dispatch *d, const model_event *ev)
+{
+    if (d->publish == NULL) {
+        drop(d, R_NO_MQTT, ev, ev->iface, "no MQTT bridge");
+        return KT_OK;
+    }
+    kt_err perr = { 0 };
+    kt_status st = d->publish(ev->iface, ev->source, ev->data != NULL ? ev->data : (const void *)"",
+                              ev->data_len, &perr, d->publish_user);
+    if (st != KT_OK) {
+        drop(d, R_PUBLISH, ev, ev->iface, perr.msg);
+        return KT_OK;
+    }
+    d->stats.virtual_out++;
+    return KT_OK;
+}
+
+static kt_status dispatch_inner(agent_dispatch *d,
+                                const model_event *ev,
+                                agent_dispatch_origin origin,
+                                uint32_t depth,
+                                kt_err *err)
+{
+    d->stats.events++;
+    kt_metrics_inc(d->m_origin[origin]);
+    if (depth > d->max_depth) {
+        drop(d, R_DEPTH, ev, ev->iface, "service emit depth over dispatch.max_depth");
+        return KT_OK;
+    }
+    kt_err verr = { 0 };
+    if (model_event_check(ev, d->max_data, &verr) != KT_OK) {
+        drop(d, R_INVALID, ev, NULL, verr.msg);
+        return kt_err_set(err, KT_EINVAL, "%s", verr.msg);
+    }
+    model_route_dest dest[MODEL_ROUTE_DEST_MAX];
+    size_t n = model_route(&d->env, ev,
+                           origin == AGENT_DISPATCH_HUB ? MODEL_ROUTE_FROM_HUB
+                                                        : MODEL_ROUTE_FROM_LOCAL,
+                           NULL, dest, MODEL_ROUTE_DEST_MAX);
+    if (n > MODEL_ROUTE_DEST_MAX) {
+        drop(d, R_TOO_MANY, ev, ev->iface, "more destinations than MODEL_ROUTE_DEST_MAX");
+        return KT_OK;
+    }
+    kt_status st = KT_OK;
+    for (size_t i = 0; i < n && st == KT_OK; i++) {
+        const model_route_dest *x = &dest[i];
+        kt_metrics_inc(d->m_kind[x->kind]);
+        switch (x->kind) {
+        case MODEL_ROUTE_SERVICE_LOCAL:
+            st = run_service(d, x->iface, ev, depth, err);
+            break;
+        case MODEL_ROUTE_UPSTREAM:
+            st = to_outbox(d, ev, err);
+            break;
+        case MODEL_ROUTE_MQTT_VIRTUAL:
+            st = to_mqtt(d, ev);
+            break;
+        case MODEL_ROUTE_LATEST:
+            st = to_latest(d, ev, err);
+            break;
+        case MODEL_ROUTE_DROP:
+            drop(d, (int)x->drop, ev, x->iface, "router");
+            break;
+        default:
+            /* Hub-only destinations never appear with env.site set. */
+            drop(d, R_TOO_MANY, ev, x->iface, model_route_kind_str(x->kind));
+            break;
+        }
+    }
+    return st;
+}
+
+/* ---- public ------------------------------------------------------------------------ */
+
+kt_status agent_dispatch_event(agent_dispatch *d,
+                               const model_event *ev,
+                               agent_dispatch_origin origin,
+                               uint32_t depth,
+                               kt_err *err)
+{
+    kt_status st = refresh(d, err);
+    if (st != KT_OK) {
+        return st;
+    }
+    if (origin == AGENT_DISPATCH_DEVICE) {
+        return dispatch_inner(d, ev, origin, depth, err); /* inside the drain's transaction */
+    }
+    return dispatch_top(d, ev, origin, depth, err);
+}
+
+kt_status agent_dispatch_mqtt_cb(const agent_mqtt_event *mev, agent_outbox *ob, void *user)
+{
+    agent_dispatch *d = user;
+    (void)ob; /* the same outbox as d->outbox: appends join the drain's transaction */
+    model_topic t;
+    kt_err err = { 0 };
+    if (model_topic_parse(&t, mev->topic, strlen(mev->topic), &err) != KT_OK) {
+        drop(d, R_INVALID, NULL, mev->iface, err.msg);
+        return KT_EINVAL;
+    }
+    char id[MODEL_EVENT_ID_MAX];
+    const char *inc = d->outbox != NULL ? agent_outbox_incarnation(d->outbox) : d->site;
+    snprintf(id, sizeof id, "%.16s-m%llu", inc, (unsigned long long)mev->journal_id);
+    char tbuf[MODEL_EVENT_TIME_CAP];
+    const char *time = kt_clock_rfc3339(tbuf, sizeof tbuf, mev->recv_wall_ms);
+    model_event ev;
+    memset(&ev, 0, sizeof ev);
+    model_event_from_topic(&ev, &t, mev->payload, mev->payload_len, id, time, mev->recv_wall_ms);
+    kt_status st = refresh(d, &err);
+    if (st == KT_OK) {
+        st = dispatch_inner(d, &ev, AGENT_DISPATCH_DEVICE, 0, &err);
+    }
+    if (st != KT_OK && st != KT_EAGAIN && st != KT_EINVAL) {
+        KT_LOG(KT_LOG_ERR, "DISPATCH-FAIL", "topic=%s err=\"%s\"", mev->topic, err.msg);
+    }
+    return st;
+}
+
+kt_status agent_dispatch_down_event(agent_dispatch *d, const sync_event *se, kt_err *err)
+{
+    model_event ev;
+    memset(&ev, 0, sizeof ev);
+    kt_err terr = { 0 };
+    if (se->type == NULL || model_event_set_type(&ev, se->type, strlen(se->type), &terr) != KT_OK) {
+        drop(d, R_INVALID, NULL, NULL, terr.msg);
+        return kt_err_set(err, KT_EINVAL, "%s", terr.msg);
+    }
+    ev.id = se->id;
+    ev.source = se->source;
+    ev.time_ms = se->time_ms;
+    char tbuf[MODEL_EVENT_TIME_CAP];
+    ev.time = se->time_ms != 0 ? kt_clock_rfc3339(tbuf, sizeof tbuf, se->time_ms) : NULL;
+    ev.datacontenttype = se->datacontenttype;
+    ev.data = se->data;
+    ev.data_len = se->data_len;
+    return agent_dispatch_event(d, &ev, AGENT_DISPATCH_HUB, 0, err);
+}
+
+/* ---- store and API ops ---------------------------------------------------------------- */
+
+static kt_status op_latest(void *user,
+                           const char *iface,
+                           const char *instance,
+                           svc_record_cb cb,
+                           void *cb_user,
+                           kt_err *err)
+{
+    agent_dispatch *d = user;
+    return agent_latest_get(d->latest, iface, instance, cb, cb_user, err);
+}
+
+/* POST /api/v1/twin-events: a store event, routed like one (latest here + outbox). */
+static kt_status op_put(void *user, const svc_record *rec, kt_err *err)
+{
+    agent_dispatch *d = user;
+    kt_buf check;
+    kt_buf_init(&check, (size_t)16 * 1024 * 1024);
+    kt_status st = svc_merge_json(&check, NULL, 0, rec->data != NULL ? rec->data : (const uint8_t *)"{}",
+                                  rec->data != NULL ? rec->data_len : 2, err);
+    kt_buf_fini(&check);
+    if (st != KT_OK) {
+        return st == KT_ETOOBIG ? st : KT_EINVAL;
+    }
+    model_event ev;
+    memset(&ev, 0, sizeof ev);
+    st = model_event_set_class(&ev, MODEL_EVENT_STORE, rec->iface, NULL, err);
+    if (st != KT_OK) {
+        return st;
+    }
+    char idbuf[MODEL_EVENT_ID_GEN_CAP];
+    ev.id = rec->id != NULL && rec->id[0] != '\0' ? rec->id : model_event_id_new(idbuf, sizeof idbuf);
+    ev.source = rec->instance;
+    ev.time_ms = rec->time_ms != 0 ? rec->time_ms : kt_clock_wall_ms();
+    char tbuf[MODEL_EVENT_TIME_CAP];
+    ev.time = kt_clock_rfc3339(tbuf, sizeof tbuf, ev.time_ms);
+    ev.data = rec->data;
+    ev.data_len = rec->data_len;
+    return agent_dispatch_event(d, &ev, AGENT_DISPATCH_INGRESS, 0, err);
+}
+
+static kt_status op_list(void *user,
+                         const svc_query *q,
+                         svc_record_cb cb,
+                         void *cb_user,
+                         svc_page *page,
+                         kt_err *err)
+{
+    agent_dispatch *d = user;
+    return agent_latest_list(d->latest, q, cb, cb_user, page, err);
+}
+
+/* POST /: KTWIN's broker accepts whatever it can route; drops are counted, not refused. */
+static kt_status op_ingest(void *user, const model_event *ev, kt_err *err)
+{
+    agent_dispatch *d = user;
+    return agent_dispatch_event(d, ev, AGENT_DISPATCH_INGRESS, 0, err);
+}
+
+const svc_api_ops *agent_dispatch_api_ops(agent_dispatch *d)
+{
+    return &d->api_ops;
+}
+
+const svc_store_ops *agent_dispatch_store_ops(agent_dispatch *d)
+{
+    return &d->store_ops;
+}
+
+const model *agent_dispatch_graph_cb(void *user)
+{
+    agent_dispatch *d = user;
+    return agent_view_model(d->view);
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------ */
+
+kt_status agent_dispatch_new(agent_dispatch **out, const agent_dispatch_opts *opts, kt_err *err)
+{
+    *out = NULL;
+    if (opts->site == NULL || opts->site[0] == '\0' || opts->view == NULL || opts->cache == NULL ||
+        opts->latest == NULL) {
+        return kt_err_set(err, KT_EINVAL, "dispatch: site, view, cache and latest are required");
+    }
+    agent_dispatch *d = kt_xcalloc(1, sizeof *d);
+    d->site = kt_xstrdup(opts->site);
+    d->view = opts->view;
+    d->cache = opts->cache;
+    d->outbox = opts->outbox;
+    d->latest = opts->latest;
+    d->plugins = opts->plugins;
+    d->caller = opts->caller;
+    d->publish = opts->publish_virtual;
+    d->publish_user = opts->publish_user;
+    d->metrics = opts->metrics;
+    d->max_depth = opts->max_depth != 0 ? opts->max_depth : DEFAULT_MAX_DEPTH;
+    d->max_data = opts->max_data_bytes != 0 ? opts->max_data_bytes : MODEL_EVENT_DATA_MAX_DEFAULT;
+    kt_map_init(&d->where_map);
+    d->env.site = d->site;
+    d->env.flags = MODEL_ROUTE_F_UNKNOWN_UPSTREAM;
+    d->env.placement.where = where_cb;
+    d->env.placement.instance_site = instance_site_cb;
+    d->env.placement.user = d;
+    d->store_ops.latest = op_latest;
+    d->store_ops.put = op_put;
+    d->store_ops.list = op_list;
+    d->store_ops.user = d;
+    d->api_ops.ingest = op_ingest;
+    d->api_ops.store = &d->store_ops;
+    d->api_ops.user = d;
+    register_metrics(d);
+    *out = d;
+    return KT_OK;
+}
+
+void agent_dispatch_set_services(agent_dispatch *d, svc_plugin_host *plugins, svc_caller *caller)
+{
+    d->plugins = plugins;
+    d->caller = caller;
+}
+
+void agent_dispatch_free(agent_dispatch *d)
+{
+    if (d == NULL) {
+        return;
+    }
+    model_route_table_free(d->table);
+    model_placement_free(d->sites);
+    where_clear(d);
+    kt_map_fini(&d->where_map);
+    kt_free(d->site);
+    kt_free(d);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+kt_status agent_dispatch_ingest_interfaces(agent_dispatch *d, char ***out, size_t *n_out, kt_err *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    const model *m = agent_view_model(d->view);
+    if (m == NULL) {
+        return kt_err_set(err, KT_EAGAIN, "no model loaded yet");
+    }
+    size_t n = model_n_ifaces(m);
+    char **names = kt_xcalloc(n != 0 ? n : 1, sizeof *names);
+    for (size_t i = 0; i < n; i++) {
+        names[i] = kt_xstrdup(model_iface_at(m, i)->name);
+    }
+    qsort(names, n, sizeof *names, cmp_str);
+    *out = names;
+    *n_out = n;
+    return KT_OK;
+}
+
+void agent_dispatch_names_free(char **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        kt_free(names[i]);
+    }
+    kt_free(names);
+}
+
+void agent_dispatch_stats_get(const agent_dispatch *d, agent_dispatch_stats *out)
+{
+    *out = d->stats;
+}
+
+uint64_t agent_dispatch_dropped(const agent_dispatch *d, const char *reason)
+{
+    for (int r = MODEL_DROP_UNKNOWN_IFACE; r < R_COUNT; r++) {
+        if (strcmp(reason_str(r), reason) == 0) {
+            return d->drops[r];
+        }
+    }
+    return 0;
+}
