@@ -82,6 +82,19 @@ static const kt_cfg_entry table[] = {
       "1GiB", 0, "Outbox quota; when reached, MQTT ingest pauses (backpressure to the broker)" },
     { "outbox.low_water_bytes", KT_CFG_SIZE_BYTES, offsetof(agent_cfg, outbox_low_water_bytes), 0,
       0, "0", 0, "MQTT ingest resumes when the outbox is below this (0 = 90 % of max_bytes)" },
+    /* ---- event dispatcher and local twin services (helper dispatch) */
+    { "services.specs", KT_CFG_STRING_LIST, offsetof(agent_cfg, services_specs), 0, 1024, NULL, 0,
+      "Twin services run here: \"IFACES=TARGET [options]\" per item (svc/service.h; plugin .so or http:// URL)" },
+    { "services.max_depth", KT_CFG_INT, offsetof(agent_cfg, services_max_depth), 1, 64, "8", 0,
+      "Events emitted by services are routed again up to this depth (stops loops; deeper ones are dropped)" },
+    { "services.connect_timeout_ms", KT_CFG_DURATION_MS,
+      offsetof(agent_cfg, services_connect_timeout_ms), 100, 60000, "2s", 0,
+      "TCP connect timeout of calls to HTTP twin services" },
+    { "services.max_data_bytes", KT_CFG_SIZE_BYTES, offsetof(agent_cfg, services_max_data_bytes),
+      1024, 16 * MIB, "1MiB", 0,
+      "Largest event data accepted at the local ingress and from services" },
+    { "latest.path", KT_CFG_STRING, offsetof(agent_cfg, latest_path), 1, 4096, NULL, KT_CFG_ENV,
+      "SQLite file of the latest state per twin instance (KTWIN upsert-merge); unset = <cache.path>-latest" },
     { 0 }
 };
 

@@ -55,6 +55,12 @@ typedef struct agent_cfg {
     char *outbox_path;
     size_t outbox_max_bytes;
     size_t outbox_low_water_bytes;
+    /* ---- event dispatcher and local twin services (helper dispatch): services.*, latest.* */
+    kt_cfg_strlist services_specs; /* svc/service.h declarations */
+    int64_t services_max_depth;
+    int64_t services_connect_timeout_ms;
+    size_t services_max_data_bytes;
+    char *latest_path; /* NULL = <cache.path>-latest */
 } agent_cfg;
 
 /* The table, ended by a NULL key. */
