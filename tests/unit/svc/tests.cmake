@@ -2,4 +2,20 @@
 if(TARGET kt_svc)
   kt_add_unit_test(test_svc_merge SOURCES unit/svc/test_merge.c LIBS kt_svc LABELS unit)
   kt_add_unit_test(test_svc_service SOURCES unit/svc/test_service.c LIBS kt_svc LABELS unit)
+
+  # Plugins the host must refuse (no entry symbol; a foreign ABI version).
+  add_library(svc_bad_nosym_plugin MODULE unit/svc/bad_plugin.c)
+  add_library(svc_bad_abi_plugin MODULE unit/svc/bad_plugin.c)
+  target_compile_definitions(svc_bad_abi_plugin PRIVATE KT_BAD_ABI)
+  foreach(_p svc_bad_nosym_plugin svc_bad_abi_plugin)
+    target_link_libraries(${_p} PRIVATE ktwin_sdk kt_warnings)
+    set_target_properties(${_p} PROPERTIES PREFIX "" C_VISIBILITY_PRESET hidden)
+  endforeach()
+
+  kt_add_unit_test(test_svc_plugin SOURCES unit/svc/test_plugin.c LIBS kt_svc LABELS unit)
+  add_dependencies(test_svc_plugin ktwin_echo_plugin svc_bad_nosym_plugin svc_bad_abi_plugin)
+  target_compile_definitions(test_svc_plugin PRIVATE
+    ECHO_PLUGIN="$<TARGET_FILE:ktwin_echo_plugin>"
+    BAD_NOSYM_PLUGIN="$<TARGET_FILE:svc_bad_nosym_plugin>"
+    BAD_ABI_PLUGIN="$<TARGET_FILE:svc_bad_abi_plugin>")
 endif()
