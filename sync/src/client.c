@@ -82,6 +82,7 @@ struct sync_client {
     /* event streams, per connection */
     uint32_t window_bytes;
     char *incarnation;
+    uint64_t down_skip_to; /* Welcome.down_next_seq when above down_applied_seq() + 1 */
     uint64_t up_acked;
     uint64_t up_next;
     inflight *fl;    /* in-flight batches: fl[fl_head .. fl_len) */
@@ -271,6 +272,7 @@ kt_status sync_client_on_open(sync_client *c, kt_err *err)
     c->incarnation = NULL;
     c->up_acked = 0;
     c->up_next = 0;
+    c->down_skip_to = 0;
     if (c->up_enabled) {
         const char *inc = c->ops.up_incarnation(c->user);
         if (inc == NULL || inc[0] == '\0' || strlen(inc) > c->limits.max_string_bytes) {
@@ -486,6 +488,12 @@ static kt_status on_events(sync_client *c, const sync_event_batch *b, kt_err *er
     c->stats.down_batches++;
     uint64_t applied = c->ops.down_applied_seq(c->user);
     uint64_t last = b->first_seq + (uint64_t)(b->n_events - 1);
+    if (c->down_skip_to != 0 && b->first_seq == c->down_skip_to && b->first_seq > applied + 1) {
+        /* The hub no longer holds applied+1 .. first_seq-1 (announced in the Welcome). */
+        c->stats.down_skipped += b->first_seq - (applied + 1);
+        applied = b->first_seq - 1;
+    }
+    c->down_skip_to = 0;
     if (b->first_seq > applied + 1) {
         return kt_err_set(err, KT_EPROTO, "events.first_seq: down %llu, but %llu is the next",
                           (unsigned long long)b->first_seq, (unsigned long long)(applied + 1));
@@ -534,6 +542,12 @@ static kt_status on_welcome(sync_client *c, const sync_welcome *w, kt_err *err)
     c->state = SYNC_CLIENT_SYNCED;
     c->last_tx_ms = c->ops.now_ms(c->user);
     c->window_bytes = w->window_bytes != 0 ? w->window_bytes : c->window_default;
+    if (c->down_enabled && w->down_next_seq != 0) {
+        uint64_t applied = c->ops.down_applied_seq(c->user);
+        if (applied < UINT64_MAX && w->down_next_seq > applied + 1) {
+            c->down_skip_to = w->down_next_seq;
+        }
+    }
     c->stats.welcomes++;
     if (c->ops.on_welcome != NULL) {
         c->ops.on_welcome(w, c->user);

@@ -687,6 +687,7 @@ conv_envelope(sync_msg *m, const Ktwin__V1__Envelope *e, kt_arena *arena, kt_err
         m->u.welcome.mode = (sync_mode)w->mode;
         m->u.welcome.heartbeat_ms = w->has_heartbeat_ms ? w->heartbeat_ms : 0;
         m->u.welcome.window_bytes = w->has_window_bytes ? w->window_bytes : 0;
+        m->u.welcome.down_next_seq = w->has_down_next_seq ? w->down_next_seq : 0;
         return KT_OK;
     }
     case KTWIN__V1__ENVELOPE__BODY_REJECT:
@@ -1135,6 +1136,8 @@ kt_status sync_msg_encode(const sync_msg *m, kt_buf *out, kt_err *err)
         welcome.heartbeat_ms = w->heartbeat_ms;
         welcome.has_window_bytes = w->window_bytes != 0;
         welcome.window_bytes = w->window_bytes;
+        welcome.has_down_next_seq = w->down_next_seq != 0;
+        welcome.down_next_seq = w->down_next_seq;
         env.body_case = KTWIN__V1__ENVELOPE__BODY_WELCOME;
         env.welcome = &welcome;
         break;

@@ -767,9 +767,21 @@ static kt_status on_hello(sync_server *s, const sync_hello *h, kt_err *err)
         s->up_expect = h->has_first_unacked_up_seq ? h->first_unacked_up_seq : 0;
     }
     if (s->down_enabled && h->has_last_acked_down_seq) {
+        uint64_t start = h->last_acked_down_seq;
+        if (s->ops.down_first_seq != NULL) {
+            uint64_t first = s->ops.down_first_seq(s->user);
+            if (first > 0 && first - 1 > start) {
+                start = first - 1; /* the seqs in between are gone (a wiped agent store) */
+            }
+        }
+        if (start == UINT64_MAX) {
+            kt_err_set(err, KT_EPROTO, "hello.last_acked_down_seq: %llu leaves no room",
+                       (unsigned long long)start);
+            return fail_proto(s, KT_EPROTO, err);
+        }
         s->down_active = true;
-        s->down_acked = h->last_acked_down_seq;
-        s->down_sent = h->last_acked_down_seq;
+        s->down_acked = start;
+        s->down_sent = start;
     }
     s->acked_placement = h->placement_revision;
     if (mode == SYNC_MODE_SNAPSHOT) {
@@ -791,6 +803,7 @@ static kt_status on_hello(sync_server *s, const sync_hello *h, kt_err *err)
     m.u.welcome.mode = mode;
     m.u.welcome.heartbeat_ms = s->heartbeat_ms;
     m.u.welcome.window_bytes = s->window_bytes;
+    m.u.welcome.down_next_seq = s->down_active ? s->down_sent + 1 : 0;
     st = encode_tx(s, &m, err);
     if (st == KT_OK) {
         st = emit_tx(s, err);

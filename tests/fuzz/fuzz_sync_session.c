@@ -6,13 +6,20 @@
  * Input: byte 0 picks the role (even = client, odd = server); then records
  *   [op][len_lo][len_hi][len bytes when op is a message]
  * op % 4: 0 = a message from the peer, 1 = time advances len * 10 ms and
- * tick runs, 2 = the connection closes and reopens, 3 = a push (server:
- * a delta or placement; client: a capacity report).
+ * tick runs, 2 = the connection closes and reopens, 3 = a local event
+ * (server: len % 8 == 5 the event store commits what it received and acks
+ * it, len % 8 == 7 downstream events are queued and kicked, else a delta
+ * (even) or placement (odd) push; client: len % 4 == 1 the outbox grows
+ * and is kicked, else a capacity report).
  *
  * Invariants checked (abort on violation): the agent's snapshot transaction
  * is open only between begin and commit/abort and never survives a close;
  * a delta is applied only when it starts at the store's revision; the hub's
- * snapshot iterator is released once per use; nothing leaks or crashes.
+ * snapshot iterator is released once per use; the outbox is never read
+ * below its acked seq nor acked beyond what it holds; downstream events are
+ * applied once each, in order, never inside a snapshot; the hub is never
+ * handed an upstream seq twice per incarnation and never asked for a
+ * downstream seq it was told is applied; nothing leaks or crashes.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -33,7 +40,25 @@ typedef struct fz {
     size_t snap_pos;
     int eagain_every;
     int sends;
+    /* agent event streams */
+    uint64_t out_n;     /* outbox holds seqs out_acked+1 .. out_n */
+    uint64_t out_acked; /* rows <= this are deleted */
+    uint64_t down_applied;
+    /* hub event streams */
+    uint64_t hub_received; /* highest upstream seq handed over (inc-1) */
+    uint64_t hub_committed;
+    uint64_t hub_down_n; /* downstream queue holds 1 .. hub_down_n */
+    uint64_t hub_down_acked;
+    sync_server *srv; /* for ack_up */
 } fz;
+
+static const sync_event EVS[4] = {
+    { "e1", "ktwin.real.iface", "a", NULL, 1, "application/json", (const uint8_t *)"{}", 2 },
+    { "e2", "ktwin.virtual.iface", "b", "s", 0, NULL, NULL, 0 },
+    { "e3", "ktwin.command.iface.reset", "a", NULL, 3, NULL, (const uint8_t *)"xyz", 3 },
+    { "e4", "ktwin.real.iface", "b", NULL, 4, "text/plain", (const uint8_t *)"0123456789", 10 },
+};
+static sync_event VIEW[64];
 
 static kt_status f_send(const uint8_t *b, size_t n, void *user)
 {
@@ -138,6 +163,156 @@ static kt_status f_place(const sync_placement *p, kt_err *err, void *user)
     return KT_OK;
 }
 
+static const char *f_inc(void *user)
+{
+    (void)user;
+    return "inc-1";
+}
+
+static uint64_t f_out_acked(void *user)
+{
+    return ((fz *)user)->out_acked;
+}
+
+static kt_status f_up_next(const sync_event **out,
+                           size_t *n,
+                           uint64_t from,
+                           size_t max_events,
+                           size_t max_bytes,
+                           kt_err *err,
+                           void *user)
+{
+    (void)err;
+    fz *f = user;
+    if (from <= f->out_acked || from > f->out_n + 1 || max_events == 0) {
+        abort();
+    }
+    size_t k = 0;
+    size_t bytes = 0;
+    for (uint64_t seq = from; seq <= f->out_n && k < max_events && k < 64; seq++) {
+        const sync_event *ev = &EVS[seq % 4];
+        if (k > 0 && bytes + ev->data_len > max_bytes) {
+            break;
+        }
+        bytes += ev->data_len;
+        VIEW[k++] = *ev;
+    }
+    *out = VIEW;
+    *n = k;
+    return KT_OK;
+}
+
+static kt_status f_out_ack(uint64_t seq, kt_err *err, void *user)
+{
+    (void)err;
+    fz *f = user;
+    if (seq <= f->out_acked || seq > f->out_n) {
+        abort();
+    }
+    f->out_acked = seq;
+    return KT_OK;
+}
+
+static uint64_t f_down_applied(void *user)
+{
+    return ((fz *)user)->down_applied;
+}
+
+static kt_status
+f_down_apply(uint64_t first, const sync_event *evs, size_t n, kt_err *err, void *user)
+{
+    fz *f = user;
+    if (f->staging || first != f->down_applied + 1 || n == 0 || evs == NULL) {
+        abort();
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (evs[i].id == NULL || evs[i].type == NULL || evs[i].source == NULL ||
+            evs[i].data == NULL || evs[i].data[evs[i].data_len] != '\0') {
+            abort();
+        }
+    }
+    if (n == 5) {
+        return kt_err_set(err, KT_EDEP, "store refuses 5");
+    }
+    f->down_applied = first + n - 1;
+    return KT_OK;
+}
+
+static kt_status
+f_committed(uint64_t *seq_out, const char *site, const char *inc, kt_err *err, void *user)
+{
+    (void)site;
+    (void)err;
+    fz *f = user;
+    *seq_out = strcmp(inc, "inc-1") == 0 ? f->hub_committed : 0;
+    f->hub_received = *seq_out; /* per session: what the store has */
+    return KT_OK;
+}
+
+static kt_status f_up_batch(const char *site,
+                            const char *inc,
+                            uint64_t first,
+                            const sync_event *evs,
+                            size_t n,
+                            kt_err *err,
+                            void *user)
+{
+    (void)site;
+    (void)err;
+    fz *f = user;
+    if (n == 0 || evs == NULL) {
+        abort();
+    }
+    if (strcmp(inc, "inc-1") == 0) {
+        if (first <= f->hub_received) {
+            abort(); /* a duplicate got through */
+        }
+        f->hub_received = first + n - 1;
+    }
+    return KT_OK;
+}
+
+static kt_status f_down_next(const sync_event **out,
+                             size_t *n,
+                             uint64_t from,
+                             size_t max_events,
+                             size_t max_bytes,
+                             kt_err *err,
+                             void *user)
+{
+    (void)err;
+    (void)max_bytes;
+    fz *f = user;
+    if (from == 0 || max_events == 0) {
+        abort();
+    }
+    size_t k = 0;
+    for (uint64_t seq = from; seq <= f->hub_down_n && k < max_events && k < 64; seq++) {
+        VIEW[k++] = EVS[seq % 4];
+    }
+    *out = VIEW;
+    *n = k;
+    return KT_OK;
+}
+
+static kt_status f_down_acked(uint64_t seq, kt_err *err, void *user)
+{
+    (void)err;
+    fz *f = user;
+    if (seq == 0 || seq > f->hub_down_n) {
+        abort(); /* acks are checked against what was sent */
+    }
+    if (seq > f->hub_down_acked) {
+        f->hub_down_acked = seq;
+    }
+    return KT_OK;
+}
+
+static uint64_t f_down_first(void *user)
+{
+    return ((fz *)user)->hub_down_acked + 1;
+}
+
 static sync_auth_result f_auth(const char *site, const char *token, void *user)
 {
     (void)user;
@@ -230,9 +405,14 @@ static void run_client(fz *f, const uint8_t *p, const uint8_t *end)
                             .graph_revision = f_graph, .placement_revision = f_placement_rev,
                             .snapshot_begin = f_begin, .snapshot_put = f_put,
                             .snapshot_commit = f_commit, .snapshot_abort = f_abort,
-                            .delta_apply = f_delta, .placement_apply = f_place };
+                            .delta_apply = f_delta, .placement_apply = f_place,
+                            .up_incarnation = f_inc, .up_acked_seq = f_out_acked,
+                            .up_next = f_up_next, .up_acked = f_out_ack,
+                            .down_applied_seq = f_down_applied, .down_apply = f_down_apply };
     sync_client_opts opts = { .site = "site-a", .token = "t",
-                              .limits = { .max_message_bytes = 1u << 16, .max_objects = 32 } };
+                              .limits = { .max_message_bytes = 1u << 16, .max_objects = 32,
+                                          .max_events = 16 },
+                              .window_bytes = 256, .max_batch_events = 8 };
     sync_client *c = NULL;
     if (sync_client_new(&c, &opts, &ops, f, NULL) != KT_OK) {
         abort();
@@ -257,6 +437,9 @@ static void run_client(fz *f, const uint8_t *p, const uint8_t *end)
                 abort();
             }
             (void)sync_client_on_open(c, NULL);
+        } else if (len % 4 == 1) {
+            f->out_n += len % 7 + 1;
+            (void)sync_client_kick(c, NULL);
         } else {
             sync_capacity cap = { true, (uint32_t)len, false, 0 };
             (void)sync_client_report_capacity(c, &cap, NULL);
@@ -274,13 +457,17 @@ static void run_server(fz *f, const uint8_t *p, const uint8_t *end)
     sync_server_ops ops = { .send = f_send, .now_ms = f_now, .wall_ms = f_now, .auth = f_auth,
                             .admit = f_admit, .plan = f_plan, .snapshot_next = f_snap_next,
                             .snapshot_done = f_snap_done, .delta_next = f_delta_next,
-                            .placement = f_placement };
+                            .placement = f_placement, .up_committed_seq = f_committed,
+                            .on_up_batch = f_up_batch, .down_next = f_down_next,
+                            .down_acked = f_down_acked, .down_first_seq = f_down_first };
     sync_server_opts opts = { .hub_id = "hub", .chunk_bytes = 16, .max_queue_bytes = 4096,
-                              .limits = { .max_message_bytes = 1u << 16 } };
+                              .limits = { .max_message_bytes = 1u << 16, .max_events = 16 },
+                              .window_bytes = 128, .max_batch_events = 4 };
     sync_server *s = NULL;
     if (sync_server_new(&s, &opts, &ops, f, NULL) != KT_OK) {
         abort();
     }
+    f->srv = s;
     uint64_t pushed = 3;
     while (end - p >= 3) {
         unsigned op = p[0] % 4u;
@@ -306,6 +493,16 @@ static void run_server(fz *f, const uint8_t *p, const uint8_t *end)
             if (sync_server_new(&s, &opts, &ops, f, NULL) != KT_OK) {
                 abort();
             }
+            f->srv = s;
+        } else if (len % 8 == 5) {
+            /* The event store commits what it received on this session. */
+            if (f->hub_received > f->hub_committed) {
+                f->hub_committed = f->hub_received;
+            }
+            (void)sync_server_ack_up(s, f->hub_committed, NULL);
+        } else if (len % 8 == 7) {
+            f->hub_down_n += len % 5 + 1;
+            (void)sync_server_kick_down(s, NULL);
         } else if (len % 2 == 0) {
             sync_delta d = { pushed, pushed + len % 3, OBJS, len % 4 };
             pushed = d.to_revision;

@@ -37,7 +37,10 @@
  *   already committed. An Ack{UP} beyond what was sent is KT_EPROTO.
  *   Downstream: EventBatch{DOWN, first_seq}: the part at or below
  *   down_applied_seq() is dropped as a duplicate; the rest must start at
- *   down_applied_seq() + 1 (a gap is KT_EPROTO) and goes to down_apply()
+ *   down_applied_seq() + 1 (a gap is KT_EPROTO; except that when
+ *   Welcome.down_next_seq is above it, the hub no longer holds the seqs in
+ *   between and the first batch may start there: stats.down_skipped counts
+ *   them) and goes to down_apply()
  *   (durable before it returns), then Ack{DOWN, last seq} (also sent for an
  *   all-duplicate batch, so the hub can forget it). A DOWN batch without
  *   the down ops, or an UP batch from the hub, is KT_EPROTO.
@@ -149,8 +152,10 @@ typedef struct sync_client_ops {
     /*
      * Apply n >= 1 downstream events with seqs first_seq.. in order, all or
      * nothing, durably before returning; then down_applied_seq() ==
-     * first_seq + n - 1. Called only with first_seq == down_applied_seq() + 1
-     * and never while a snapshot is open. Events are borrowed for the call.
+     * first_seq + n - 1. Called with first_seq == down_applied_seq() + 1,
+     * or higher once after the Welcome announced a skip (see the file
+     * comment), and never while a snapshot is open. Events are borrowed for
+     * the call.
      */
     kt_status (*down_apply)(uint64_t first_seq,
                             const sync_event *events,
@@ -210,6 +215,7 @@ typedef struct sync_client_stats {
     uint64_t down_batches;    /* EventBatch{DOWN} received */
     uint64_t down_events_applied;
     uint64_t down_duplicates; /* downstream events dropped as already applied */
+    uint64_t down_skipped;    /* downstream seqs skipped because the hub no longer held them */
 } sync_client_stats;
 
 /*

@@ -170,6 +170,7 @@ typedef struct sync_welcome {
     sync_mode mode;          /* required, not UNSPECIFIED */
     uint32_t heartbeat_ms;   /* 0 = absent (the agent then uses its default) */
     uint32_t window_bytes;   /* max unacked EventBatch bytes per event stream; 0 = absent */
+    uint64_t down_next_seq;  /* first DOWN seq the hub will send; 0 = absent (no down stream) */
 } sync_welcome;
 
 /* hub -> agent, then the hub closes. */

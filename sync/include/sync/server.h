@@ -40,8 +40,10 @@
  * Event streams (when the event ops are set; docs/protocol.md "Event streams"):
  *   At Hello (after plan) the server asks up_committed_seq(site,
  *   incarnation) for the highest upstream seq the hub committed for that
- *   incarnation, and starts downstream at hello.last_acked_down_seq + 1.
- *   Welcome carries window_bytes.
+ *   incarnation, and starts downstream at hello.last_acked_down_seq + 1, or
+ *   at down_first_seq() when that is higher (the seqs in between are gone:
+ *   a wiped agent store); Welcome carries window_bytes and that
+ *   down_next_seq.
  *   Upstream: EventBatch{UP} must carry the Hello's incarnation and, within
  *   a session, continue where the previous batch ended (the first one starts
  *   at hello.first_unacked_up_seq when given); else KT_EPROTO. Events at or
@@ -225,6 +227,12 @@ typedef struct sync_server_ops {
                            void *user);
     /* The agent durably applied every downstream seq <= seq: the hub may delete them. */
     kt_status (*down_acked)(uint64_t seq, kt_err *err, void *user);
+    /*
+     * Optional (NULL = 1): the lowest downstream seq the hub still holds or
+     * will assign for the site (its deleted-through mark + 1). Called at
+     * Hello when the down stream is in use.
+     */
+    uint64_t (*down_first_seq)(void *user);
 } sync_server_ops;
 
 typedef struct sync_server_opts {

@@ -84,7 +84,7 @@ static sync_msg sample(sync_msg_type t)
                                   .last_acked_down_seq = 12 };
         break;
     case SYNC_MSG_WELCOME:
-        m.u.welcome = (sync_welcome){ 1, "hub-1", 42, SYNC_MODE_DELTA, 5000, 0 };
+        m.u.welcome = (sync_welcome){ 1, "hub-1", 42, SYNC_MODE_DELTA, 5000, 0, 77 };
         break;
     case SYNC_MSG_REJECT:
         m.u.reject = (sync_reject){ SYNC_REJECT_BUSY, "admission limit", 1500 };
@@ -183,6 +183,7 @@ static void test_msg_every_type_round_trips(void **state)
             assert_int_equal(d->u.welcome.mode, SYNC_MODE_DELTA);
             assert_int_equal(d->u.welcome.heartbeat_ms, 5000);
             assert_int_equal(d->u.welcome.window_bytes, 0);
+            assert_int_equal(d->u.welcome.down_next_seq, 77);
             break;
         case SYNC_MSG_REJECT:
             assert_int_equal(d->u.reject.code, SYNC_REJECT_BUSY);
