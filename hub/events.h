@@ -1,53 +1,72 @@
 /*
  * hub/events.h — the hub's event plane: upstream batches from the agents'
- * sync sessions into the event store (then acked), routing, per-site
- * downstream queues, the KTWIN event-store HTTP API and broker ingress.
+ * sync sessions into the event store (then acked), routing
+ * (model/route.h with the hub as "where"), per-site downstream queues,
+ * cloud services, the KTWIN event-store HTTP API and broker ingress.
  *
- * Upstream (agent -> hub): a session hands each EventBatch to
- * hub_events_up_batch(). The batch is copied and queued; at the end of the
- * loop turn (a uv_check handle) every queued batch of every session is
- * committed in ONE transaction of the event store (group commit): dedupe by
- * (site, incarnation, seq), events stored with KTWIN's upsert-merge into the
- * latest state, commands / virtual events for instances hosted on another
- * site queued downstream in the same transaction, then each session's ops
- * ack_up(seq) is called (only after the commit returned). Events routed to
- * cloud services are dispatched after the commit. A commit failure acks
- * nothing (the agent resends after reconnect; dedupe keeps it exactly once).
+ * UPSTREAM (agent -> hub). A session hands each new part of an EventBatch
+ * to hub_events_up_batch() (sync_server_ops.on_up_batch). The events are
+ * copied and queued; at the end of the loop turn (a uv_check handle) every
+ * queued batch of every session is processed in ONE event-store
+ * transaction (group commit, at most events.commit_max_events events; the
+ * rest goes in the next turn): per batch, in a savepoint, events at or below
+ * the (site, incarnation)'s committed seq are skipped (dedupe survives
+ * reconnects and restarts: it is in the store), each new event is routed:
+ *   STORE          appended to the event store (upsert-merged latest state),
+ *   DOWNSTREAM(Z)  queued for site Z's agent (same transaction: exactly once),
+ *   SERVICE_CLOUD  handed to the cloud service after the commit,
+ *   DROP           counted in ktwin_hub_events_dropped_total{reason}, logged
+ *                  at debug (HUB-EVENT-DROP);
+ * and the (site, incarnation) mark moves to the batch's last seq. After the
+ * COMMIT returned, each session's ops.ack_up(last seq) is called. If the
+ * commit fails, nothing is acked and ops.up_failed() tells each session
+ * (fed closes it; the agent resends after reconnecting). A batch whose
+ * processing fails alone is rolled back to its savepoint and its session
+ * gets up_failed(); the others commit.
  *
- * Downstream (hub -> agent): per-site durable queue in the event store;
- * hub_events_down_next() gives the session the next batch after a seq,
- * hub_events_down_acked() deletes what the agent committed; ops down_ready()
- * tells a session that new entries were queued for its site. Order per site
- * is seq order, so commands to one target arrive in order. A full queue
- * (events.down_max_per_site) refuses the event: log HUB-DOWN-FULL, metric
- * ktwin_hub_downstream_full_total{site}, 503 for HTTP ingress.
+ * DOWNSTREAM (hub -> agent). Per-site durable queue in the event store,
+ * in seq order (so commands to one target arrive in order).
+ * hub_events_down_next() serves sync_server_ops.down_next,
+ * hub_events_down_acked() deletes what the agent committed, and
+ * ops.down_ready() tells the site's session that entries were queued
+ * (fed calls sync_server_kick_down). A full queue (events.down_max_per_site)
+ * refuses the event: log HUB-DOWN-FULL (rate-limited), metric
+ * ktwin_hub_downstream_full_total{site}; broker ingress answers 503.
  *
- * HTTP (on the hub's server): POST / (broker ingress, CloudEvents binary or
- * structured, 202), GET /api/v1/twin-events[/{iface}/{inst}[/latest]] with
- * from/to/limit/cursor/order query parameters, POST /api/v1/twin-events
- * (upsert-merge, 202). docs/protocol.md describes them.
+ * CLOUD SERVICES: the hub's `services` (svc/service.h syntax): plugins run
+ * in-process (svc_plugin_host), HTTP services get the event POSTed
+ * (svc_caller). Events they emit (plugin emits, HTTP replies, POSTs to the
+ * hub's broker ingress) are routed like any event that arrives at the hub.
  *
- * Retention: a uv_timer runs hub_evstore_retain in bounded steps
- * (events.retention_*), never one long delete.
+ * HTTP (svc/api.h on the hub's server): POST / (broker ingress),
+ * GET /api/v1/twin-events[/{iface}/{inst}[/latest]] (paged: from, to,
+ * limit, order, cursor), POST /api/v1/twin-events (upsert-merge).
  *
- * Metrics: ktwin_hub_events_committed_total, ktwin_hub_events_duplicates_total,
+ * RETENTION: a uv_timer every events.retention_interval runs one bounded
+ * hub_evstore_retain step (events.retention_batch_rows rows; again 10 ms
+ * later while more qualify), never one long delete.
+ *
+ * METRICS: ktwin_hub_events_committed_total, ktwin_hub_events_duplicates_total,
  * ktwin_hub_event_batches_total, ktwin_hub_evstore_rows, ktwin_hub_evstore_bytes,
  * ktwin_hub_retention_deleted_total, ktwin_hub_downstream_queued{site},
- * ktwin_hub_downstream_full_total{site}, ktwin_hub_events_rejected_total{reason},
- * ktwin_hub_evstore_commit_failures_total.
+ * ktwin_hub_downstream_full_total{site}, ktwin_hub_events_dropped_total{reason},
+ * ktwin_hub_evstore_commit_failures_total, ktwin_hub_cloud_dispatch_total{result}.
  *
  * LIFECYCLE (hub/main.c): hub_events_new() after the graph, metrics and the
- * HTTP server exist and before kt_http_server_start(); hub_fed uses it for
- * its sessions. Shutdown: kt_net_free (sessions close, they call
- * hub_events_session_close), hub_fed_free, then hub_events_free (commits
- * what is queued, closes its handles), then run the loop dry.
+ * HTTP server exist and before kt_http_server_start(); then
+ * hub_fed_set_events(). Shutdown: kt_net_free (sessions close and call
+ * hub_events_session_close), hub_fed_free (detaches the placement), then
+ * hub_events_free (commits what is queued, closes its handles), then run the
+ * loop dry.
  *
- * Thread: loop only. Ownership: hub_events owns its event store and
- * sessions' event-plane state; it borrows loop, srv, graph and metrics.
+ * Thread: loop only. Ownership: hub_events owns its event store, svc
+ * objects and sessions' event-plane state; it borrows loop, srv, graph,
+ * metrics and the placement getter's user.
  */
 #ifndef KT_HUB_EVENTS_H
 #define KT_HUB_EVENTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,37 +78,34 @@
 #include "kt/err.h"
 #include "kt/metrics.h"
 #include "kt/net.h"
+#include "model/event.h"
+#include "model/placement.h"
 #include "sync/msg.h"
 
 typedef struct hub_events hub_events;
 typedef struct hub_events_session hub_events_session;
 
-/*
- * Where the hub routes events: the site hosting an instance, the placement
- * of an interface. Implemented by hub_fed (hub_events_set_placement); until
- * set, everything counts as placed in the cloud and nothing goes downstream.
- */
-typedef struct hub_events_placement_ops {
-    /* Site hosting instance (NULL = cloud / unknown). Borrowed until the next graph change. */
-    const char *(*instance_site)(const char *instance, void *user);
-    /* true when iface is placed in the cloud (its service runs at the hub). */
-    bool (*iface_in_cloud)(const char *iface, void *user);
-} hub_events_placement_ops;
+/* The current placement (borrowed for the call), or NULL when there is none. */
+typedef const model_placement *(*hub_events_placement_cb)(void *user);
 
 /* A sync session's side of the event plane (implemented by hub/fed.c). */
 typedef struct hub_events_session_ops {
-    /* Everything up to seq of the session's upstream stream is committed: send Ack{UP, seq}. */
+    /* Every upstream seq <= seq of the session's incarnation is committed: sync_server_ack_up. */
     void (*ack_up)(uint64_t seq, void *user);
-    /* New downstream entries were queued for the session's site (ask down_next). Optional. */
+    /* A batch of this session could not be committed (err says why): close the session. */
+    void (*up_failed)(const kt_err *err, void *user);
+    /* New downstream entries were queued for the session's site: sync_server_kick_down. */
     void (*down_ready)(void *user);
 } hub_events_session_ops;
 
 /*
- * Create the event plane: open the event store (<data_dir>/events.db unless
- * events.store_path is set), register the metrics and, when srv is not
- * NULL, the HTTP routes; start the retention timer.
- * Returns KT_OK; KT_EDEP / KT_EIO from the store; KT_EINVAL from route
- * registration. Thread: loop.
+ * Create the event plane from cfg (events.*, services, data_dir): open the
+ * event store (events.store_path, default <data_dir>/events.db), load the
+ * cloud services, register the metrics and, when srv is not NULL, the KTWIN
+ * HTTP routes; subscribe to graph changes; start the retention timer.
+ * Returns KT_OK; KT_EDEP / KT_EIO from the store; KT_EINVAL for a bad
+ * `services` entry (err names it) or a route already taken.
+ * Thread: loop.
  */
 kt_status hub_events_new(hub_events **out,
                          uv_loop_t *loop,
@@ -99,68 +115,88 @@ kt_status hub_events_new(hub_events **out,
                          kt_metrics *metrics,
                          kt_err *err);
 
-/* Commit what is queued, close the store and handles (run the loop afterwards). NULL ok. */
+/*
+ * Process what is queued, close the store, free the svc objects, close the
+ * handles (run the loop afterwards). Sessions must be closed already. NULL ok.
+ */
 void hub_events_free(hub_events *ev);
 
-/* The event store (borrowed; for tests and the API). */
+/* The event store (borrowed; tests and tools). */
 hub_evstore *hub_events_store(hub_events *ev);
 
-/* Install the placement lookups (ops copied, user borrowed). NULL ops = everything in the cloud. */
-void hub_events_set_placement(hub_events *ev, const hub_events_placement_ops *ops, void *user);
+/* Install the placement getter (fed); NULL = everything counts as placed in the cloud. */
+void hub_events_set_placement(hub_events *ev, hub_events_placement_cb get, void *user);
 
 /*
- * A welcomed session of site starts using the event plane. ops copied, user
- * borrowed until hub_events_session_close. agent_acked_down_seq: the
- * Hello's last acked downstream seq (0 = none), used to rebase a wiped
- * store's seqs (hub_evstore_down_rebase). Aborts on OOM. Thread: loop.
+ * sync_server_ops.up_committed_seq: the highest upstream seq committed for
+ * (site, incarnation), 0 when none. KT_OK; KT_EDEP.
+ */
+kt_status hub_events_up_committed(
+    hub_events *ev, const char *site, const char *incarnation, uint64_t *seq_out, kt_err *err);
+
+/*
+ * A welcomed session of site starts using the event plane (on_welcome).
+ * agent_acked_down_seq: the Hello's last acked downstream seq (0 = none):
+ * entries up to it are deleted, and when the site's queue does not continue
+ * right after it (a wiped store on either side) the queue is renumbered to
+ * start at agent_acked_down_seq + 1 (hub_evstore_down_rebase). ops copied,
+ * user borrowed until hub_events_session_close. Aborts on OOM. Thread: loop.
  */
 hub_events_session *hub_events_session_open(hub_events *ev,
                                             const char *site,
                                             uint64_t agent_acked_down_seq,
                                             const hub_events_session_ops *ops,
                                             void *user);
-/* The session ended: its pending acks are dropped (the data still commits). NULL ok. */
+/*
+ * The session ended (on_gone or free): no op of it is called any more; its
+ * queued batches still commit (unacked: the agent resends, dedupe drops
+ * them). Safe inside any of its ops. NULL ok.
+ */
 void hub_events_session_close(hub_events_session *es);
 
 /*
- * An upstream EventBatch (b deep-copied). Committed with the others of this
- * loop turn, then ack_up(highest committed seq) is called. Returns KT_OK;
- * KT_EINVAL for a batch that is not STREAM_UP or has no incarnation (the
- * caller closes the session: protocol error). Events that cannot be routed
- * (unknown type form) are still stored when they have an interface, else
- * counted in ktwin_hub_events_rejected_total{reason} and skipped (their seq
- * is still acked: they are never going to become valid).
+ * sync_server_ops.on_up_batch: new upstream events first_seq .. first_seq
+ * + n - 1 of the session's (site, incarnation), copied and queued for the
+ * group commit; ack_up follows the commit. KT_OK; KT_EINVAL when n == 0 or
+ * the incarnation is empty (the session ends).
  */
-kt_status hub_events_up_batch(hub_events_session *es, const sync_event_batch *b, kt_err *err);
+kt_status hub_events_up_batch(hub_events_session *es,
+                              const char *incarnation,
+                              uint64_t first_seq,
+                              const sync_event *events,
+                              size_t n,
+                              kt_err *err);
 
 /*
- * The next downstream batch for the session's site: entries with seq >
- * after_seq, at most max_events and about max_bytes of data (at least one
- * entry). *out = NULL when none are queued. The batch is borrowed until the
- * next call for this session or its close. KT_OK; KT_EDEP.
+ * sync_server_ops.down_next: queued entries of the session's site from
+ * from_seq on (consecutive), at most max_events, stopping before the entry
+ * that would take the data sum over max_bytes (at least one). *n_out = 0
+ * when none is queued. Borrowed until the next call for this session or its
+ * close. KT_OK; KT_EDEP; KT_EINTERNAL when the queue does not continue at
+ * from_seq (a hub bug: the session ends).
  */
 kt_status hub_events_down_next(hub_events_session *es,
-                               uint64_t after_seq,
+                               const sync_event **events_out,
+                               size_t *n_out,
+                               uint64_t from_seq,
                                size_t max_events,
                                size_t max_bytes,
-                               const sync_event_batch **out,
                                kt_err *err);
 
-/* The agent committed downstream entries up to seq: delete them. KT_OK; KT_EDEP. */
+/* sync_server_ops.down_acked: the agent committed entries up to seq: delete them. */
 kt_status hub_events_down_acked(hub_events_session *es, uint64_t seq, kt_err *err);
 
 /*
- * An event arriving at the hub (broker ingress POST / or another hub
- * module): route it exactly like an upstream event of the cloud (store,
- * downstream, cloud services). Committed at the end of the loop turn; cb
- * (may be NULL) is called with the result after the commit: KT_OK, KT_EAGAIN
- * (a downstream queue was full), or the store error. ev is deep-copied.
+ * An event that arrived at the hub (broker ingress, a cloud service's
+ * emit): routed like an upstream event with origin LOCAL, in the next group
+ * commit. ev is copied. Returns KT_OK (queued); KT_EAGAIN when a downstream
+ * queue it must go to is full (nothing queued); KT_ENOTFOUND for an unknown
+ * interface or instance; KT_EINVAL when the router refuses it otherwise
+ * (err says why).
  */
-typedef void (*hub_events_done_cb)(kt_status st, const char *msg, void *user);
-kt_status hub_events_ingest(
-    hub_events *ev, const sync_event *e, hub_events_done_cb cb, void *user, kt_err *err);
+kt_status hub_events_ingest(hub_events *ev, const model_event *e, kt_err *err);
 
-/* Run queued commits now (tests; normally the uv_check does it). */
+/* Process the queued batches now (tests; normally the uv_check does it). */
 void hub_events_flush(hub_events *ev);
 
 #endif

@@ -23,6 +23,7 @@ struct hub_evstore {
     const hub_evstore_vtable *vt;
     void *impl;
     bool in_txn;
+    bool in_sp; /* a hub_evstore_savepoint is open */
 };
 
 hub_evstore *hub_evstore_wrap(const hub_evstore_vtable *vt, void *impl)
@@ -69,6 +70,7 @@ kt_status hub_evstore_commit(hub_evstore *s, kt_err *err)
         return kt_err_set(err, KT_EINVAL, "event store: commit without a transaction");
     }
     s->in_txn = false;
+    s->in_sp = false;
     kt_status st = s->vt->commit(s->impl, err);
     if (st != KT_OK) {
         s->vt->rollback(s->impl);
@@ -82,6 +84,7 @@ void hub_evstore_rollback(hub_evstore *s)
         return;
     }
     s->in_txn = false;
+    s->in_sp = false;
     s->vt->rollback(s->impl);
 }
 
@@ -147,6 +150,40 @@ kt_status hub_evstore_append(hub_evstore *s,
         }
     }
     return s->vt->append(s->impl, up ? site : NULL, up ? incarnation : NULL, evs, n, res, err);
+}
+
+kt_status hub_evstore_mark(
+    hub_evstore *s, const char *site, const char *incarnation, uint64_t seq, kt_err *err)
+{
+    if (!s->in_txn) {
+        return kt_err_set(err, KT_EINVAL, "event store: mark outside a transaction");
+    }
+    if (!nonempty(site) || !nonempty(incarnation)) {
+        return kt_err_set(err, KT_EINVAL, "event store: site and incarnation required");
+    }
+    return s->vt->mark(s->impl, site, incarnation, seq, err);
+}
+
+kt_status hub_evstore_savepoint(hub_evstore *s, kt_err *err)
+{
+    if (!s->in_txn || s->in_sp) {
+        return kt_err_set(err, KT_EINVAL, "event store: savepoint %s",
+                          s->in_txn ? "already open" : "outside a transaction");
+    }
+    kt_status st = s->vt->savepoint(s->impl, err);
+    if (st == KT_OK) {
+        s->in_sp = true;
+    }
+    return st;
+}
+
+kt_status hub_evstore_release(hub_evstore *s, bool keep, kt_err *err)
+{
+    if (!s->in_sp) {
+        return kt_err_set(err, KT_EINVAL, "event store: no savepoint to release");
+    }
+    s->in_sp = false;
+    return s->vt->release(s->impl, keep, err);
 }
 
 kt_status hub_evstore_acked_seq(
@@ -292,9 +329,6 @@ hub_evstore_down_rebase(hub_evstore *s, const char *site, uint64_t agent_acked_s
     }
     if (!nonempty(site)) {
         return kt_err_set(err, KT_EINVAL, "event store: down_rebase without a site");
-    }
-    if (agent_acked_seq == 0) {
-        return KT_OK;
     }
     kt_status st = hub_evstore_begin(s, err);
     if (st != KT_OK) {

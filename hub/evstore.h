@@ -148,6 +148,10 @@ typedef struct hub_evstore_vtable {
                         size_t n,
                         hub_evstore_append_result *res,
                         kt_err *err);
+    kt_status (*mark)(
+        void *impl, const char *site, const char *incarnation, uint64_t seq, kt_err *err);
+    kt_status (*savepoint)(void *impl, kt_err *err);
+    kt_status (*release)(void *impl, bool keep, kt_err *err);
     kt_status (*acked_seq)(
         void *impl, const char *site, const char *incarnation, uint64_t *out, kt_err *err);
     kt_status (*latest)(void *impl,
@@ -248,6 +252,25 @@ kt_status hub_evstore_append(hub_evstore *s,
                              kt_err *err);
 
 /*
+ * Inside a transaction: raise the (site, incarnation)'s highest seq to seq
+ * (no-op when it is already there or above), for upstream events that were
+ * routed elsewhere than the store (commands queued downstream, events for
+ * cloud services, dropped events), so a resend skips them too. KT_OK;
+ * KT_EINVAL outside a transaction or without site/incarnation; KT_EDEP.
+ */
+kt_status hub_evstore_mark(
+    hub_evstore *s, const char *site, const char *incarnation, uint64_t seq, kt_err *err);
+
+/*
+ * Inside a transaction: hub_evstore_savepoint starts a nested unit (one
+ * upstream batch of a group commit); hub_evstore_release(keep = true)
+ * keeps its writes in the transaction, keep = false drops them (the rest of
+ * the transaction stays). Not nested. KT_EINVAL for misuse; KT_EDEP.
+ */
+kt_status hub_evstore_savepoint(hub_evstore *s, kt_err *err);
+kt_status hub_evstore_release(hub_evstore *s, bool keep, kt_err *err);
+
+/*
  * The highest committed upstream seq of (site, incarnation), 0 when none
  * (for a Welcome or a restart check). KT_EDEP.
  */
@@ -331,10 +354,16 @@ uint64_t hub_evstore_down_count(hub_evstore *s, const char *site);
 
 /*
  * The site's agent reports agent_acked_seq as its last acked downstream seq
- * (Hello). When that is beyond the highest seq this store ever assigned to
- * the site (the store was wiped or restored from a backup), renumber the
- * site's queued entries and its counter so the next entry gets
- * agent_acked_seq + 1 and order is kept. Otherwise nothing changes.
+ * (Hello). When the site's queue does not continue right after it (the
+ * agent is ahead of everything this store assigned: the store was wiped or
+ * restored from a backup; or behind the oldest queued entry: the agent's
+ * store was wiped), renumber the site's queued entries, keeping their
+ * order, so the oldest gets agent_acked_seq + 1, and move the counter along
+ * (an empty queue: the next entry gets agent_acked_seq + 1). Entries at or
+ * below agent_acked_seq are NOT deleted here (hub_evstore_down_ack).
+ * Limitation: a wiped store whose new seqs overlap what the agent acked
+ * before cannot be told from a normal reconnect (downstream seqs carry no
+ * incarnation, sync.proto); those entries count as delivered.
  * Outside a transaction (commits its own). KT_OK; KT_EINVAL inside one; KT_EDEP.
  */
 kt_status

@@ -81,6 +81,10 @@ enum {
     S_DOWN_DEL,
     S_DOWN_SHIFT,
     S_DOWN_UNNEG,
+    S_DOWN_FIRST,
+    S_BSP,
+    S_BSP_RELEASE,
+    S_BSP_ROLLBACK,
     S__COUNT
 };
 
@@ -134,6 +138,10 @@ static const char *const stmt_sql[S__COUNT] = {
     [S_DOWN_DEL] = "DELETE FROM down WHERE site = ?1 AND seq <= ?2",
     [S_DOWN_SHIFT] = "UPDATE down SET seq = -(seq + ?2) WHERE site = ?1",
     [S_DOWN_UNNEG] = "UPDATE down SET seq = -seq WHERE site = ?1 AND seq < 0",
+    [S_DOWN_FIRST] = "SELECT min(seq) FROM down WHERE site = ?1",
+    [S_BSP] = "SAVEPOINT ev_batch",
+    [S_BSP_RELEASE] = "RELEASE ev_batch",
+    [S_BSP_ROLLBACK] = "ROLLBACK TO ev_batch",
 };
 
 static const char schema_sql[] =
@@ -167,7 +175,9 @@ typedef struct evs_sqlite {
     uint64_t down_cap;
     hub_evstore_stats stats;
     hub_evstore_stats stats_at_begin;
+    hub_evstore_stats stats_at_sp;
     bool stats_dirty;
+    bool dirty_at_sp;
     bool in_txn;
     kt_buf merged;
 } evs_sqlite;
@@ -541,6 +551,48 @@ static kt_status s_append(void *impl,
 }
 
 static kt_status
+s_mark(void *impl, const char *site, const char *incarnation, uint64_t seq, kt_err *err)
+{
+    evs_sqlite *e = impl;
+    uint64_t hi = 0;
+    kt_status st = dedupe_get(e, site, incarnation, &hi, err);
+    if (st != KT_OK || seq <= hi) {
+        return st;
+    }
+    sqlite3_stmt *s = stmt(e, S_DEDUPE_PUT);
+    sqlite3_bind_text(s, 1, site, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, incarnation, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, i64(seq));
+    sqlite3_bind_int64(s, 4, i64(kt_clock_wall_ms()));
+    return step_done(e, s, err, "write dedupe");
+}
+
+static kt_status s_savepoint(void *impl, kt_err *err)
+{
+    evs_sqlite *e = impl;
+    kt_status st = step_done(e, stmt(e, S_BSP), err, "savepoint");
+    if (st == KT_OK) {
+        e->stats_at_sp = e->stats;
+        e->dirty_at_sp = e->stats_dirty;
+    }
+    return st;
+}
+
+static kt_status s_release(void *impl, bool keep, kt_err *err)
+{
+    evs_sqlite *e = impl;
+    if (!keep) {
+        kt_status st = step_done(e, stmt(e, S_BSP_ROLLBACK), err, "rollback to savepoint");
+        if (st != KT_OK) {
+            return st;
+        }
+        e->stats = e->stats_at_sp;
+        e->stats_dirty = e->dirty_at_sp;
+    }
+    return step_done(e, stmt(e, S_BSP_RELEASE), err, "release savepoint");
+}
+
+static kt_status
 s_acked_seq(void *impl, const char *site, const char *inc, uint64_t *out, kt_err *err)
 {
     return dedupe_get(impl, site, inc, out, err);
@@ -856,35 +908,59 @@ static uint64_t s_down_count(void *impl, const char *site)
     return count;
 }
 
+static kt_status shift_queue(evs_sqlite *e, const char *site, int64_t delta, kt_err *err)
+{
+    sqlite3_stmt *s = stmt(e, S_DOWN_SHIFT);
+    sqlite3_bind_text(s, 1, site, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, delta);
+    kt_status st = step_done(e, s, err, "rebase downstream");
+    if (st == KT_OK) {
+        s = stmt(e, S_DOWN_UNNEG);
+        sqlite3_bind_text(s, 1, site, -1, SQLITE_STATIC);
+        st = step_done(e, s, err, "rebase downstream");
+    }
+    return st;
+}
+
 static kt_status s_down_rebase(void *impl, const char *site, uint64_t agent_acked, kt_err *err)
 {
     evs_sqlite *e = impl;
     uint64_t last = 0;
     uint64_t count = 0;
     kt_status st = dseq_get(e, site, &last, &count, err);
-    if (st != KT_OK || agent_acked <= last) {
+    if (st != KT_OK) {
         return st;
     }
-    /* The oldest queued entry (seq > last - count at least) must land at agent_acked + 1. */
-    uint64_t delta = agent_acked - last + count;
+    uint64_t first = last + 1;
     if (count > 0) {
-        sqlite3_stmt *s = stmt(e, S_DOWN_SHIFT);
+        sqlite3_stmt *s = stmt(e, S_DOWN_FIRST);
         sqlite3_bind_text(s, 1, site, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 2, i64(delta));
-        st = step_done(e, s, err, "rebase downstream");
-        if (st == KT_OK) {
-            s = stmt(e, S_DOWN_UNNEG);
-            sqlite3_bind_text(s, 1, site, -1, SQLITE_STATIC);
-            st = step_done(e, s, err, "rebase downstream");
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
+            first = u64col(s, 0);
+            rc = SQLITE_DONE;
         }
+        sqlite3_reset(s);
+        if (rc != SQLITE_DONE) {
+            return sql_err(e, rc, err, "read downstream");
+        }
+    }
+    /* normal: the queue continues at or before agent_acked + 1 and the agent is not ahead */
+    if (agent_acked + 1 >= first && agent_acked <= last) {
+        return KT_OK;
+    }
+    int64_t delta = (int64_t)(agent_acked + 1) - (int64_t)first;
+    if (count > 0) {
+        st = shift_queue(e, site, delta, err);
         if (st != KT_OK) {
             return st;
         }
     }
     KT_LOG(KT_LOG_WARN, "EVSTORE-DOWN-REBASE",
-           "site=%s agent_acked=%" PRIu64 " store_last=%" PRIu64 " queued=%" PRIu64, site,
-           agent_acked, last, count);
-    return dseq_put(e, site, last + delta, count, err);
+           "site=%s agent_acked=%" PRIu64 " store_first=%" PRIu64 " store_last=%" PRIu64
+           " queued=%" PRIu64 " msg=\"downstream seqs renumbered: one side's store is new\"",
+           site, agent_acked, first, last, count);
+    return dseq_put(e, site, (uint64_t)((int64_t)last + delta), count, err);
 }
 
 /* ------------------------------------------------------------ open/close */
@@ -912,6 +988,9 @@ static const hub_evstore_vtable sqlite_vt = {
     .commit = s_commit,
     .rollback = s_rollback,
     .append = s_append,
+    .mark = s_mark,
+    .savepoint = s_savepoint,
+    .release = s_release,
     .acked_seq = s_acked_seq,
     .latest = s_latest,
     .query = s_query,

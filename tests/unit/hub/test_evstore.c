@@ -659,6 +659,59 @@ static void test_downstream_rebase_after_wiped_store(void **state)
     push(f, "s9", "z", 8);
 }
 
+static void test_downstream_rebase_after_wiped_agent(void **state)
+{
+    fx *f = *state;
+    kt_err err = { 0 };
+    push(f, "s1", "c1", 1);
+    push(f, "s1", "c2", 2);
+    push(f, "s1", "c3", 3);
+    must(hub_evstore_down_ack(f->s, "s1", 2, &err), &err);
+    /* the agent lost its store: it says it acked nothing; c3 must come as seq 1 */
+    must(hub_evstore_down_rebase(f->s, "s1", 0, &err), &err);
+    collect c = { 0 };
+    must(hub_evstore_down_read(f->s, "s1", 0, 10, collect_cb, &c, &err), &err);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.seqs[0], 1);
+    assert_string_equal(c.ids[0], "c3");
+    push(f, "s1", "c4", 2);
+    /* an empty queue and an agent behind: the next entry follows the agent */
+    must(hub_evstore_down_ack(f->s, "s1", 2, &err), &err);
+    must(hub_evstore_down_rebase(f->s, "s1", 0, &err), &err);
+    push(f, "s1", "c5", 1);
+}
+
+static void test_mark_and_savepoints(void **state)
+{
+    fx *f = *state;
+    kt_err err = { 0 };
+    uint64_t acked = 0;
+    hub_evstore_event e[1] = { mk("p1", "a", 1, "{}", 6) };
+    assert_int_equal(hub_evstore_mark(f->s, "s1", "inc", 5, &err), KT_EINVAL);
+    assert_int_equal(hub_evstore_savepoint(f->s, &err), KT_EINVAL);
+    must(hub_evstore_begin(f->s, &err), &err);
+    must(hub_evstore_mark(f->s, "s1", "inc", 5, &err), &err);
+    must(hub_evstore_mark(f->s, "s1", "inc", 3, &err), &err); /* never lowers */
+    must(hub_evstore_acked_seq(f->s, "s1", "inc", &acked, &err), &err);
+    assert_int_equal(acked, 5);
+    must(hub_evstore_savepoint(f->s, &err), &err);
+    assert_int_equal(hub_evstore_savepoint(f->s, &err), KT_EINVAL);
+    must(hub_evstore_append(f->s, "s1", "inc", e, 1, NULL, &err), &err);
+    must(hub_evstore_mark(f->s, "s1", "inc", 9, &err), &err);
+    assert_int_equal(count_all(f), 1);
+    must(hub_evstore_release(f->s, false, &err), &err);
+    assert_int_equal(count_all(f), 0);
+    must(hub_evstore_acked_seq(f->s, "s1", "inc", &acked, &err), &err);
+    assert_int_equal(acked, 5);
+    must(hub_evstore_savepoint(f->s, &err), &err);
+    must(hub_evstore_append(f->s, "s1", "inc", e, 1, NULL, &err), &err);
+    must(hub_evstore_release(f->s, true, &err), &err);
+    must(hub_evstore_commit(f->s, &err), &err);
+    assert_int_equal(count_all(f), 1);
+    must(hub_evstore_acked_seq(f->s, "s1", "inc", &acked, &err), &err);
+    assert_int_equal(acked, 6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -681,6 +734,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_downstream_queue_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_downstream_rebase_after_wiped_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_downstream_rebase_after_wiped_agent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mark_and_savepoints, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
