@@ -726,6 +726,43 @@ void agent_dispatch_set_services(agent_dispatch *d, svc_plugin_host *plugins, sv
     d->caller = caller;
 }
 
+kt_status agent_dispatch_add_services(agent_dispatch *d,
+                                      const char *const *specs,
+                                      size_t n_specs,
+                                      kt_err *err)
+{
+    for (size_t i = 0; i < n_specs; i++) {
+        svc_service s;
+        kt_err e = { 0 };
+        kt_status st = svc_service_parse(&s, specs[i], &e);
+        if (st == KT_OK && s.kind == SVC_SERVICE_PLUGIN) {
+            if (d->plugins == NULL) {
+                st = kt_err_set(&e, KT_EINVAL, "no plugin host");
+            } else {
+                st = svc_plugin_host_load(d->plugins, s.target, (const char *const *)s.ifaces,
+                                          s.n_ifaces, s.config, &e);
+            }
+        } else if (st == KT_OK) {
+            if (d->caller == NULL) {
+                st = kt_err_set(&e, KT_EINVAL, "no HTTP caller");
+            }
+            for (size_t k = 0; st == KT_OK && k < s.n_ifaces; k++) {
+                st = svc_caller_endpoint(d->caller, s.ifaces[k], &s.http, &e);
+            }
+        }
+        if (st == KT_OK) {
+            KT_LOG(KT_LOG_NOTICE, "DISPATCH-SERVICE", "kind=%s target=%s ifaces=%zu",
+                   s.kind == SVC_SERVICE_PLUGIN ? "plugin" : "http", s.target, s.n_ifaces);
+        }
+        svc_service_fini(&s);
+        if (st != KT_OK) {
+            return kt_err_set(err, st == KT_ECONFLICT ? st : KT_EINVAL, "services.specs[%zu]: %s",
+                              i, e.msg);
+        }
+    }
+    return KT_OK;
+}
+
 void agent_dispatch_free(agent_dispatch *d)
 {
     if (d == NULL) {

@@ -55,6 +55,7 @@
 #include "svc/api.h"
 #include "svc/caller.h"
 #include "svc/plugin.h"
+#include "svc/service.h"
 #include "svc/store.h"
 #include "sync/msg.h"
 #include "cache.h"
@@ -122,6 +123,19 @@ void agent_dispatch_free(agent_dispatch *d);
  * callbacks). Thread: loop.
  */
 void agent_dispatch_set_services(agent_dispatch *d, svc_plugin_host *plugins, svc_caller *caller);
+
+/*
+ * Start the declared services (svc/service.h, one declaration per item, the
+ * config key services.specs): plugins are loaded into the plugin host,
+ * HTTP services become endpoints of the caller (both set with
+ * agent_dispatch_set_services first). Returns KT_OK; KT_EINVAL naming the
+ * item ("services.specs[2]: col 12: ...") for a bad declaration, a plugin
+ * that does not load, or an HTTP service without a caller. Thread: loop.
+ */
+kt_status agent_dispatch_add_services(agent_dispatch *d,
+                                      const char *const *specs,
+                                      size_t n_specs,
+                                      kt_err *err);
 
 /*
  * Route ev and carry out its destinations (see the header comment). depth

@@ -34,6 +34,8 @@
 #include "api.h"
 #include "cache.h"
 #include "config.h"
+#include "dispatch.h"
+#include "latest.h"
 #include "kt/buf.h"
 #include "kt/cfg.h"
 #include "kt/log.h"
@@ -128,6 +130,130 @@ static int write_port_file(const char *path, int port)
     return 0;
 }
 
+/* ---- event dispatcher wiring (helper dispatch, issue 4) ----------------------------------
+ * The outbox (agent/outbox.h), the latest state, the dispatcher, the twin services
+ * (plugins, HTTP caller) and KTWIN's ingress / event-store routes (svc/api.h). The MQTT
+ * bridge (helper edge) sets ev.mqtt and uses ev.outbox and agent_dispatch_mqtt_cb. */
+typedef struct agent_ev {
+    agent_outbox *outbox;
+    agent_latest *latest;
+    agent_dispatch *dispatch;
+    svc_plugin_host *plugins;
+    svc_caller *caller;
+    svc_api *api;
+    agent_mqtt *mqtt; /* NULL = no MQTT bridge: virtual events are dropped (no-mqtt) */
+} agent_ev;
+
+static kt_status ev_publish(const char *iface,
+                            const char *instance,
+                            const uint8_t *data,
+                            size_t len,
+                            kt_err *err,
+                            void *user)
+{
+    agent_ev *ev = user;
+    if (ev->mqtt == NULL) {
+        return kt_err_set(err, KT_ECLOSED, "no MQTT bridge (mqtt.url unset)");
+    }
+    return agent_mqtt_publish_virtual(ev->mqtt, iface, instance, data, len, err);
+}
+
+static char *path_or(const char *path, const char *base, const char *suffix)
+{
+    if (path != NULL) {
+        return kt_xstrdup(path);
+    }
+    size_t n = strlen(base) + strlen(suffix) + 1;
+    char *p = kt_xmalloc(n);
+    snprintf(p, n, "%s%s", base, suffix);
+    return p;
+}
+
+static kt_status ev_start(agent_ev *ev,
+                          const agent_cfg *cfg,
+                          uv_loop_t *loop,
+                          agent_view *view,
+                          agent_cache *cache,
+                          kt_metrics *metrics,
+                          kt_err *err)
+{
+    char *opath = path_or(cfg->outbox_path, cfg->cache_path, "-outbox");
+    agent_outbox_opts oo = { .path = opath,
+                             .max_bytes = cfg->outbox_max_bytes,
+                             .low_water_bytes = cfg->outbox_low_water_bytes,
+                             .metrics = metrics };
+    kt_status st = agent_outbox_open(&ev->outbox, &oo, err);
+    kt_free(opath);
+    if (st != KT_OK) {
+        return st;
+    }
+    char *lpath = path_or(cfg->latest_path, cfg->cache_path, "-latest");
+    st = agent_latest_open(&ev->latest, lpath, loop, err);
+    kt_free(lpath);
+    if (st != KT_OK) {
+        return st;
+    }
+    agent_dispatch_opts dopts = { .site = cfg->site,
+                                  .view = view,
+                                  .cache = cache,
+                                  .outbox = ev->outbox,
+                                  .latest = ev->latest,
+                                  .publish_virtual = ev_publish,
+                                  .publish_user = ev,
+                                  .metrics = metrics,
+                                  .max_depth = (uint32_t)cfg->services_max_depth,
+                                  .max_data_bytes = cfg->services_max_data_bytes };
+    st = agent_dispatch_new(&ev->dispatch, &dopts, err);
+    if (st != KT_OK) {
+        return st;
+    }
+    svc_plugin_host_opts popts = { .metrics = metrics,
+                                   .graph = agent_dispatch_graph_cb,
+                                   .store = agent_dispatch_store_ops(ev->dispatch),
+                                   .user = ev->dispatch };
+    st = svc_plugin_host_new(&ev->plugins, &popts, err);
+    if (st == KT_OK) {
+        svc_caller_opts copts = { .metrics = metrics,
+                                  .connect_timeout_ms = (uint32_t)cfg->services_connect_timeout_ms };
+        st = svc_caller_new(&ev->caller, loop, &copts, err);
+    }
+    if (st != KT_OK) {
+        return st;
+    }
+    agent_dispatch_set_services(ev->dispatch, ev->plugins, ev->caller);
+    return agent_dispatch_add_services(ev->dispatch,
+                                       (const char *const *)cfg->services_specs.items,
+                                       cfg->services_specs.n, err);
+}
+
+static kt_status ev_mount(agent_ev *ev, kt_http_server *srv, const agent_cfg *cfg, kt_metrics *m,
+                          kt_err *err)
+{
+    svc_api_opts aopts = { .metrics = m, .max_data_bytes = cfg->services_max_data_bytes };
+    return svc_api_mount(&ev->api, srv, agent_dispatch_api_ops(ev->dispatch), &aopts, err);
+}
+
+/* Before the loop runs dry: pending HTTP calls end (their uv handles close). */
+static void ev_stop(agent_ev *ev)
+{
+    svc_caller_free(ev->caller);
+    ev->caller = NULL;
+    if (ev->dispatch != NULL) {
+        agent_dispatch_set_services(ev->dispatch, ev->plugins, NULL);
+    }
+}
+
+/* After kt_net_free (routes hold the api) and before the last uv_run (latest's uv handle). */
+static void ev_free(agent_ev *ev)
+{
+    svc_api_free(ev->api);
+    svc_plugin_host_free(ev->plugins);
+    agent_dispatch_free(ev->dispatch);
+    agent_latest_free(ev->latest);
+    agent_outbox_free(ev->outbox);
+    memset(ev, 0, sizeof *ev);
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = NULL, *port_file = NULL;
@@ -209,6 +335,8 @@ int main(int argc, char **argv)
     agent_view *view = NULL;
     kt_net *net = NULL;
     agent_api *api = NULL;
+    agent_ev ev; /* event dispatcher wiring (helper dispatch) */
+    memset(&ev, 0, sizeof ev);
     memset(&err, 0, sizeof err);
     st = agent_cache_open(&cache, cfg.cache_path, &err);
     if (st != KT_OK) {
@@ -226,6 +354,14 @@ int main(int argc, char **argv)
         memset(&err, 0, sizeof err);
     }
 
+    /* ---- event dispatcher, latest state, outbox, twin services (helper dispatch) */
+    st = ev_start(&ev, &cfg, &app.loop, view, cache, metrics, &err);
+    if (st != KT_OK) {
+        KT_LOG(KT_LOG_ERR, "AGENT-DISPATCH", "err=\"%s\"", err.msg);
+        rc = 2;
+        goto out;
+    }
+
     /* ---- local API */
     kt_net_opts nopts = { .metrics = metrics };
     st = kt_net_new(&net, &app.loop, &nopts, &err);
@@ -240,6 +376,9 @@ int main(int argc, char **argv)
     st = kt_http_server_new(&srv, net, &sopts, &err);
     if (st == KT_OK) {
         st = agent_api_new(&api, srv, view, metrics, cfg.site, &err);
+    }
+    if (st == KT_OK) {
+        st = ev_mount(&ev, srv, &cfg, metrics, &err); /* POST /, /api/v1/twin-events */
     }
     if (st == KT_OK) {
         st = kt_http_server_start(srv, &err);
@@ -299,12 +438,14 @@ int main(int argc, char **argv)
 
 out:
     agent_uplink_stop(app.uplink);
+    ev_stop(&ev);
     if (!app.stopping && app.sigint.data != NULL) {
         uv_close((uv_handle_t *)&app.sigint, NULL);
         uv_close((uv_handle_t *)&app.sigterm, NULL);
         uv_close((uv_handle_t *)&app.sighup, NULL);
     }
     kt_net_free(net);
+    ev_free(&ev);
     uv_run(&app.loop, UV_RUN_DEFAULT);
     agent_uplink_free(app.uplink);
     agent_api_free(api);
