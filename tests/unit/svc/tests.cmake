@@ -19,3 +19,8 @@ if(TARGET kt_svc)
     BAD_NOSYM_PLUGIN="$<TARGET_FILE:svc_bad_nosym_plugin>"
     BAD_ABI_PLUGIN="$<TARGET_FILE:svc_bad_abi_plugin>")
 endif()
+
+if(TARGET kt_svc)
+  kt_add_unit_test(test_svc_api SOURCES unit/svc/test_api.c LIBS kt_svc PkgConfig::CURL Threads::Threads
+                   LABELS unit TIMEOUT 60)
+endif()
