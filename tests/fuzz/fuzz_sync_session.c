@@ -44,6 +44,7 @@ typedef struct fz {
     uint64_t out_n;     /* outbox holds seqs out_acked+1 .. out_n */
     uint64_t out_acked; /* rows <= this are deleted */
     uint64_t down_applied;
+    uint64_t skip_to; /* the last Welcome's down_next_seq: the one allowed jump */
     /* hub event streams */
     uint64_t hub_received; /* highest upstream seq handed over (inc-1) */
     uint64_t hub_committed;
@@ -222,7 +223,13 @@ static kt_status
 f_down_apply(uint64_t first, const sync_event *evs, size_t n, kt_err *err, void *user)
 {
     fz *f = user;
-    if (f->staging || first != f->down_applied + 1 || n == 0 || evs == NULL) {
+    if (first != f->down_applied + 1) {
+        if (first != f->skip_to || first < f->down_applied + 1) {
+            abort(); /* a gap the Welcome did not announce, or a duplicate */
+        }
+    }
+    f->skip_to = 0;
+    if (f->staging || n == 0 || evs == NULL) {
         abort();
     }
     for (size_t i = 0; i < n; i++) {
@@ -426,6 +433,12 @@ static void run_client(fz *f, const uint8_t *p, const uint8_t *end)
             if (len > (size_t)(end - p)) {
                 len = (size_t)(end - p);
             }
+            sync_msg *m = NULL;
+            if (sync_msg_decode(&m, p, len, &opts.limits, NULL) == KT_OK &&
+                m->type == SYNC_MSG_WELCOME) {
+                f->skip_to = m->u.welcome.down_next_seq;
+            }
+            sync_msg_free(m);
             (void)sync_client_on_message(c, p, len, NULL);
             p += len;
         } else if (op == 1) {

@@ -1467,6 +1467,118 @@ static void test_events_flow_through_a_congested_transport(void **state)
     rig_fini(&r);
 }
 
+/* ---- fuzz seeds ------------------------------------------------------------------- */
+
+/* A fuzz_sync_session record: [op][len_lo][len_hi][bytes]. */
+static void rec(kt_buf *b, uint8_t op, const uint8_t *p, size_t n)
+{
+    uint8_t hdr[3] = { op, (uint8_t)(n & 0xffu), (uint8_t)(n >> 8) };
+    assert_true(n < 65536);
+    assert_int_equal(kt_buf_append(b, hdr, 3), KT_OK);
+    if (p != NULL) {
+        assert_int_equal(kt_buf_append(b, p, n), KT_OK);
+    }
+}
+
+static void rec_msg(kt_buf *b, const sync_msg *m)
+{
+    kt_buf e;
+    kt_buf_init(&e, 1u << 16);
+    assert_int_equal(sync_msg_encode(m, &e, NULL), KT_OK);
+    rec(b, 0, (const uint8_t *)e.data, e.len);
+    kt_buf_fini(&e);
+}
+
+static void write_seed(const char *dir, const char *name, uint8_t role, const kt_buf *b)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fputc(role, f), role);
+    assert_int_equal(fwrite(b->data, 1, b->len, f), b->len);
+    assert_int_equal(fclose(f), 0);
+}
+
+/*
+ * With KT_SYNC_WRITE_SESSION_CORPUS=<dir>: write fuzz_sync_session seeds
+ * that drive the event streams in the fuzz harness's terms (its outbox, its
+ * hub queue and its op codes; see tests/fuzz/fuzz_sync_session.c).
+ */
+static void test_events_write_fuzz_corpus(void **state)
+{
+    (void)state;
+    const char *dir = getenv("KT_SYNC_WRITE_SESSION_CORPUS");
+    if (dir == NULL) {
+        skip();
+    }
+    gen_event g[6];
+    sync_event ev[6];
+    for (int i = 0; i < 6; i++) {
+        gen(&g[i], "e", (uint64_t)i + 1, 4);
+        ev[i] = g[i].ev;
+    }
+    /* Agent role (graph revision 0): the outbox grows, the hub welcomes,
+     * acks, sends downstream (with an overlap), then a reconnect whose
+     * Welcome announces a skip. */
+    kt_buf b;
+    kt_buf_init(&b, 1u << 20);
+    rec(&b, 3, NULL, 5); /* outbox += 6 */
+    sync_msg w = { .type = SYNC_MSG_WELCOME,
+                   .u.welcome = { 1, "hub", 0, SYNC_MODE_UP_TO_DATE, 1000, 256, 1 } };
+    rec_msg(&b, &w);
+    sync_msg down = { .type = SYNC_MSG_EVENTS,
+                      .u.events = { SYNC_STREAM_DOWN, NULL, 1, ev, 3 } };
+    rec_msg(&b, &down);
+    down.u.events.first_seq = 2; /* overlaps 2..3 */
+    rec_msg(&b, &down);
+    sync_msg ack = { .type = SYNC_MSG_ACK, .u.ack = { SYNC_STREAM_UP, 2 } };
+    rec_msg(&b, &ack);
+    rec(&b, 3, NULL, 9); /* outbox += 3, kick */
+    rec(&b, 1, NULL, 100); /* 1 s: heartbeat */
+    rec(&b, 2, NULL, 0);   /* reconnect */
+    w.u.welcome.down_next_seq = 10;
+    rec_msg(&b, &w);
+    down.u.events.first_seq = 10;
+    down.u.events.n_events = 2;
+    rec_msg(&b, &down);
+    write_seed(dir, "client-events", 0, &b);
+
+    /* Hub role: Hello with the event cursors, UP batches, commit + ack,
+     * downstream queued and acked, a reconnect that resends (duplicates). */
+    kt_buf_reset(&b);
+    sync_msg h = { .type = SYNC_MSG_HELLO };
+    h.u.hello = (sync_hello){ .proto_min = 1,
+                              .proto_max = 1,
+                              .site = "site-a",
+                              .token = "t",
+                              .graph_revision = 3,
+                              .placement_revision = 4,
+                              .incarnation = "inc-1",
+                              .has_last_acked_down_seq = true,
+                              .last_acked_down_seq = 0,
+                              .has_first_unacked_up_seq = true,
+                              .first_unacked_up_seq = 1 };
+    rec_msg(&b, &h);
+    sync_msg up = { .type = SYNC_MSG_EVENTS, .u.events = { SYNC_STREAM_UP, "inc-1", 1, ev, 3 } };
+    rec_msg(&b, &up);
+    rec(&b, 3, NULL, 5); /* commit + ack_up */
+    rec(&b, 3, NULL, 7); /* downstream += 3, kick */
+    ack.u.ack = (sync_ack){ SYNC_STREAM_DOWN, 2 };
+    rec_msg(&b, &ack);
+    up.u.events.first_seq = 4;
+    rec_msg(&b, &up);
+    rec(&b, 3, NULL, 13); /* commit + ack_up */
+    rec(&b, 2, NULL, 0);  /* reconnect: the agent resends from 1 */
+    rec_msg(&b, &h);
+    up.u.events.first_seq = 1;
+    up.u.events.n_events = 6;
+    rec_msg(&b, &up);
+    rec(&b, 3, NULL, 5);
+    write_seed(dir, "server-events", 1, &b);
+    kt_buf_fini(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1484,6 +1596,7 @@ int main(void)
         cmocka_unit_test(test_events_client_refuses_bad_batches_and_acks),
         cmocka_unit_test(test_events_options_are_checked),
         cmocka_unit_test(test_events_flow_through_a_congested_transport),
+        cmocka_unit_test(test_events_write_fuzz_corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -517,6 +517,90 @@ static void test_msg_incremental_chunk_decodes_like_encode(void **state)
     kt_buf_fini(&objs);
 }
 
+static void test_msg_event_batch_rules(void **state)
+{
+    (void)state;
+    sync_event evs[3];
+    sync_msg m = sample(SYNC_MSG_EVENTS);
+    m.u.events.incarnation = NULL;
+    expect_decode_error(&m, KT_EPROTO, "events.incarnation");
+    m.u.events.incarnation = "";
+    expect_decode_error(&m, KT_EPROTO, "events.incarnation");
+
+    m = sample(SYNC_MSG_EVENTS);
+    m.u.events.first_seq = 0;
+    expect_decode_error(&m, KT_EPROTO, "events.first_seq");
+    m.u.events.first_seq = UINT64_MAX - 1; /* 3 events overflow */
+    expect_decode_error(&m, KT_EPROTO, "overflows");
+    m.u.events.n_events = 2; /* UINT64_MAX - 1, UINT64_MAX: fine */
+    kt_buf b;
+    encode_ok(&m, &b);
+    sync_msg *d = NULL;
+    assert_int_equal(decode(&d, &b, NULL, NULL), KT_OK);
+    sync_msg_free(d);
+    kt_buf_fini(&b);
+
+    m = sample(SYNC_MSG_EVENTS);
+    m.u.events.stream = SYNC_STREAM_PLACEMENT;
+    expect_decode_error(&m, KT_EPROTO, "events.stream");
+    m.u.events.n_events = 0;
+    m.u.events.stream = SYNC_STREAM_DOWN;
+    expect_decode_error(&m, KT_EPROTO, "empty batch");
+
+    /* A DOWN batch needs no incarnation. */
+    m = sample(SYNC_MSG_EVENTS);
+    m.u.events.stream = SYNC_STREAM_DOWN;
+    m.u.events.incarnation = NULL;
+    encode_ok(&m, &b);
+    assert_int_equal(decode(&d, &b, NULL, NULL), KT_OK);
+    assert_null(d->u.events.incarnation);
+    sync_msg_free(d);
+    kt_buf_fini(&b);
+
+    m = sample(SYNC_MSG_EVENTS);
+    memcpy(evs, m.u.events.events, sizeof evs);
+    evs[1].id = "";
+    m.u.events.events = evs;
+    expect_decode_error(&m, KT_EPROTO, "events.events[1].id: missing");
+    evs[1].id = "ok";
+    evs[2].source = "";
+    expect_decode_error(&m, KT_EPROTO, "events.events[2].source");
+    evs[2].source = "s";
+    evs[0].type = "";
+    expect_decode_error(&m, KT_EPROTO, "events.events[0].type");
+
+    /* Limits: events per batch (checked before unpacking), data, strings. */
+    m = sample(SYNC_MSG_EVENTS);
+    encode_ok(&m, &b);
+    kt_err err = { 0 };
+    sync_limits lim = { .max_events = 2 };
+    assert_int_equal(decode(&d, &b, &lim, &err), KT_ETOOBIG);
+    assert_non_null(strstr(err.msg, "events.events: 3 over cap 2"));
+    lim = (sync_limits){ .max_event_data_bytes = 9 };
+    kt_err e2 = { 0 };
+    assert_int_equal(decode(&d, &b, &lim, &e2), KT_ETOOBIG);
+    assert_non_null(strstr(e2.msg, "events.events[0].data (ev-1): 10 bytes over cap 9"));
+    lim = (sync_limits){ .max_event_data_bytes = 10 };
+    assert_int_equal(decode(&d, &b, &lim, NULL), KT_OK);
+    sync_msg_free(d);
+    lim = (sync_limits){ .max_string_bytes = 16 };
+    kt_err e3 = { 0 };
+    assert_int_equal(decode(&d, &b, &lim, &e3), KT_ETOOBIG);
+    assert_non_null(strstr(e3.msg, "events.events[0].type: longer than 16"));
+    kt_buf_fini(&b);
+
+    /* Encode refuses an event without its required strings. */
+    m = sample(SYNC_MSG_EVENTS);
+    memcpy(evs, m.u.events.events, sizeof evs);
+    evs[0].source = NULL;
+    m.u.events.events = evs;
+    kt_buf_init(&b, 1u << 16);
+    kt_err e4 = { 0 };
+    assert_int_equal(sync_msg_encode(&m, &b, &e4), KT_EINVAL);
+    assert_int_equal(b.len, 0);
+    kt_buf_fini(&b);
+}
+
 static void test_msg_unknown_body_field_is_eproto(void **state)
 {
     (void)state;
@@ -736,6 +820,28 @@ static void test_msg_write_corpus(void **state)
     write_file(dir, "invalid-field10", event_plane, sizeof event_plane);
     const uint8_t reserved[] = { 0x5a, 0x00 };
     write_file(dir, "invalid-field11", reserved, sizeof reserved);
+    /* Event batches that decode but break the rules. */
+    m = sample(SYNC_MSG_EVENTS);
+    m.u.events.incarnation = NULL; /* up without incarnation */
+    encode_ok(&m, &b);
+    write_file(dir, "invalid-events-no-incarnation", b.data, b.len);
+    kt_buf_fini(&b);
+    m = sample(SYNC_MSG_EVENTS);
+    m.u.events.first_seq = 0;
+    encode_ok(&m, &b);
+    write_file(dir, "invalid-events-seq0", b.data, b.len);
+    kt_buf_fini(&b);
+    m = sample(SYNC_MSG_EVENTS);
+    m.u.events.stream = SYNC_STREAM_GRAPH;
+    encode_ok(&m, &b);
+    write_file(dir, "invalid-events-graph-stream", b.data, b.len);
+    kt_buf_fini(&b);
+    m = sample(SYNC_MSG_EVENTS);
+    m.u.events.stream = SYNC_STREAM_DOWN;
+    m.u.events.first_seq = UINT64_MAX;
+    encode_ok(&m, &b);
+    write_file(dir, "invalid-events-seq-overflow", b.data, b.len);
+    kt_buf_fini(&b);
     const uint8_t huge_len[] = { 0x22, 0xff, 0xff, 0xff, 0xff, 0x0f };
     write_file(dir, "invalid-huge-len", huge_len, sizeof huge_len);
 }
@@ -751,6 +857,7 @@ int main(void)
         cmocka_unit_test(test_msg_body_and_string_caps),
         cmocka_unit_test(test_msg_encode_refuses_null_required_and_respects_buf_max),
         cmocka_unit_test(test_msg_incremental_chunk_decodes_like_encode),
+        cmocka_unit_test(test_msg_event_batch_rules),
         cmocka_unit_test(test_msg_unknown_body_field_is_eproto),
         cmocka_unit_test(test_msg_decode_survives_each_allocation_failing),
         cmocka_unit_test(test_msg_decoder_reuses_its_block),
