@@ -172,11 +172,8 @@ kt_status model_event_set_type(model_event *ev, const char *type, size_t len, kt
     return KT_OK;
 }
 
-kt_status model_event_set_class(model_event *ev,
-                                model_event_class cls,
-                                const char *iface,
-                                const char *command,
-                                kt_err *err)
+kt_status model_event_set_class(
+    model_event *ev, model_event_class cls, const char *iface, const char *command, kt_err *err)
 {
     clear_type(ev);
     if (cls < MODEL_EVENT_REAL || cls > MODEL_EVENT_STORE) {
@@ -185,8 +182,8 @@ kt_status model_event_set_class(model_event *ev,
     if (iface == NULL) {
         return kt_err_set(err, KT_EINVAL, "type: interface is missing");
     }
-    kt_status st = take_name(ev->iface, iface, strnlen(iface, MODEL_NAME_MAX + 1), "type",
-                             "interface", err);
+    kt_status st =
+        take_name(ev->iface, iface, strnlen(iface, MODEL_NAME_MAX + 1), "type", "interface", err);
     if (st != KT_OK) {
         return st;
     }
@@ -277,8 +274,8 @@ kt_status model_time_parse(const char *s, size_t len, uint64_t *ms_out, kt_err *
         return kt_err_set(err, KT_EINVAL, "time: \"%.*s\": date is not YYYY-MM-DD", (int)len, s);
     }
     if (s[10] != 'T' && s[10] != 't' && s[10] != ' ') {
-        return kt_err_set(err, KT_EINVAL, "time: \"%.*s\": no 'T' between date and time",
-                          (int)len, s);
+        return kt_err_set(err, KT_EINVAL, "time: \"%.*s\": no 'T' between date and time", (int)len,
+                          s);
     }
     if (!digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
         !digits(s + 17, 2, &sec)) {
@@ -313,14 +310,14 @@ kt_status model_time_parse(const char *s, size_t len, uint64_t *ms_out, kt_err *
         int oh, om;
         if (len - i != 6 || !digits(s + i + 1, 2, &oh) || s[i + 3] != ':' ||
             !digits(s + i + 4, 2, &om) || oh > 23 || om > 59) {
-            return kt_err_set(err, KT_EINVAL, "time: \"%.*s\": bad offset (want +hh:mm)",
-                              (int)len, s);
+            return kt_err_set(err, KT_EINVAL, "time: \"%.*s\": bad offset (want +hh:mm)", (int)len,
+                              s);
         }
         off_s = (int64_t)(oh * 3600 + om * 60) * (s[i] == '-' ? -1 : 1);
         i += 6;
     } else {
-        return kt_err_set(err, KT_EINVAL, "time: \"%.*s\": no time zone (Z or +hh:mm)",
-                          (int)len, s);
+        return kt_err_set(err, KT_EINVAL, "time: \"%.*s\": no time zone (Z or +hh:mm)", (int)len,
+                          s);
     }
     if (i != len) {
         return kt_err_set(err, KT_EINVAL, "time: \"%.*s\": trailing characters", (int)len, s);
@@ -387,8 +384,8 @@ kt_status model_event_check(const model_event *ev, size_t max_data, kt_err *err)
     }
     if (ev->time != NULL) {
         uint64_t ms = 0;
-        kt_status st = model_time_parse(ev->time, strnlen(ev->time, MODEL_EVENT_TIME_MAX + 1),
-                                        &ms, err);
+        kt_status st =
+            model_time_parse(ev->time, strnlen(ev->time, MODEL_EVENT_TIME_MAX + 1), &ms, err);
         if (st != KT_OK) {
             return st;
         }
@@ -441,8 +438,7 @@ static size_t slices_size(const slice s[S_N])
 }
 
 /* Lay typ's type fields, time_ms and the slices out in mem (slices_size bytes). */
-static model_event *
-lay_out(void *mem, const model_event *typ, uint64_t time_ms, const slice s[S_N])
+static model_event *lay_out(void *mem, const model_event *typ, uint64_t time_ms, const slice s[S_N])
 {
     model_event *ev = mem;
     memset(ev, 0, sizeof *ev);
@@ -602,8 +598,9 @@ kt_status model_event_encode(const model_event *ev, kt_buf *out)
         h[4 + i] = (unsigned char)(ev->time_ms >> (8 * i));
     }
     kt_status st = kt_buf_append(out, h, sizeof h);
-    const char *str[6] = { ev->iface, ev->command, ev->id, ev->source, ev->time,
-                           ev->datacontenttype };
+    const char *str[6] = {
+        ev->iface, ev->command, ev->id, ev->source, ev->time, ev->datacontenttype
+    };
     for (int i = 0; i < 6 && st == KT_OK; i++) {
         st = put_field(out, str[i], str[i] != NULL ? strlen(str[i]) : 0, str[i] != NULL);
     }
@@ -624,8 +621,8 @@ typedef struct reader {
     size_t len, off;
 } reader;
 
-static const char *const enc_field_names[7] = { "iface",  "command",         "id",  "source",
-                                                "time",   "datacontenttype", "data" };
+static const char *const enc_field_names[7] = { "iface", "command",         "id",  "source",
+                                                "time",  "datacontenttype", "data" };
 
 static kt_status get_field(reader *r, int idx, slice *out, kt_err *err)
 {
@@ -651,8 +648,8 @@ static kt_status get_field(reader *r, int idx, slice *out, kt_err *err)
     return KT_OK;
 }
 
-kt_status model_event_decode(
-    model_event **out, const void *buf, size_t len, size_t max_data, kt_err *err)
+kt_status
+model_event_decode(model_event **out, const void *buf, size_t len, size_t max_data, kt_err *err)
 {
     *out = NULL;
     const unsigned char *p = buf;
@@ -695,8 +692,8 @@ kt_status model_event_decode(
             return st;
         }
     }
-    st = model_event_set_class(&typ, (model_event_class)p[3], iface,
-                               cmd[0] != '\0' ? cmd : NULL, err);
+    st = model_event_set_class(&typ, (model_event_class)p[3], iface, cmd[0] != '\0' ? cmd : NULL,
+                               err);
     if (st != KT_OK) {
         return st;
     }
@@ -800,8 +797,8 @@ static kt_status json_attr(const cJSON *root, const char *key, const char **out,
     return KT_OK;
 }
 
-kt_status model_event_from_json(
-    model_event **out, const char *json, size_t len, size_t max_data, kt_err *err)
+kt_status
+model_event_from_json(model_event **out, const char *json, size_t len, size_t max_data, kt_err *err)
 {
     *out = NULL;
     if (max_data == 0) {
@@ -843,7 +840,10 @@ kt_status model_event_from_json(
         st = kt_err_set(err, KT_EPROTO, "specversion: \"%.16s\" is not 1.0", specversion);
         goto done;
     }
-    const char *missing = id == NULL ? "id" : type == NULL ? "type" : source == NULL ? "source" : NULL;
+    const char *missing = id == NULL       ? "id"
+                          : type == NULL   ? "type"
+                          : source == NULL ? "source"
+                                           : NULL;
     if (missing != NULL) {
         st = kt_err_set(err, KT_EPROTO, "%s: missing", missing);
         goto done;
@@ -1139,7 +1139,8 @@ const char *model_event_id_new(char *out, size_t cap)
 {
     (void)pthread_once(&id_once, id_init);
     uint64_t n = atomic_fetch_add(&id_counter, 1) + 1;
-    int k = snprintf(out, cap, "%016llx-%llx", (unsigned long long)id_prefix, (unsigned long long)n);
+    int k =
+        snprintf(out, cap, "%016llx-%llx", (unsigned long long)id_prefix, (unsigned long long)n);
     if (cap > 0 && (k < 0 || (size_t)k >= cap)) {
         out[0] = '\0';
     }
@@ -1185,7 +1186,8 @@ kt_status model_topic_parse(model_topic *out, const char *topic, size_t len, kt_
         }
     }
     if (n != 4) {
-        return kt_err_set(err, KT_EINVAL, "topic: \"%.*s\" has %s%zu levels, not 4 "
+        return kt_err_set(err, KT_EINVAL,
+                          "topic: \"%.*s\" has %s%zu levels, not 4 "
                           "(ktwin/<real|virtual>/<interface>/<instance>)",
                           (int)(len > 80 ? 80 : len), topic, n > 5 ? "over " : "",
                           n > 5 ? (size_t)5 : n);
@@ -1219,8 +1221,7 @@ static kt_status check_arg_name(const char *s, const char *what, kt_err *err)
 {
     const char *why = model_name_check(s);
     if (why != NULL) {
-        return kt_err_set(err, KT_EINVAL, "topic: %s \"%.64s\" %s", what, s != NULL ? s : "",
-                          why);
+        return kt_err_set(err, KT_EINVAL, "topic: %s \"%.64s\" %s", what, s != NULL ? s : "", why);
     }
     return KT_OK;
 }
@@ -1256,8 +1257,8 @@ kt_status model_topic_build(char *out,
     return KT_OK;
 }
 
-kt_status model_topic_filter(
-    char *out, size_t cap, model_event_class cls, const char *iface, kt_err *err)
+kt_status
+model_topic_filter(char *out, size_t cap, model_event_class cls, const char *iface, kt_err *err)
 {
     if (cap > 0) {
         out[0] = '\0';

@@ -161,6 +161,7 @@ typedef struct rctx {
     model_route_dest *out;
     size_t cap;
     size_t n;
+    const char *skipped; /* agent, from the hub: an interface whose part does not run here */
 } rctx;
 
 static int str_eq(const char *a, const char *b)
@@ -212,11 +213,18 @@ static int is_from(const rctx *c, const char *site)
     return c->from != NULL && site != NULL && strcmp(site, c->from) == 0;
 }
 
-/* Agent: what cannot be done here goes to the hub, unless the hub sent it. */
+/*
+ * Agent: what cannot be done here goes to the hub, unless the hub sent it:
+ * then that part is skipped (the hub sends an event for what runs here; the
+ * other parts are done elsewhere), and the event is MISROUTED only when no
+ * part runs here.
+ */
 static void up(rctx *c, const char *iface)
 {
     if (c->origin == MODEL_ROUTE_FROM_HUB) {
-        add(c, MODEL_ROUTE_DROP, MODEL_DROP_MISROUTED, iface, NULL);
+        if (c->skipped == NULL) {
+            c->skipped = iface;
+        }
     } else {
         add(c, MODEL_ROUTE_UPSTREAM, MODEL_DROP_NONE, NULL, NULL);
     }
@@ -284,6 +292,8 @@ static void persist(rctx *c, const char *z)
     if (!c->hub) {
         if (is_here(c, z)) {
             add(c, MODEL_ROUTE_LATEST, MODEL_DROP_NONE, i, NULL);
+        } else if (c->origin == MODEL_ROUTE_FROM_HUB && c->skipped == NULL) {
+            c->skipped = i;
         }
         if (c->origin != MODEL_ROUTE_FROM_HUB) {
             add(c, MODEL_ROUTE_UPSTREAM, MODEL_DROP_NONE, NULL, NULL);
@@ -301,7 +311,8 @@ static int has_command(const model_iface *i, const char *cmd)
 {
     for (size_t k = 0; k < i->n_members; k++) {
         const model_member *mb = i->members[k];
-        if (mb->kind == MODEL_MEMBER_COMMAND && mb->name != NULL && strcasecmp(mb->name, cmd) == 0) {
+        if (mb->kind == MODEL_MEMBER_COMMAND && mb->name != NULL &&
+            strcasecmp(mb->name, cmd) == 0) {
             return 1;
         }
     }
@@ -422,7 +433,9 @@ size_t model_route(const model_route_env *env,
     default:
         break;
     }
-    if (c.n == 0) {
+    if (c.n == 0 && c.skipped != NULL) {
+        add(&c, MODEL_ROUTE_DROP, MODEL_DROP_MISROUTED, c.skipped, NULL);
+    } else if (c.n == 0) {
         add(&c, MODEL_ROUTE_DROP, MODEL_DROP_NO_ROUTE, c.iface->name, NULL);
     }
     return c.n;

@@ -116,11 +116,8 @@ kt_status model_event_set_type(model_event *ev, const char *type, size_t len, kt
  * be non-NULL and valid exactly when cls is COMMAND (stored lower-cased).
  * Returns KT_OK or KT_EINVAL naming the part; type fields cleared on failure.
  */
-kt_status model_event_set_class(model_event *ev,
-                                model_event_class cls,
-                                const char *iface,
-                                const char *command,
-                                kt_err *err);
+kt_status model_event_set_class(
+    model_event *ev, model_event_class cls, const char *iface, const char *command, kt_err *err);
 
 /*
  * Write ev's type string ("ktwin.real.x") into out (cap bytes;
@@ -182,8 +179,8 @@ kt_status model_event_encode(const model_event *ev, kt_buf *out);
  * malformed encoding (message says which field); KT_EINVAL / KT_ETOOBIG for
  * contents that fail the checks; KT_ENOMEM. *out is NULL on failure.
  */
-kt_status model_event_decode(
-    model_event **out, const void *buf, size_t len, size_t max_data, kt_err *err);
+kt_status
+model_event_decode(model_event **out, const void *buf, size_t len, size_t max_data, kt_err *err);
 
 /* ---- CloudEvents over HTTP ------------------------------------------------------------ */
 
@@ -318,8 +315,8 @@ kt_status model_topic_build(char *out,
  * Write the subscription filter "ktwin/<real|virtual>/<iface>/+" into out
  * (MODEL_TOPIC_CAP always enough). Returns as model_topic_build.
  */
-kt_status model_topic_filter(
-    char *out, size_t cap, model_event_class cls, const char *iface, kt_err *err);
+kt_status
+model_topic_filter(char *out, size_t cap, model_event_class cls, const char *iface, kt_err *err);
 
 /*
  * Fill ev as the real (or virtual) event a device message on topic t

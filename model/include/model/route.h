@@ -52,9 +52,11 @@
  *                                                DOWNSTREAM(Z) when Z not NULL, Z != from
  *                                                and W(I,Z) EDGE (keeps that site's
  *                                                latest state current)
- *   up(K): agent only. from LOCAL: UPSTREAM. From the hub: DROP(MISROUTED, K)
- *     (the hub's placement and ours disagree, e.g. during a placement change;
- *     never bounced back, so an event cannot loop).
+ *   up(K): agent only. From LOCAL: UPSTREAM. From the hub: nothing (the hub
+ *     sends an event down for the parts that run here; the others are done
+ *     elsewhere); when no part at all runs here: DROP(MISROUTED, K) (the
+ *     hub's placement and ours disagree, e.g. during a placement change).
+ *     Never bounced back up, so an event cannot loop.
  *
  * ROUTING TABLE (after the checks; Zx = site(x))
  *   ktwin.real.I x        service(I, Zx) when I has a service;
@@ -124,7 +126,7 @@ typedef enum model_route_drop {
     MODEL_DROP_NO_SERVICE,       /* a command to an interface without a service */
     MODEL_DROP_PENDING,          /* iface's service is placed nowhere yet (PENDING) */
     MODEL_DROP_NO_SITE,          /* a virtual event for an instance on no site (hub) */
-    MODEL_DROP_MISROUTED,        /* agent: came from the hub but does not run here */
+    MODEL_DROP_MISROUTED,        /* agent: came from the hub but no part of it runs here */
     MODEL_DROP_NO_ROUTE          /* valid, but nothing consumes it */
 } model_route_drop;
 
