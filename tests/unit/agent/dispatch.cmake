@@ -11,3 +11,15 @@ if(TARGET kt_agent_dispatch)
                              DISPATCH_PLUGIN_PATH="$<TARGET_FILE:dispatch_test_plugin>")
   add_dependencies(test_agent_dispatch dispatch_test_plugin)
 endif()
+
+# End to end: the real ktwin-agent (graph and placement from a real
+# ktwin-hub, then offline) with an HTTP twin service written in the test that
+# makes exactly the HTTP calls of KTWIN's Go SDK.
+if(TARGET ktwin-agent AND TARGET ktwin-hub AND TARGET kt_agent_dispatch)
+  add_test(NAME test_agent_dispatch_e2e
+           COMMAND ${PROJECT_SOURCE_DIR}/tests/unit/agent/test_dispatch_e2e.sh
+                   $<TARGET_FILE:ktwin-agent> $<TARGET_FILE:ktwin-hub>)
+  math(EXPR _t "120 * ${KT_TEST_TIMEOUT_MULT}")
+  set_tests_properties(test_agent_dispatch_e2e PROPERTIES LABELS "integration;agent"
+                       TIMEOUT ${_t} SKIP_RETURN_CODE 77)
+endif()
