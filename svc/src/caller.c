@@ -259,8 +259,10 @@ static void finish(call *k, kt_status st, int http_status, const model_event *re
     if (st != KT_OK) {
         kt_metrics_inc(ep->m_failures);
         if (st != KT_ECLOSED) {
-            KT_LOG(KT_LOG_WARN, "SVC-HTTP-FAIL", "iface=%s url=%s status=%d attempts=%u err=\"%s\"",
-                   ep->iface, k->url, http_status, (unsigned)k->attempts, detail);
+            char q[CURL_ERROR_SIZE + 128];
+            KT_LOG(KT_LOG_WARN, "SVC-HTTP-FAIL", "iface=%s url=%s status=%d attempts=%u err=%s",
+                   ep->iface, k->url, http_status, (unsigned)k->attempts,
+                   kt_log_quote(q, sizeof(q), detail));
         }
     }
     memset(&res, 0, sizeof(res));
@@ -315,8 +317,12 @@ static void retry_or_fail(call *k, kt_status st, int http_status, const char *de
     }
     delay = ceiling / 2 + (ceiling > 1 ? rng_next(k->c) % (ceiling / 2 + 1) : 0);
     kt_metrics_inc(k->ep->m_retries);
-    KT_LOG(KT_LOG_DEBUG, "SVC-HTTP-RETRY", "iface=%s attempt=%u status=%d delay_ms=%llu err=\"%s\"",
-           k->ep->iface, (unsigned)k->attempts, http_status, (unsigned long long)delay, detail);
+    {
+        char q[CURL_ERROR_SIZE + 128];
+        KT_LOG(KT_LOG_DEBUG, "SVC-HTTP-RETRY", "iface=%s attempt=%u status=%d delay_ms=%llu err=%s",
+               k->ep->iface, (unsigned)k->attempts, http_status, (unsigned long long)delay,
+               kt_log_quote(q, sizeof(q), detail));
+    }
     uv_timer_start(&k->timer, on_retry_timer, delay, 0);
 }
 
@@ -415,7 +421,7 @@ static void start_attempt(call *k)
     if (mc != CURLM_OK) {
         k->easy = NULL;
         curl_easy_cleanup(e);
-        KT_LOG(KT_LOG_WARN, "SVC-HTTP-CURL", "iface=%s err=\"%s\"", k->ep->iface, curl_multi_strerror(mc));
+        KT_LOG(KT_LOG_WARN, "SVC-HTTP-CURL", "iface=%s curlm=%d", k->ep->iface, (int)mc);
         k->start_failed = true;
         uv_timer_start(&k->timer, on_retry_timer, 0, 0);
     }

@@ -24,3 +24,7 @@ if(TARGET kt_svc)
   kt_add_unit_test(test_svc_api SOURCES unit/svc/test_api.c LIBS kt_svc PkgConfig::CURL Threads::Threads
                    LABELS unit TIMEOUT 60)
 endif()
+
+if(TARGET kt_svc)
+  kt_add_unit_test(test_svc_caller SOURCES unit/svc/test_caller.c LIBS kt_svc LABELS unit TIMEOUT 120)
+endif()
