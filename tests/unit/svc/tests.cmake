@@ -28,3 +28,11 @@ endif()
 if(TARGET kt_svc)
   kt_add_unit_test(test_svc_caller SOURCES unit/svc/test_caller.c LIBS kt_svc LABELS unit TIMEOUT 120)
 endif()
+
+# Parsers of untrusted bytes: the corpora are replayed by ctest (label fuzz).
+if(TARGET kt_svc)
+  kt_add_fuzz(fuzz_svc_merge SOURCES ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_svc_merge.c LIBS kt_svc
+              CORPUS ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus/svc_merge)
+  kt_add_fuzz(fuzz_svc_params SOURCES ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_svc_params.c LIBS kt_svc
+              CORPUS ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus/svc_params)
+endif()
