@@ -48,6 +48,8 @@ enum {
     R_NO_MQTT,
     R_NO_OUTBOX,
     R_TOO_MANY,
+    R_NO_MODEL,
+    R_INTERNAL,
     R_COUNT
 };
 
@@ -72,6 +74,10 @@ static const char *reason_str(int r)
         return "no-outbox";
     case R_TOO_MANY:
         return "too-many-destinations";
+    case R_NO_MODEL:
+        return "no-model";
+    case R_INTERNAL:
+        return "internal";
     default:
         return model_route_drop_str((model_route_drop)r);
     }
@@ -155,12 +161,13 @@ static void register_metrics(agent_dispatch *d)
         kt_metrics_counter(&d->m_kind[k], d->metrics, "ktwin_agent_dispatch_destinations_total",
                            "Destinations carried out, by kind", labels, &err);
     }
-    kt_metrics_counter(&d->m_service_fail, d->metrics, "ktwin_agent_dispatch_service_failures_total",
+    kt_metrics_counter(&d->m_service_fail, d->metrics,
+                       "ktwin_agent_dispatch_service_failures_total",
                        "Local twin-service calls (plugin or HTTP) that failed", NULL, &err);
 }
 
-static void drop(agent_dispatch *d, int reason, const model_event *ev, const char *iface,
-                 const char *detail)
+static void
+drop(agent_dispatch *d, int reason, const model_event *ev, const char *iface, const char *detail)
 {
     d->stats.dropped++;
     d->drops[reason]++;
@@ -280,7 +287,7 @@ static kt_status refresh(agent_dispatch *d, kt_err *err)
         d->place_gen = pg;
     }
     d->env.table = d->table;
-    return d->table != NULL ? KT_OK : kt_err_set(err, KT_EAGAIN, "no model loaded yet");
+    return KT_OK;
 }
 
 /* ---- destinations ------------------------------------------------------------------ */
@@ -372,11 +379,8 @@ static void on_http_done(kt_status st, const svc_call_result *res, void *user)
     kt_free(c);
 }
 
-static kt_status run_service(agent_dispatch *d,
-                             const char *iface,
-                             const model_event *ev,
-                             uint32_t depth,
-                             kt_err *err)
+static kt_status run_service(
+    agent_dispatch *d, const char *iface, const model_event *ev, uint32_t depth, kt_err *err)
 {
     if (d->plugins != NULL && svc_plugin_host_serves(d->plugins, iface)) {
         emits e = { 0 };
@@ -498,13 +502,22 @@ static kt_status dispatch_inner(agent_dispatch *d,
     kt_err verr = { 0 };
     if (model_event_check(ev, d->max_data, &verr) != KT_OK) {
         drop(d, R_INVALID, ev, NULL, verr.msg);
-        return kt_err_set(err, KT_EINVAL, "%s", verr.msg);
+        /* Refuse what came from outside; a service's bad emit is only counted. */
+        return depth == 0 ? kt_err_set(err, KT_EINVAL, "%s", verr.msg) : KT_OK;
+    }
+    if (d->table == NULL) {
+        /* No model could be built from the cache: the hub routes what is produced here. */
+        if (origin == AGENT_DISPATCH_HUB) {
+            drop(d, R_NO_MODEL, ev, ev->iface, "no model loaded");
+            return KT_OK;
+        }
+        kt_metrics_inc(d->m_kind[MODEL_ROUTE_UPSTREAM]);
+        return to_outbox(d, ev, err);
     }
     model_route_dest dest[MODEL_ROUTE_DEST_MAX];
-    size_t n = model_route(&d->env, ev,
-                           origin == AGENT_DISPATCH_HUB ? MODEL_ROUTE_FROM_HUB
-                                                        : MODEL_ROUTE_FROM_LOCAL,
-                           NULL, dest, MODEL_ROUTE_DEST_MAX);
+    size_t n = model_route(
+        &d->env, ev, origin == AGENT_DISPATCH_HUB ? MODEL_ROUTE_FROM_HUB : MODEL_ROUTE_FROM_LOCAL,
+        NULL, dest, MODEL_ROUTE_DEST_MAX);
     if (n > MODEL_ROUTE_DEST_MAX) {
         drop(d, R_TOO_MANY, ev, ev->iface, "more destinations than MODEL_ROUTE_DEST_MAX");
         return KT_OK;
@@ -531,7 +544,7 @@ static kt_status dispatch_inner(agent_dispatch *d,
             break;
         default:
             /* Hub-only destinations never appear with env.site set. */
-            drop(d, R_TOO_MANY, ev, x->iface, model_route_kind_str(x->kind));
+            drop(d, R_INTERNAL, ev, x->iface, model_route_kind_str(x->kind));
             break;
         }
     }
@@ -623,8 +636,9 @@ static kt_status op_put(void *user, const svc_record *rec, kt_err *err)
     agent_dispatch *d = user;
     kt_buf check;
     kt_buf_init(&check, (size_t)16 * 1024 * 1024);
-    kt_status st = svc_merge_json(&check, NULL, 0, rec->data != NULL ? rec->data : (const uint8_t *)"{}",
-                                  rec->data != NULL ? rec->data_len : 2, err);
+    kt_status st =
+        svc_merge_json(&check, NULL, 0, rec->data != NULL ? rec->data : (const uint8_t *)"{}",
+                       rec->data != NULL ? rec->data_len : 2, err);
     kt_buf_fini(&check);
     if (st != KT_OK) {
         return st == KT_ETOOBIG ? st : KT_EINVAL;
@@ -636,7 +650,8 @@ static kt_status op_put(void *user, const svc_record *rec, kt_err *err)
         return st;
     }
     char idbuf[MODEL_EVENT_ID_GEN_CAP];
-    ev.id = rec->id != NULL && rec->id[0] != '\0' ? rec->id : model_event_id_new(idbuf, sizeof idbuf);
+    ev.id =
+        rec->id != NULL && rec->id[0] != '\0' ? rec->id : model_event_id_new(idbuf, sizeof idbuf);
     ev.source = rec->instance;
     ev.time_ms = rec->time_ms != 0 ? rec->time_ms : kt_clock_wall_ms();
     char tbuf[MODEL_EVENT_TIME_CAP];
@@ -646,12 +661,8 @@ static kt_status op_put(void *user, const svc_record *rec, kt_err *err)
     return agent_dispatch_event(d, &ev, AGENT_DISPATCH_INGRESS, 0, err);
 }
 
-static kt_status op_list(void *user,
-                         const svc_query *q,
-                         svc_record_cb cb,
-                         void *cb_user,
-                         svc_page *page,
-                         kt_err *err)
+static kt_status op_list(
+    void *user, const svc_query *q, svc_record_cb cb, void *cb_user, svc_page *page, kt_err *err)
 {
     agent_dispatch *d = user;
     return agent_latest_list(d->latest, q, cb, cb_user, page, err);
@@ -781,7 +792,8 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-kt_status agent_dispatch_ingest_interfaces(agent_dispatch *d, char ***out, size_t *n_out, kt_err *err)
+kt_status
+agent_dispatch_ingest_interfaces(agent_dispatch *d, char ***out, size_t *n_out, kt_err *err)
 {
     *out = NULL;
     *n_out = 0;

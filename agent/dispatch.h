@@ -27,6 +27,11 @@
  * (agent_dispatch_down_event). Nothing here needs the hub to be connected:
  * the outbox keeps what is bound for it.
  *
+ * No model: while no model could be built from the cache (a first build
+ * that failed), events produced here all go to the outbox (the hub routes
+ * them) and events from the hub are dropped ("no-model"). Events for
+ * instances outside the cached subgraph go up (MODEL_ROUTE_F_UNKNOWN_UPSTREAM).
+ *
  * Loops: an event emitted by a service while handling an event of depth d
  * has depth d + 1; past opts.max_depth it is dropped (reason "depth").
  * Events arriving through the HTTP ingress start again at depth 0 (an HTTP
@@ -46,6 +51,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache.h"
 #include "kt/err.h"
 #include "kt/metrics.h"
 #include "latest.h"
@@ -58,7 +64,6 @@
 #include "svc/service.h"
 #include "svc/store.h"
 #include "sync/msg.h"
-#include "cache.h"
 #include "view.h"
 
 typedef struct agent_dispatch agent_dispatch;
@@ -83,30 +88,30 @@ typedef kt_status (*agent_dispatch_publish_cb)(const char *iface,
                                                void *user);
 
 typedef struct agent_dispatch_opts {
-    const char *site;        /* this site's name; copied; required */
-    agent_view *view;        /* the model (graph); borrowed; required */
-    agent_cache *cache;      /* this site's placement rows; borrowed; required */
-    agent_outbox *outbox;    /* borrowed; NULL: events bound for the hub are dropped ("no-outbox") */
-    agent_latest *latest;    /* borrowed; required */
-    svc_plugin_host *plugins; /* borrowed, nullable */
-    svc_caller *caller;      /* borrowed, nullable */
+    const char *site;     /* this site's name; copied; required */
+    agent_view *view;     /* the model (graph); borrowed; required */
+    agent_cache *cache;   /* this site's placement rows; borrowed; required */
+    agent_outbox *outbox; /* borrowed; NULL: events bound for the hub are dropped ("no-outbox") */
+    agent_latest *latest; /* borrowed; required */
+    svc_plugin_host *plugins;                  /* borrowed, nullable */
+    svc_caller *caller;                        /* borrowed, nullable */
     agent_dispatch_publish_cb publish_virtual; /* nullable: virtual events dropped ("no-mqtt") */
     void *publish_user;
-    kt_metrics *metrics;     /* borrowed, nullable */
-    uint32_t max_depth;      /* service emit depth; 0 = 8 */
-    size_t max_data_bytes;   /* event data cap; 0 = MODEL_EVENT_DATA_MAX_DEFAULT */
+    kt_metrics *metrics;   /* borrowed, nullable */
+    uint32_t max_depth;    /* service emit depth; 0 = 8 */
+    size_t max_data_bytes; /* event data cap; 0 = MODEL_EVENT_DATA_MAX_DEFAULT */
 } agent_dispatch_opts;
 
 /* Counters (also exported as metrics). */
 typedef struct agent_dispatch_stats {
-    uint64_t events;        /* agent_dispatch_event calls, all depths */
-    uint64_t local_plugin;  /* plugin calls made */
-    uint64_t local_http;    /* HTTP service calls accepted */
-    uint64_t to_hub;        /* outbox appends */
-    uint64_t virtual_out;   /* MQTT publishes */
-    uint64_t latest;        /* latest-state updates */
-    uint64_t dropped;       /* all drop reasons */
-    uint64_t service_fail;  /* plugin or HTTP call failures */
+    uint64_t events;       /* agent_dispatch_event calls, all depths */
+    uint64_t local_plugin; /* plugin calls made */
+    uint64_t local_http;   /* HTTP service calls accepted */
+    uint64_t to_hub;       /* outbox appends */
+    uint64_t virtual_out;  /* MQTT publishes */
+    uint64_t latest;       /* latest-state updates */
+    uint64_t dropped;      /* all drop reasons */
+    uint64_t service_fail; /* plugin or HTTP call failures */
 } agent_dispatch_stats;
 
 /*
@@ -187,11 +192,12 @@ const model *agent_dispatch_graph_cb(void *user);
 /*
  * The interfaces whose device events this site must ingest: every
  * interface of the cached model (the site's subgraph with its 1-hop
- * neighbours; events of interfaces not served here go up), sorted, into *out (kt_malloc'd array of kt_malloc'd strings;
- * free with agent_dispatch_names_free). For agent_mqtt_set_interfaces.
- * Returns KT_OK or a view error. Thread: loop.
+ * neighbours; events of interfaces not served here go up), sorted, into *out (kt_malloc'd array of
+ * kt_malloc'd strings; free with agent_dispatch_names_free). For agent_mqtt_set_interfaces. Returns
+ * KT_OK or a view error. Thread: loop.
  */
-kt_status agent_dispatch_ingest_interfaces(agent_dispatch *d, char ***out, size_t *n_out, kt_err *err);
+kt_status
+agent_dispatch_ingest_interfaces(agent_dispatch *d, char ***out, size_t *n_out, kt_err *err);
 void agent_dispatch_names_free(char **names, size_t n);
 
 /* Counters so far. */

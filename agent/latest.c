@@ -250,12 +250,8 @@ uint64_t agent_latest_count(agent_latest *l)
     return n;
 }
 
-kt_status agent_latest_list(agent_latest *l,
-                            const svc_query *q,
-                            svc_record_cb cb,
-                            void *user,
-                            svc_page *page,
-                            kt_err *err)
+kt_status agent_latest_list(
+    agent_latest *l, const svc_query *q, svc_record_cb cb, void *user, svc_page *page, kt_err *err)
 {
     memset(page, 0, sizeof *page);
     size_t limit = q->limit;
@@ -268,14 +264,15 @@ kt_status agent_latest_list(agent_latest *l,
     int cursor = q->after_time_ms != 0 || q->after_rowid != 0;
     char sql[640];
     /* ?1 iface ?2 instance ?3 from ?4 to ?5 cursor time ?6 cursor rowid ?7 limit + 1 */
-    snprintf(sql, sizeof sql,
-             "SELECT iface, instance, id, type, source, time_ms, data, stored_ms, rowid"
-             " FROM latest WHERE (?1 IS NULL OR iface = ?1) AND (?2 IS NULL OR instance = ?2)"
-             " AND (?3 = 0 OR time_ms >= ?3) AND (?4 = 0 OR time_ms < ?4)%s"
-             " ORDER BY time_ms %s, rowid %s LIMIT ?7",
-             cursor ? (q->desc ? " AND (time_ms, rowid) < (?5, ?6)" : " AND (time_ms, rowid) > (?5, ?6)")
-                    : "",
-             q->desc ? "DESC" : "ASC", q->desc ? "DESC" : "ASC");
+    snprintf(
+        sql, sizeof sql,
+        "SELECT iface, instance, id, type, source, time_ms, data, stored_ms, rowid"
+        " FROM latest WHERE (?1 IS NULL OR iface = ?1) AND (?2 IS NULL OR instance = ?2)"
+        " AND (?3 = 0 OR time_ms >= ?3) AND (?4 = 0 OR time_ms < ?4)%s"
+        " ORDER BY time_ms %s, rowid %s LIMIT ?7",
+        cursor ? (q->desc ? " AND (time_ms, rowid) < (?5, ?6)" : " AND (time_ms, rowid) > (?5, ?6)")
+               : "",
+        q->desc ? "DESC" : "ASC", q->desc ? "DESC" : "ASC");
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(l->db, sql, -1, &st, NULL);
     if (rc != SQLITE_OK) {

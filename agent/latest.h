@@ -74,12 +74,8 @@ kt_status agent_latest_get(agent_latest *l,
  * record matching q (iface / instance / time range), ordered by (time_ms,
  * rowid) as q->desc says, paged with q's cursor. KT_OK or KT_EDEP.
  */
-kt_status agent_latest_list(agent_latest *l,
-                            const svc_query *q,
-                            svc_record_cb cb,
-                            void *user,
-                            svc_page *page,
-                            kt_err *err);
+kt_status agent_latest_list(
+    agent_latest *l, const svc_query *q, svc_record_cb cb, void *user, svc_page *page, kt_err *err);
 
 /* Commit the open transaction (no-op when none). KT_OK or KT_EDEP. */
 kt_status agent_latest_flush(agent_latest *l, kt_err *err);

@@ -35,13 +35,13 @@
 #include "cache.h"
 #include "config.h"
 #include "dispatch.h"
-#include "latest.h"
 #include "kt/buf.h"
 #include "kt/cfg.h"
 #include "kt/log.h"
 #include "kt/mem.h"
 #include "kt/metrics.h"
 #include "kt/net.h"
+#include "latest.h"
 #include "uplink.h"
 #include "view.h"
 
@@ -214,20 +214,20 @@ static kt_status ev_start(agent_ev *ev,
     st = svc_plugin_host_new(&ev->plugins, &popts, err);
     if (st == KT_OK) {
         svc_caller_opts copts = { .metrics = metrics,
-                                  .connect_timeout_ms = (uint32_t)cfg->services_connect_timeout_ms };
+                                  .connect_timeout_ms =
+                                      (uint32_t)cfg->services_connect_timeout_ms };
         st = svc_caller_new(&ev->caller, loop, &copts, err);
     }
     if (st != KT_OK) {
         return st;
     }
     agent_dispatch_set_services(ev->dispatch, ev->plugins, ev->caller);
-    return agent_dispatch_add_services(ev->dispatch,
-                                       (const char *const *)cfg->services_specs.items,
+    return agent_dispatch_add_services(ev->dispatch, (const char *const *)cfg->services_specs.items,
                                        cfg->services_specs.n, err);
 }
 
-static kt_status ev_mount(agent_ev *ev, kt_http_server *srv, const agent_cfg *cfg, kt_metrics *m,
-                          kt_err *err)
+static kt_status
+ev_mount(agent_ev *ev, kt_http_server *srv, const agent_cfg *cfg, kt_metrics *m, kt_err *err)
 {
     svc_api_opts aopts = { .metrics = m, .max_data_bytes = cfg->services_max_data_bytes };
     return svc_api_mount(&ev->api, srv, agent_dispatch_api_ops(ev->dispatch), &aopts, err);

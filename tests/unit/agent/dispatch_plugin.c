@@ -41,7 +41,8 @@ static int handle(ktwin_ctx *ctx, const ktwin_event *ev, void *state)
             rc = ktwin_emit_virtual(ctx, "sensor", ev->instance, "{\"led\":\"on\"}", 12);
         }
         ktwin_rel rel;
-        if (rc == KTWIN_OK && ktwin_graph_relationship(ctx, ev->instance, "pole", &rel) == KTWIN_OK) {
+        if (rc == KTWIN_OK &&
+            ktwin_graph_relationship(ctx, ev->instance, "pole", &rel) == KTWIN_OK) {
             rc = ktwin_emit_command(ctx, rel.iface, "Alert", rel.instance, "{\"level\":1}", 11);
         }
         if (rc == KTWIN_OK) {

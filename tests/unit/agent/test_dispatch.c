@@ -43,12 +43,13 @@
 
 /* ---- the model ------------------------------------------------------------------ */
 
-#define SVC ",\"service\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"s\",\"image\":\"x\"}]}}}"
-#define IFACE(name, spec)                                                                          \
+#define SVC \
+    ",\"service\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"s\",\"image\":\"x\"}]}}}"
+#define IFACE(name, spec)                                                                        \
     "{\"apiVersion\":\"dtd.ktwin/v0\",\"kind\":\"TwinInterface\",\"metadata\":{\"name\":\"" name \
     "\"},\"spec\":{" spec "}}"
-#define INST(name, iface, site, rels)                                                           \
-    "{\"apiVersion\":\"dtd.ktwin/v0\",\"kind\":\"TwinInstance\",\"metadata\":{\"name\":\"" name \
+#define INST(name, iface, site, rels)                                                            \
+    "{\"apiVersion\":\"dtd.ktwin/v0\",\"kind\":\"TwinInstance\",\"metadata\":{\"name\":\"" name  \
     "\",\"labels\":{\"ktwin.io/site\":\"" site "\"}},\"spec\":{\"interface\":\"" iface "\"" rels \
     "}}"
 
@@ -59,16 +60,21 @@ static const struct {
       IFACE("sensor", "\"relationships\":[{\"name\":\"pole\",\"interface\":\"pole\"}]" SVC) },
     { AGENT_KIND_INTERFACE, "pole", IFACE("pole", "\"commands\":[{\"name\":\"alert\"}]" SVC) },
     { AGENT_KIND_INTERFACE, "hood",
-      IFACE("hood", "\"relationships\":[{\"name\":\"poles\",\"interface\":\"pole\","
-                    "\"aggregateData\":true}]" SVC) },
+      IFACE("hood",
+            "\"relationships\":[{\"name\":\"poles\",\"interface\":\"pole\","
+            "\"aggregateData\":true}]" SVC) },
     { AGENT_KIND_INSTANCE, "sensor-1",
-      INST("sensor-1", "sensor", "s1",
+      INST("sensor-1",
+           "sensor",
+           "s1",
            ",\"twinInstanceRelationships\":[{\"name\":\"pole\",\"interface\":\"pole\","
            "\"instance\":\"pole-1\"}]") },
     { AGENT_KIND_INSTANCE, "pole-1", INST("pole-1", "pole", "s1", "") },
     { AGENT_KIND_INSTANCE, "pole-2", INST("pole-2", "pole", "s2", "") },
     { AGENT_KIND_INSTANCE, "hood-1",
-      INST("hood-1", "hood", "s1",
+      INST("hood-1",
+           "hood",
+           "s1",
            ",\"twinInstanceRelationships\":[{\"name\":\"poles\",\"interface\":\"pole\","
            "\"instance\":\"pole-1\"}]") },
 };
@@ -131,8 +137,9 @@ static int setup(void **state)
     must(agent_cache_open(&f->cache, path, &err), &err);
     must(agent_cache_snapshot_begin(f->cache, 7, &err), &err);
     for (size_t i = 0; i < sizeof objects / sizeof objects[0]; i++) {
-        agent_cache_object o = { objects[i].kind, objects[i].name, objects[i].body,
-                                 strlen(objects[i].body), 7, 0 };
+        agent_cache_object o = {
+            objects[i].kind, objects[i].name, objects[i].body, strlen(objects[i].body), 7, 0
+        };
         must(agent_cache_snapshot_put(f->cache, &o, &err), &err);
     }
     must(agent_cache_snapshot_commit(f->cache, &err), &err);
@@ -284,9 +291,8 @@ static int outbox_has(fixture *f, const char *type, const char *source)
 static void test_real_event_runs_plugin_and_fans_out(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(send_event(f, "ktwin.real.sensor", "sensor-1", "{\"v\":42}",
-                                AGENT_DISPATCH_DEVICE),
-                     KT_OK);
+    assert_int_equal(
+        send_event(f, "ktwin.real.sensor", "sensor-1", "{\"v\":42}", AGENT_DISPATCH_DEVICE), KT_OK);
     got g;
     /* store event -> latest state and outbox */
     assert_non_null(latest_of(f, "sensor", "sensor-1", &g));
@@ -366,9 +372,9 @@ static void test_unknown_interface_is_dropped_and_counted(void **state)
 static void test_service_loop_is_cut_at_max_depth(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(send_event(f, "ktwin.real.sensor", "sensor-1", "{\"loop\":true}",
-                                AGENT_DISPATCH_DEVICE),
-                     KT_OK);
+    assert_int_equal(
+        send_event(f, "ktwin.real.sensor", "sensor-1", "{\"loop\":true}", AGENT_DISPATCH_DEVICE),
+        KT_OK);
     assert_int_equal(agent_dispatch_dropped(f->d, "depth"), 1);
     agent_dispatch_stats s;
     agent_dispatch_stats_get(f->d, &s);
@@ -420,9 +426,9 @@ static void test_store_ops_upsert_merge(void **state)
 static void test_latest_persists_across_reopen(void **state)
 {
     fixture *f = *state;
-    assert_int_equal(send_event(f, "ktwin.store.sensor", "sensor-1", "{\"k\":\"v\"}",
-                                AGENT_DISPATCH_INGRESS),
-                     KT_OK);
+    assert_int_equal(
+        send_event(f, "ktwin.store.sensor", "sensor-1", "{\"k\":\"v\"}", AGENT_DISPATCH_INGRESS),
+        KT_OK);
     kt_err err = { 0 };
     must(agent_latest_flush(f->latest, &err), &err);
     agent_latest *other = NULL;
@@ -436,6 +442,79 @@ static void test_latest_persists_across_reopen(void **state)
     agent_latest_free(other);
 }
 
+static void test_mqtt_callback_joins_the_drain_transaction(void **state)
+{
+    fixture *f = *state;
+    kt_err err = { 0 };
+    must(agent_outbox_begin(f->outbox, &err), &err);
+    const char payload[] = "{\"v\":7}";
+    agent_mqtt_event mev = { .journal_id = 99,
+                             .recv_wall_ms = 1700000000000ull,
+                             .iface = "sensor",
+                             .instance = "sensor-1",
+                             .topic = "ktwin/real/sensor/sensor-1",
+                             .payload = (const uint8_t *)payload,
+                             .payload_len = sizeof payload - 1 };
+    assert_int_equal(agent_dispatch_mqtt_cb(&mev, f->outbox, f->d), KT_OK);
+    /* inside the drain's transaction: rolled back with it */
+    agent_outbox_rollback(f->outbox);
+    assert_int_equal(agent_outbox_events(f->outbox), 0);
+    /* again, committed this time */
+    must(agent_outbox_begin(f->outbox, &err), &err);
+    assert_int_equal(agent_dispatch_mqtt_cb(&mev, f->outbox, f->d), KT_OK);
+    must(agent_outbox_commit(f->outbox, &err), &err);
+    assert_int_equal(outbox_has(f, "ktwin.store.sensor", "sensor-1"), 1);
+    got g;
+    assert_non_null(latest_of(f, "sensor", "sensor-1", &g));
+    assert_string_equal(g.data, "{\"v\":7}");
+    /* a topic that is not a device topic is refused */
+    mev.topic = "ktwin/real/sensor";
+    assert_int_equal(agent_dispatch_mqtt_cb(&mev, f->outbox, f->d), KT_EINVAL);
+    assert_int_equal(agent_dispatch_dropped(f->d, "invalid"), 1);
+}
+
+static void test_remote_and_pending_placements(void **state)
+{
+    fixture *f = *state;
+    /* pole-2 lives on site s2: its real event goes up, pole's service does not run here */
+    assert_int_equal(send_event(f, "ktwin.real.pole", "pole-2", "{}", AGENT_DISPATCH_INGRESS),
+                     KT_OK);
+    assert_int_equal(outbox_has(f, "ktwin.real.pole", "pole-2"), 1);
+    agent_dispatch_stats s;
+    agent_dispatch_stats_get(f->d, &s);
+    assert_int_equal(s.local_plugin, 0);
+    /* sensor becomes PENDING here: its events are dropped and counted, not sent up */
+    const agent_cache_placement pl[] = {
+        { "hood", "cloud", NULL, "p/r", "test" },
+        { "pole", "edge", "s1", "p/r", "test" },
+        { "sensor", "pending", "s1", "p/r", "no room" },
+    };
+    kt_err err = { 0 };
+    must(agent_cache_placement_apply(f->cache, 4, pl, 3, &err), &err);
+    assert_int_equal(send_event(f, "ktwin.real.sensor", "sensor-1", "{}", AGENT_DISPATCH_DEVICE),
+                     KT_OK);
+    assert_int_equal(agent_dispatch_dropped(f->d, "pending"), 1);
+    assert_int_equal(outbox_has(f, "ktwin.real.sensor", "sensor-1"), 0);
+    /* an instance outside the cached subgraph goes up (the hub knows it) */
+    assert_int_equal(
+        send_event(f, "ktwin.store.pole", "pole-99", "{\"a\":1}", AGENT_DISPATCH_INGRESS), KT_OK);
+    assert_int_equal(outbox_has(f, "ktwin.store.pole", "pole-99"), 1);
+}
+
+static void test_ingest_interfaces_lists_the_model(void **state)
+{
+    fixture *f = *state;
+    char **names = NULL;
+    size_t n = 0;
+    kt_err err = { 0 };
+    must(agent_dispatch_ingest_interfaces(f->d, &names, &n, &err), &err);
+    assert_int_equal(n, 3);
+    assert_string_equal(names[0], "hood");
+    assert_string_equal(names[1], "pole");
+    assert_string_equal(names[2], "sensor");
+    agent_dispatch_names_free(names, n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +526,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_service_loop_is_cut_at_max_depth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_ops_upsert_merge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_latest_persists_across_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mqtt_callback_joins_the_drain_transaction, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_remote_and_pending_placements, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ingest_interfaces_lists_the_model, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
