@@ -617,6 +617,53 @@ kt_status agent_dispatch_down_event(agent_dispatch *d, const sync_event *se, kt_
     return agent_dispatch_event(d, &ev, AGENT_DISPATCH_HUB, 0, err);
 }
 
+uint64_t agent_dispatch_down_applied_seq(agent_dispatch *d)
+{
+    return d->outbox != NULL ? agent_outbox_meta_get(d->outbox, AGENT_DISPATCH_META_DOWN) : 0;
+}
+
+kt_status agent_dispatch_down_apply(
+    agent_dispatch *d, uint64_t first_seq, const sync_event *events, size_t n, kt_err *err)
+{
+    if (d->outbox == NULL) {
+        return kt_err_set(err, KT_EINVAL, "downstream events need the outbox");
+    }
+    uint64_t applied = agent_outbox_meta_get(d->outbox, AGENT_DISPATCH_META_DOWN);
+    if (first_seq != applied + 1 || n == 0) {
+        return kt_err_set(err, KT_EINVAL, "downstream batch at seq %llu, %zu events; applied %llu",
+                          (unsigned long long)first_seq, n, (unsigned long long)applied);
+    }
+    kt_status st = refresh(d, err);
+    if (st != KT_OK) {
+        return st;
+    }
+    st = agent_outbox_begin(d->outbox, err);
+    if (st != KT_OK) {
+        return st;
+    }
+    for (size_t i = 0; i < n && st == KT_OK; i++) {
+        kt_err e = { 0 };
+        st = agent_dispatch_down_event(d, &events[i], &e);
+        if (st == KT_EINVAL) {
+            st = KT_OK; /* counted as a drop; skip it */
+        } else if (st != KT_OK) {
+            kt_err_set(err, st, "%s", e.msg);
+        }
+    }
+    if (st == KT_OK) {
+        st = agent_outbox_meta_set(d->outbox, AGENT_DISPATCH_META_DOWN, first_seq + n - 1, err);
+    }
+    if (st != KT_OK) {
+        agent_outbox_rollback(d->outbox);
+        return st;
+    }
+    st = agent_outbox_commit(d->outbox, err);
+    if (st == KT_OK) {
+        st = agent_latest_flush(d->latest, err);
+    }
+    return st;
+}
+
 /* ---- store and API ops ---------------------------------------------------------------- */
 
 static kt_status op_latest(void *user,

@@ -173,6 +173,29 @@ kt_status agent_dispatch_mqtt_cb(const agent_mqtt_event *ev, agent_outbox *ob, v
  */
 kt_status agent_dispatch_down_event(agent_dispatch *d, const sync_event *ev, kt_err *err);
 
+/* Outbox meta key holding the highest downstream seq applied. */
+#define AGENT_DISPATCH_META_DOWN "down_applied"
+
+/*
+ * sync_client_ops.down_applied_seq: the highest downstream seq applied (the
+ * outbox meta AGENT_DISPATCH_META_DOWN), 0 without an outbox. Thread: loop.
+ */
+uint64_t agent_dispatch_down_applied_seq(agent_dispatch *d);
+
+/*
+ * sync_client_ops.down_apply: dispatch events[0..n) (seqs first_seq..) with
+ * origin HUB in ONE outbox transaction that also records first_seq + n - 1
+ * as applied, then commit the latest state: the outbox side is
+ * exactly-once, service calls and virtual publishes at-least-once (a crash
+ * before the commit replays the batch). An event that cannot be dispatched
+ * (not a KTWIN type, invalid) is counted as a drop and skipped, so one bad
+ * event cannot stall the stream. Returns KT_OK; KT_EINVAL without an
+ * outbox or when first_seq is not the next seq; KT_EAGAIN (outbox full:
+ * nothing applied) or a storage error (rolled back). Thread: loop.
+ */
+kt_status agent_dispatch_down_apply(
+    agent_dispatch *d, uint64_t first_seq, const sync_event *events, size_t n, kt_err *err);
+
 /*
  * The ops for svc_api_mount: ingest = agent_dispatch_event(origin INGRESS),
  * store = the latest-state store ops (latest, put = upsert-merge into the

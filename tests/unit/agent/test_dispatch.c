@@ -515,6 +515,46 @@ static void test_ingest_interfaces_lists_the_model(void **state)
     agent_dispatch_names_free(names, n);
 }
 
+static void test_down_apply_records_the_seq_with_its_effects(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(agent_dispatch_down_applied_seq(f->d), 0);
+    const sync_event evs[] = {
+        { .id = "d1",
+          .type = "ktwin.command.pole.alert",
+          .source = "pole-1",
+          .data = (const uint8_t *)"{}",
+          .data_len = 2 },
+        { .id = "d2", .type = "not-a-type", .source = "pole-1" },
+        { .id = "d3",
+          .type = "ktwin.virtual.sensor",
+          .source = "sensor-1",
+          .data = (const uint8_t *)"{\"led\":\"off\"}",
+          .data_len = 13 },
+    };
+    kt_err err = { 0 };
+    must(agent_dispatch_down_apply(f->d, 1, evs, 3, &err), &err);
+    assert_int_equal(agent_dispatch_down_applied_seq(f->d), 3);
+    got g;
+    assert_non_null(latest_of(f, "pole", "pole-1", &g));
+    assert_string_equal(g.data, "{\"alerted\":true}");
+    assert_int_equal(f->pub.n, 1);
+    assert_string_equal(f->pub.data, "{\"led\":\"off\"}");
+    assert_int_equal(agent_dispatch_dropped(f->d, "invalid"), 1);
+    /* a gap or a repeat is refused and changes nothing */
+    kt_err e2 = { 0 };
+    assert_int_equal(agent_dispatch_down_apply(f->d, 3, evs, 1, &e2), KT_EINVAL);
+    assert_int_equal(agent_dispatch_down_applied_seq(f->d), 3);
+    /* the seq is kept in the outbox file */
+    agent_outbox_free(f->outbox);
+    f->outbox = NULL;
+    char path[400];
+    snprintf(path, sizeof path, "%s/outbox.db", f->dir);
+    agent_outbox_opts oo = { .path = path };
+    must(agent_outbox_open(&f->outbox, &oo, &err), &err);
+    assert_int_equal(agent_outbox_meta_get(f->outbox, AGENT_DISPATCH_META_DOWN), 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -530,6 +570,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_remote_and_pending_placements, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingest_interfaces_lists_the_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_down_apply_records_the_seq_with_its_effects, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
