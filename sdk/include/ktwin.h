@@ -306,8 +306,9 @@ static inline int ktwin_graph_relationships(
 
 /*
  * The first outgoing relationship of instance named rel_name, like Go's
- * GetRelationshipFromGraph (used before ktwin_emit_command). Returns
- * KTWIN_OK with *out filled, or KTWIN_ENOTFOUND.
+ * GetRelationshipFromGraph (used before ktwin_emit_command), among the
+ * instance's first 32 outgoing edges (use ktwin_graph_relationships for
+ * more). Returns KTWIN_OK with *out filled, or KTWIN_ENOTFOUND.
  */
 static inline int
 ktwin_graph_relationship(ktwin_ctx *ctx, const char *instance, const char *rel_name, ktwin_rel *out)
