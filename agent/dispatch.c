@@ -139,6 +139,12 @@ static const char *origin_str(agent_dispatch_origin o)
     return "unknown";
 }
 
+static double sample_latest(void *user)
+{
+    agent_dispatch *d = user;
+    return (double)agent_latest_count(d->latest);
+}
+
 static void register_metrics(agent_dispatch *d)
 {
     if (d->metrics == NULL) {
@@ -161,6 +167,9 @@ static void register_metrics(agent_dispatch *d)
         kt_metrics_counter(&d->m_kind[k], d->metrics, "ktwin_agent_dispatch_destinations_total",
                            "Destinations carried out, by kind", labels, &err);
     }
+    kt_metrics_gauge_fn(d->metrics, "ktwin_agent_latest_instances",
+                        "Twin instances with a latest state at this agent", NULL, sample_latest, d,
+                        &err);
     kt_metrics_counter(&d->m_service_fail, d->metrics,
                        "ktwin_agent_dispatch_service_failures_total",
                        "Local twin-service calls (plugin or HTTP) that failed", NULL, &err);
@@ -825,6 +834,9 @@ void agent_dispatch_free(agent_dispatch *d)
 {
     if (d == NULL) {
         return;
+    }
+    if (d->metrics != NULL) {
+        kt_metrics_detach(d->metrics, d);
     }
     model_route_table_free(d->table);
     model_placement_free(d->sites);

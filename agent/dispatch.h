@@ -19,6 +19,14 @@
  *   DROP            counted in ktwin_agent_dispatch_dropped_total{reason}
  *                   and logged (DISPATCH-DROP, rate-limited) with the reason.
  *
+ * Metrics (when opts.metrics is set): ktwin_agent_dispatch_events_total{origin},
+ * ktwin_agent_dispatch_destinations_total{kind},
+ * ktwin_agent_dispatch_dropped_total{reason},
+ * ktwin_agent_dispatch_service_failures_total, ktwin_agent_latest_instances.
+ * Logs: DISPATCH-DROP (warn, at most 10 lines/s then suppressed=N),
+ * DISPATCH-SERVICE (a declared service started), DISPATCH-FAIL,
+ * DISPATCH-REPLY-FAIL, DISPATCH-SITES.
+ *
  * Origins: device real events from the MQTT bridge (agent_dispatch_mqtt_cb,
  * called inside the bridge's outbox transaction, so the outbox rows and the
  * journal watermark commit together), events POSTed to the local broker
