@@ -782,6 +782,8 @@ static long b64_decode(unsigned char *out, const char *s, size_t len)
 
 /* ============================================================== structured mode */
 
+static int ct_is_json(const char *ct);
+
 /* A string attribute: absent/null -> *out NULL; other types -> KT_EINVAL. */
 static kt_status json_attr(const cJSON *root, const char *key, const char **out, kt_err *err)
 {
@@ -801,6 +803,10 @@ kt_status
 model_event_from_json(model_event **out, const char *json, size_t len, size_t max_data, kt_err *err)
 {
     *out = NULL;
+    if (json == NULL) {
+        json = "";
+        len = 0;
+    }
     if (max_data == 0) {
         max_data = MODEL_EVENT_DATA_MAX_DEFAULT;
     }
@@ -863,7 +869,11 @@ model_event_from_json(model_event **out, const char *json, size_t len, size_t ma
         st = kt_err_set(err, KT_EINVAL, "data: both data and data_base64 are set");
         goto done;
     }
-    if (d != NULL) {
+    if (d != NULL && cJSON_IsString(d) && d->valuestring != NULL && ct != NULL && !ct_is_json(ct)) {
+        /* Non-JSON content in a JSON string (CloudEvents JSON format 3.1): the text itself. */
+        s[S_DATA].p = d->valuestring;
+        s[S_DATA].len = strlen(d->valuestring);
+    } else if (d != NULL) {
         st = kt_json_print_buf(d, &data);
         if (st == KT_ETOOBIG) {
             st = kt_err_set(err, KT_ETOOBIG, "data: over the %zu byte cap", max_data);

@@ -750,6 +750,22 @@ static void test_structured_parse(void **state)
     assert_string_equal((const char *)ev->data, "\"hi\"");
     model_event_free(ev);
 
+    /* A string with a non-JSON content type is the text itself; round trip via base64. */
+    ev = parse_json_ok("{\"specversion\":\"1.0\",\"id\":\"1\",\"type\":\"ktwin.real.a\","
+                       "\"source\":\"a-1\",\"datacontenttype\":\"text/plain\",\"data\":\"hello\"}");
+    assert_int_equal(ev->data_len, 5);
+    assert_memory_equal(ev->data, "hello", 5);
+    kt_buf tb;
+    kt_buf_init(&tb, 4096);
+    assert_int_equal(model_event_to_json(ev, &tb), KT_OK);
+    assert_non_null(strstr(tb.data, "\"data_base64\":\"aGVsbG8=\""));
+    model_event *again = NULL;
+    assert_int_equal(model_event_from_json(&again, tb.data, tb.len, 0, NULL), KT_OK);
+    assert_same(ev, again);
+    model_event_free(again);
+    kt_buf_fini(&tb);
+    model_event_free(ev);
+
     /* Over HTTP with a charset parameter. */
     hdrs h = { 0 };
     hdr_set(&h, "content-type", " Application/CloudEvents+JSON ; charset=utf-8");
@@ -759,6 +775,9 @@ static void test_structured_parse(void **state)
     assert_int_equal(ev->cls, MODEL_EVENT_STORE);
     assert_string_equal((const char *)ev->data, "[1,2]");
     model_event_free(ev);
+    kt_err err = { 0 };
+    assert_int_equal(model_event_from_http(&ev, hdr_get, &h, NULL, 0, 0, &err), KT_EINVAL);
+    assert_null(ev);
 }
 
 static void expect_bad_json(const char *json, size_t max, kt_status want, const char *part)
