@@ -62,6 +62,35 @@ static const kt_cfg_entry table[] = {
       "admission token bucket size" },
     { "sync.max_message_bytes", KT_CFG_SIZE_BYTES, offsetof(hub_cfg, sync.max_message_bytes), 4096,
       GIB, "16MiB", 0, "largest sync WebSocket message accepted" },
+    /* --- hubev: event store and event plane --- */
+    { "events.store_path", KT_CFG_STRING, offsetof(hub_cfg, events.store_path), 1, 4096, NULL,
+      KT_CFG_ENV, "SQLite file of the event store (WAL); unset = <data_dir>/events.db" },
+    { "events.retention_max_age", KT_CFG_DURATION_MS,
+      offsetof(hub_cfg, events.retention_max_age_ms), 0, 100LL * 365 * 86400 * 1000, "30d", 0,
+      "delete stored events committed longer ago than this (0 = keep forever); latest state is "
+      "never deleted" },
+    { "events.retention_max_bytes", KT_CFG_SIZE_BYTES,
+      offsetof(hub_cfg, events.retention_max_bytes), 0, 0, "8GiB", 0,
+      "delete the oldest stored events while the history is larger than this (attribute and "
+      "data bytes; 0 = no limit)" },
+    { "events.retention_interval", KT_CFG_DURATION_MS,
+      offsetof(hub_cfg, events.retention_interval_ms), 100, 86400000, "10s", 0,
+      "how often the retention job runs (one bounded delete per run, repeated every 10 ms "
+      "while more qualify)" },
+    { "events.retention_batch_rows", KT_CFG_INT, offsetof(hub_cfg, events.retention_batch_rows), 1,
+      1000000, "5000", 0, "rows deleted per retention step (one transaction)" },
+    { "events.down_max_per_site", KT_CFG_INT, offsetof(hub_cfg, events.down_max_per_site), 1,
+      100000000, "100000", 0,
+      "commands/virtual events queued per site for its agent; beyond it new ones are refused "
+      "(HUB-DOWN-FULL, ktwin_hub_downstream_full_total, 503 at the broker ingress)" },
+    { "events.commit_max_events", KT_CFG_INT, offsetof(hub_cfg, events.commit_max_events), 1,
+      10000000, "20000", 0,
+      "upstream events per group commit (one transaction per loop turn; the rest waits for the "
+      "next turn)" },
+    { "services.specs", KT_CFG_STRING_LIST, offsetof(hub_cfg, services.specs), 0, 4096, NULL, 0,
+      "cloud twin services: \"<iface>[,<iface>..]=<plugin.so or http(s)://url> [options]\" "
+      "(svc/service.h); events routed SERVICE_CLOUD go there" },
+    /* --- end hubev --- */
     { 0 },
 };
 

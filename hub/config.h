@@ -59,6 +59,20 @@ typedef struct hub_cfg {
         int64_t admit_burst;
         size_t max_message_bytes;
     } sync;
+    /* --- hubev: event store and event plane (hub/events.h) --- */
+    struct {
+        char *store_path;              /* events.store_path; unset = <data_dir>/events.db */
+        int64_t retention_max_age_ms;  /* events.retention_max_age; 0 = no age limit */
+        size_t retention_max_bytes;    /* events.retention_max_bytes; 0 = no size limit */
+        int64_t retention_interval_ms; /* events.retention_interval */
+        int64_t retention_batch_rows;  /* events.retention_batch_rows */
+        int64_t down_max_per_site;     /* events.down_max_per_site */
+        int64_t commit_max_events;     /* events.commit_max_events */
+    } events;
+    struct {
+        kt_cfg_strlist specs; /* services.specs: cloud twin services (svc/service.h syntax) */
+    } services;
+    /* --- end hubev --- */
 } hub_cfg;
 
 /* The table (ends with a NULL key). */

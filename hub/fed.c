@@ -65,6 +65,11 @@
 #include "sync/admit.h"
 #include "sync/msg.h"
 #include "sync/server.h"
+/* --- hubev: the event plane (hub/events.h) --- */
+#ifdef KT_HUB_HAVE_EVENTS
+#include "hub/events.h"
+#endif
+/* --- end hubev --- */
 
 #define FED_SYNC_PATH         "/sync"
 #define FED_RING_MAX_ENTRIES  1024u
@@ -134,6 +139,9 @@ struct fed_sess {
     sync_iface_placement *pl;
     size_t pl_cap;
     sync_placement placement;
+#ifdef KT_HUB_HAVE_EVENTS
+    hub_events_session *es; /* hubev: the session's event plane, after Welcome */
+#endif
     fed_sess *prev, *next;
 };
 
@@ -155,6 +163,9 @@ struct hub_fed {
     char hub_id[40];
     sync_admit admit;
     sync_server_opts sopts;
+#ifdef KT_HUB_HAVE_EVENTS
+    hub_events *events; /* hubev: hub_fed_set_events; NULL = no event streams */
+#endif
     fed_sess *sessions;
     uv_timer_t *tick; /* heap: freed in its close callback */
     uv_timer_t *presence;
@@ -1011,6 +1022,104 @@ static kt_status op_placement(const sync_placement **out, kt_err *err, void *use
     return KT_OK;
 }
 
+/* --- hubev: event streams (hub/events.h). Upstream batches are committed by
+ * hub_events in the loop turn's group commit, then acked through
+ * sync_server_ack_up; downstream batches come from the site's durable queue. */
+#ifdef KT_HUB_HAVE_EVENTS
+static void ev_ack_up(uint64_t seq, void *user)
+{
+    fed_sess *s = user;
+    if (s->closing || s->srv == NULL) {
+        return;
+    }
+    kt_err err = { 0 };
+    sess_check(s, sync_server_ack_up(s->srv, seq, &err), &err);
+}
+
+static void ev_up_failed(const kt_err *err, void *user)
+{
+    fed_sess *s = user;
+    sess_end(s, err->status != KT_OK ? err->status : KT_EIO, err);
+}
+
+static void ev_down_ready(void *user)
+{
+    fed_sess *s = user;
+    if (s->closing || s->srv == NULL) {
+        return;
+    }
+    kt_err err = { 0 };
+    sess_check(s, sync_server_kick_down(s->srv, &err), &err);
+}
+
+static void events_open(fed_sess *s, const sync_hello *hello)
+{
+    if (s->f->events == NULL || s->es != NULL) {
+        return;
+    }
+    hub_events_session_ops eo = { ev_ack_up, ev_up_failed, ev_down_ready };
+    s->es = hub_events_session_open(s->f->events, s->site->hs->name,
+                                    hello->has_last_acked_down_seq ? hello->last_acked_down_seq : 0,
+                                    &eo, s);
+}
+
+static kt_status op_up_committed_seq(
+    uint64_t *seq_out, const char *site, const char *incarnation, kt_err *err, void *user)
+{
+    fed_sess *s = user;
+    return hub_events_up_committed(s->f->events, site, incarnation, seq_out, err);
+}
+
+static kt_status op_on_up_batch(const char *site,
+                                const char *incarnation,
+                                uint64_t first_seq,
+                                const sync_event *events,
+                                size_t n,
+                                kt_err *err,
+                                void *user)
+{
+    (void)site;
+    fed_sess *s = user;
+    if (s->es == NULL) {
+        return kt_err_set(err, KT_EPROTO, "event batch before Welcome");
+    }
+    return hub_events_up_batch(s->es, incarnation, first_seq, events, n, err);
+}
+
+static kt_status op_down_next(const sync_event **events_out,
+                              size_t *n_out,
+                              uint64_t from_seq,
+                              size_t max_events,
+                              size_t max_bytes,
+                              kt_err *err,
+                              void *user)
+{
+    fed_sess *s = user;
+    if (s->es == NULL) {
+        *events_out = NULL;
+        *n_out = 0;
+        return KT_OK;
+    }
+    return hub_events_down_next(s->es, events_out, n_out, from_seq, max_events, max_bytes, err);
+}
+
+static kt_status op_down_acked(uint64_t seq, kt_err *err, void *user)
+{
+    fed_sess *s = user;
+    if (s->es == NULL) {
+        return KT_OK;
+    }
+    return hub_events_down_acked(s->es, seq, err);
+}
+
+static const model_placement *fed_placement_get(void *user)
+{
+    hub_fed *f = user;
+    return f->placement;
+}
+#endif
+/* --- end hubev --- */
+
 static void op_on_welcome(const sync_hello *hello, void *user)
 {
     fed_sess *s = user;
@@ -1045,6 +1154,9 @@ static void op_on_welcome(const sync_hello *hello, void *user)
            "site=%s peer=%s agent_rev=%" PRIu64 " hub_rev=%" PRIu64 " mode=%s", hs->name, s->peer,
            hello->graph_revision, f->rev, sync_msg_mode_str(sync_server_mode(s->srv)));
     schedule_presence(f);
+#ifdef KT_HUB_HAVE_EVENTS
+    events_open(s, hello); /* hubev */
+#endif
 }
 
 static void op_on_ack(sync_stream stream, uint64_t seq, void *user)
@@ -1082,6 +1194,10 @@ static void op_on_gone(void *user)
 {
     fed_sess *s = user;
     hub_fed *f = s->f;
+#ifdef KT_HUB_HAVE_EVENTS
+    hub_events_session_close(s->es); /* hubev */
+    s->es = NULL;
+#endif
     if (s->site == NULL || s->site->sess != s) {
         return;
     }
@@ -1110,6 +1226,39 @@ static const sync_server_ops fed_ops = {
     .on_gone = op_on_gone,
 };
 
+/* --- hubev: the same ops plus the event streams, used once hub_fed_set_events ran --- */
+#ifdef KT_HUB_HAVE_EVENTS
+static const sync_server_ops fed_ops_events = {
+    .send = op_send,
+    .now_ms = op_now_ms,
+    .wall_ms = op_wall_ms,
+    .auth = op_auth,
+    .admit = op_admit,
+    .plan = op_plan,
+    .snapshot_next = op_snapshot_next,
+    .snapshot_done = op_snapshot_done,
+    .delta_next = op_delta_next,
+    .placement = op_placement,
+    .on_welcome = op_on_welcome,
+    .on_ack = op_on_ack,
+    .on_capacity = op_on_capacity,
+    .on_gone = op_on_gone,
+    .up_committed_seq = op_up_committed_seq,
+    .on_up_batch = op_on_up_batch,
+    .down_next = op_down_next,
+    .down_acked = op_down_acked,
+};
+
+void hub_fed_set_events(hub_fed *f, hub_events *ev)
+{
+    f->events = ev;
+    if (ev != NULL) {
+        hub_events_set_placement(ev, fed_placement_get, f);
+    }
+}
+#endif
+/* --- end hubev --- */
+
 /* ========================================================= WebSocket side */
 
 static void ws_open(kt_ws_conn *c, void *user)
@@ -1123,7 +1272,13 @@ static void ws_open(kt_ws_conn *c, void *user)
     kt_arena_init(&s->scratch, 256 * 1024);
     kt_arena_init(&s->pl_arena, 16 * 1024);
     kt_err err = { 0 };
-    if (sync_server_new(&s->srv, &f->sopts, &fed_ops, s, &err) != KT_OK) {
+    const sync_server_ops *ops = &fed_ops;
+#ifdef KT_HUB_HAVE_EVENTS
+    if (f->events != NULL) {
+        ops = &fed_ops_events; /* hubev */
+    }
+#endif
+    if (sync_server_new(&s->srv, &f->sopts, ops, s, &err) != KT_OK) {
         KT_LOG(KT_LOG_ERR, "SYNC-SESSION-FAIL", "peer=%s err=\"%s\"", s->peer, err.msg);
         s->closing = true;
         kt_ws_conn_close(c, 1011, "hub error");
@@ -1170,6 +1325,10 @@ static void sess_free(fed_sess *s)
         s->next->prev = s->prev;
     }
     sync_server_free(s->srv); /* snapshot_done / on_gone when still due */
+#ifdef KT_HUB_HAVE_EVENTS
+    hub_events_session_close(s->es); /* hubev: a session that was never on_gone'd */
+    s->es = NULL;
+#endif
     snap_release(s);
     kt_arena_fini(&s->snap_names);
     kt_arena_fini(&s->scratch);
@@ -1546,6 +1705,11 @@ void hub_fed_free(hub_fed *f)
         KT_LOG(KT_LOG_WARN, "FED-DB-FAIL", "what=fed_sites err=\"%s\"", err.msg);
     }
     hub_graph_unsubscribe(f->graph, on_graph_changed, f);
+#ifdef KT_HUB_HAVE_EVENTS
+    if (f->events != NULL) {
+        hub_events_set_placement(f->events, NULL, NULL); /* hubev: the placement goes away */
+    }
+#endif
     uv_timer_stop(f->tick);
     uv_timer_stop(f->presence);
     uv_close((uv_handle_t *)f->tick, timer_free_cb);

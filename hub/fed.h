@@ -48,6 +48,9 @@
 #include "kt/err.h"
 #include "kt/metrics.h"
 #include "kt/net.h"
+#ifdef KT_HUB_HAVE_EVENTS
+#include "hub/events.h" /* hubev */
+#endif
 
 typedef struct hub_fed hub_fed;
 
@@ -83,5 +86,18 @@ kt_status hub_fed_new(hub_fed **out,
  * fed's own.
  */
 void hub_fed_free(hub_fed *f);
+
+/* --- hubev: the event plane ---------------------------------------------- */
+#ifdef KT_HUB_HAVE_EVENTS
+/*
+ * Serve the event streams of sync sessions opened from now on through ev
+ * (up_committed_seq / on_up_batch / down_next / down_acked, acks after
+ * ev's group commit) and give ev the placement for routing. Call once,
+ * before kt_http_server_start. ev must outlive f (hub_fed_free detaches
+ * the placement). Thread: loop.
+ */
+void hub_fed_set_events(hub_fed *f, hub_events *ev);
+#endif
+/* --- end hubev --- */
 
 #endif

@@ -43,6 +43,11 @@
 #include "hub/fed.h"
 #endif
 /* --- end fed --- */
+/* --- hubev: the event plane (hub/events.c) when CMake defines KT_HUB_HAVE_EVENTS --- */
+#ifdef KT_HUB_HAVE_EVENTS
+#include "hub/events.h"
+#endif
+/* --- end hubev --- */
 
 typedef struct hub_app {
     uv_loop_t loop;
@@ -57,6 +62,9 @@ typedef struct hub_app {
     hub_redis *redis;
 #ifdef KT_HUB_HAVE_FED
     hub_fed *fed;
+#endif
+#ifdef KT_HUB_HAVE_EVENTS
+    hub_events *events; /* hubev */
 #endif
     uv_signal_t sigint;
     uv_signal_t sigterm;
@@ -127,6 +135,10 @@ static void shutdown_app(hub_app *a)
 #ifdef KT_HUB_HAVE_FED
     hub_fed_free(a->fed);
     a->fed = NULL;
+#endif
+#ifdef KT_HUB_HAVE_EVENTS
+    hub_events_free(a->events); /* hubev: after fed (its sessions are gone) */
+    a->events = NULL;
 #endif
     hub_api_free(a->api);
     a->api = NULL;
@@ -212,6 +224,15 @@ static kt_status start(hub_app *a, const char *watch_dir, const char *port_file,
     }
 #endif
     /* --- end fed --- */
+    /* --- hubev: event store, KTWIN event API and broker ingress, event streams --- */
+#ifdef KT_HUB_HAVE_EVENTS
+    st = hub_events_new(&a->events, &a->loop, a->srv, a->graph, &a->cfg, a->metrics, err);
+    if (st != KT_OK) {
+        return st;
+    }
+    hub_fed_set_events(a->fed, a->events);
+#endif
+    /* --- end hubev --- */
     st = kt_http_server_start(a->srv, err);
     if (st != KT_OK) {
         return st;

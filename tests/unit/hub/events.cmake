@@ -7,3 +7,17 @@ if(TARGET kt_hub_core)
     LIBS kt_hub_core PkgConfig::CJSON
     LABELS unit)
 endif()
+set(_hubev_events OFF)
+if(TARGET kt_hub_core)
+  get_target_property(_hubev_defs kt_hub_core INTERFACE_COMPILE_DEFINITIONS)
+  if(_hubev_defs MATCHES "KT_HUB_HAVE_EVENTS")
+    set(_hubev_events ON)
+  endif()
+endif()
+if(_hubev_events)
+  kt_add_unit_test(test_hub_events
+    SOURCES ${PROJECT_SOURCE_DIR}/tests/unit/hub/test_events.c
+    LIBS kt_hub_core
+    LABELS unit
+    TIMEOUT 60)
+endif()
