@@ -11,10 +11,7 @@
  */
 #include "hub/evstore.h"
 
-#include <errno.h>
 #include <inttypes.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "kt/mem.h"
@@ -340,47 +337,4 @@ hub_evstore_down_rebase(hub_evstore *s, const char *site, uint64_t agent_acked_s
         return st;
     }
     return hub_evstore_commit(s, err);
-}
-
-const char *hub_evstore_cursor_format(char *out, size_t cap, uint64_t time_ms, uint64_t rowid)
-{
-    int n = snprintf(out, cap, "%" PRIu64 ".%" PRIu64, time_ms, rowid);
-    if (n < 0 || (size_t)n >= cap) {
-        if (cap > 0) {
-            out[0] = '\0';
-        }
-    }
-    return out;
-}
-
-static kt_status parse_u64(const char *p, const char **end, uint64_t *out)
-{
-    if (*p < '0' || *p > '9') {
-        return KT_EINVAL;
-    }
-    errno = 0;
-    char *e = NULL;
-    unsigned long long v = strtoull(p, &e, 10);
-    if (errno != 0 || e == p) {
-        return KT_EINVAL;
-    }
-    *out = (uint64_t)v;
-    *end = e;
-    return KT_OK;
-}
-
-kt_status
-hub_evstore_cursor_parse(const char *text, uint64_t *time_ms_out, uint64_t *rowid_out, kt_err *err)
-{
-    uint64_t t = 0;
-    uint64_t r = 0;
-    const char *p = text != NULL ? text : "";
-    const char *e = NULL;
-    if (parse_u64(p, &e, &t) != KT_OK || *e != '.' || parse_u64(e + 1, &e, &r) != KT_OK ||
-        *e != '\0' || r == 0) {
-        return kt_err_set(err, KT_EINVAL, "cursor \"%.64s\" is not <time_ms>.<rowid>", p);
-    }
-    *time_ms_out = t;
-    *rowid_out = r;
-    return KT_OK;
 }

@@ -369,12 +369,4 @@ uint64_t hub_evstore_down_count(hub_evstore *s, const char *site);
 kt_status
 hub_evstore_down_rebase(hub_evstore *s, const char *site, uint64_t agent_acked_seq, kt_err *err);
 
-/*
- * Cursor text for HTTP: "<time_ms>.<rowid>" into out (cap >= 42).
- * hub_evstore_cursor_parse reads it back: KT_OK or KT_EINVAL.
- */
-const char *hub_evstore_cursor_format(char *out, size_t cap, uint64_t time_ms, uint64_t rowid);
-kt_status
-hub_evstore_cursor_parse(const char *text, uint64_t *time_ms_out, uint64_t *rowid_out, kt_err *err);
-
 #endif

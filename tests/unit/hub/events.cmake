@@ -21,3 +21,12 @@ if(_hubev_events)
     LABELS unit
     TIMEOUT 60)
 endif()
+# The KTWIN event-store API and broker ingress on the real ktwin-hub (curl + jq).
+if(TARGET ktwin-hub AND _hubev_events)
+  add_test(NAME test_hub_events_http
+           COMMAND ${PROJECT_SOURCE_DIR}/tests/unit/hub/test_hub_events_http.sh
+                   $<TARGET_FILE:ktwin-hub>)
+  math(EXPR _hubev_t "120 * ${KT_TEST_TIMEOUT_MULT}")
+  set_tests_properties(test_hub_events_http PROPERTIES LABELS "integration" TIMEOUT ${_hubev_t}
+                       SKIP_RETURN_CODE 77)
+endif()

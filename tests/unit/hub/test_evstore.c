@@ -451,25 +451,6 @@ static void test_range_query_and_pagination(void **state)
     assert_true(p4.more);
 }
 
-static void test_cursor_text(void **state)
-{
-    (void)state;
-    char buf[64];
-    uint64_t t = 0;
-    uint64_t r = 0;
-    kt_err err = { 0 };
-    hub_evstore_cursor_format(buf, sizeof(buf), 1700000000123u, 42);
-    assert_string_equal(buf, "1700000000123.42");
-    must(hub_evstore_cursor_parse(buf, &t, &r, &err), &err);
-    assert_int_equal(t, 1700000000123u);
-    assert_int_equal(r, 42);
-    const char *bad[] = { "", "12", "12.", ".5", "1.0", "a.b", "1.2x", "-1.2", "1.-2", NULL };
-    for (int i = 0; bad[i] != NULL; i++) {
-        kt_err_clear(&err);
-        assert_int_equal(hub_evstore_cursor_parse(bad[i], &t, &r, &err), KT_EINVAL);
-    }
-}
-
 static void test_retention_by_age_in_bounded_steps(void **state)
 {
     fx *f = *state;
@@ -727,7 +708,6 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_merge_of_non_objects_keeps_new_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_range_query_and_pagination, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cursor_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_age_in_bounded_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_downstream_queue_order_ack_and_restart, setup,
