@@ -12,7 +12,9 @@
  *      with {"from":"I","rel":"<name>"}; <command> comes from the init
  *      config {"command":"Notify"} (default "notify").
  * For a COMMAND event it emits ktwin.store for the target:
- *   {"lastCommand":"<cmd>","commandData":<data>}.
+ *   {"lastCommand":"<cmd>","commandData":<data>,"incoming":K,"firstIncomingIface":"<iface>"}
+ * where K is the number of relationships pointing at the target (KTWIN_REL_IN)
+ * and the interface is that of the first one's source.
  * Data containing "fail":true makes it fail after emitting (the host must
  * discard those emits); "retry":true makes it return KTWIN_EAGAIN.
  *
@@ -105,10 +107,11 @@ static int on_real(ktwin_ctx *ctx, const ktwin_event *ev, echo_state *s)
         rc = ktwin_emit_virtual(ctx, ev->iface, ev->instance, buf, (size_t)n);
     }
     if (rc == KTWIN_OK && ktwin_graph_relationships(ctx, ev->instance, KTWIN_REL_OUT, rels, 16,
-                                                   &n_rels) == KTWIN_OK) {
+                                                    &n_rels) == KTWIN_OK) {
         for (i = 0; i < n_rels && i < 16 && rc == KTWIN_OK; i++) {
             n = snprintf(buf, cap, "{\"from\":\"%s\",\"rel\":\"%s\"}", ev->instance, rels[i].name);
-            rc = ktwin_emit_command(ctx, rels[i].iface, s->command, rels[i].instance, buf, (size_t)n);
+            rc = ktwin_emit_command(ctx, rels[i].iface, s->command, rels[i].instance, buf,
+                                    (size_t)n);
         }
     }
     free(buf);
@@ -117,15 +120,25 @@ static int on_real(ktwin_ctx *ctx, const ktwin_event *ev, echo_state *s)
 
 static int on_command(ktwin_ctx *ctx, const ktwin_event *ev)
 {
-    size_t cap = ev->data_len + 128;
+    size_t cap = ev->data_len + 512;
     char *buf = malloc(cap);
+    ktwin_rel in[4];
+    size_t n_in = 0;
+    const char *from_iface = "";
     int n;
     int rc;
     if (buf == NULL) {
         return KTWIN_ENOMEM;
     }
-    n = snprintf(buf, cap, "{\"lastCommand\":\"%s\",\"commandData\":%s}", ev->command,
-                 ev->data_len > 0 ? ev->data : "null");
+    /* who points at the target (e.g. the poles of a neighborhood), and their interface */
+    if (ktwin_graph_relationships(ctx, ev->instance, KTWIN_REL_IN, in, 4, &n_in) == KTWIN_OK &&
+        n_in > 0) {
+        (void)ktwin_graph_instance_iface(ctx, in[0].instance, &from_iface);
+    }
+    n = snprintf(
+        buf, cap,
+        "{\"lastCommand\":\"%s\",\"commandData\":%s,\"incoming\":%zu,\"firstIncomingIface\":\"%s\"}",
+        ev->command, ev->data_len > 0 ? ev->data : "null", n_in, from_iface);
     rc = ktwin_emit_store(ctx, ev->iface, ev->instance, buf, (size_t)n);
     free(buf);
     return rc;

@@ -76,7 +76,7 @@ extern "C" {
 
 /* The current plugin ABI and the name of the one symbol a plugin exports. */
 #define KTWIN_PLUGIN_ABI_VERSION 1u
-#define KTWIN_PLUGIN_SYMBOL "ktwin_plugin_v1"
+#define KTWIN_PLUGIN_SYMBOL      "ktwin_plugin_v1"
 
 /* Results. Values match KTWIN Edge's kt_status where both exist. */
 typedef enum ktwin_status {
@@ -142,8 +142,13 @@ typedef struct ktwin_state {
 } ktwin_state;
 
 /* Log levels for ktwin_log (as KTWIN Edge's logger: 0 = error .. 4 = debug). */
-enum { KTWIN_LOG_ERR = 0, KTWIN_LOG_WARN = 1, KTWIN_LOG_NOTICE = 2, KTWIN_LOG_INFO = 3,
-       KTWIN_LOG_DEBUG = 4 };
+enum {
+    KTWIN_LOG_ERR = 0,
+    KTWIN_LOG_WARN = 1,
+    KTWIN_LOG_NOTICE = 2,
+    KTWIN_LOG_INFO = 3,
+    KTWIN_LOG_DEBUG = 4
+};
 
 typedef struct ktwin_ctx ktwin_ctx;
 
@@ -188,9 +193,9 @@ struct ktwin_ctx {
 };
 
 /* true when the host's table has function fn (a later ABI addition may be missing). */
-#define KTWIN_HOST_HAS(ctx, fn)                                                                  \
-    ((ctx) != NULL && (ctx)->api != NULL &&                                                      \
-     (ctx)->api->struct_size >= offsetof(ktwin_host_api, fn) + sizeof((ctx)->api->fn) &&         \
+#define KTWIN_HOST_HAS(ctx, fn)                                                          \
+    ((ctx) != NULL && (ctx)->api != NULL &&                                              \
+     (ctx)->api->struct_size >= offsetof(ktwin_host_api, fn) + sizeof((ctx)->api->fn) && \
      (ctx)->api->fn != NULL)
 
 /*
@@ -284,8 +289,8 @@ static inline int ktwin_emit_command(ktwin_ctx *ctx,
                                      const char *data,
                                      size_t data_len)
 {
-    return ktwin_emit(
-        ctx, KTWIN_EVENT_COMMAND, target_iface, command, target_instance, data, data_len);
+    return ktwin_emit(ctx, KTWIN_EVENT_COMMAND, target_iface, command, target_instance, data,
+                      data_len);
 }
 
 /*
@@ -295,8 +300,12 @@ static inline int ktwin_emit_command(ktwin_ctx *ctx,
  * first, in declaration order. Returns KTWIN_OK or KTWIN_ENOTFOUND (no such
  * instance in this host's graph). Borrowed strings, valid for the call.
  */
-static inline int ktwin_graph_relationships(
-    ktwin_ctx *ctx, const char *instance, unsigned which, ktwin_rel *out, size_t cap, size_t *n_total)
+static inline int ktwin_graph_relationships(ktwin_ctx *ctx,
+                                            const char *instance,
+                                            unsigned which,
+                                            ktwin_rel *out,
+                                            size_t cap,
+                                            size_t *n_total)
 {
     if (!KTWIN_HOST_HAS(ctx, graph_relationships)) {
         return KTWIN_ENOTSUP;
@@ -351,7 +360,8 @@ static inline int ktwin_graph_instances(
 }
 
 /* The interface of instance (*iface_out borrowed). KTWIN_OK or KTWIN_ENOTFOUND. */
-static inline int ktwin_graph_instance_iface(ktwin_ctx *ctx, const char *instance, const char **iface_out)
+static inline int
+ktwin_graph_instance_iface(ktwin_ctx *ctx, const char *instance, const char **iface_out)
 {
     if (!KTWIN_HOST_HAS(ctx, graph_instance_iface)) {
         return KTWIN_ENOTSUP;

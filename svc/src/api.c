@@ -23,10 +23,10 @@
 #include "kt/log.h"
 #include "kt/mem.h"
 
-#define EVENTS_PATH "/api/v1/twin-events"
+#define EVENTS_PATH      "/api/v1/twin-events"
 #define DEFAULT_MAX_DATA (1024u * 1024u)
-#define LIST_MAX_BYTES (256u * 1024u * 1024u)
-#define MAX_TIME_MS 253402300799999ull /* 9999-12-31T23:59:59.999Z */
+#define LIST_MAX_BYTES   (256u * 1024u * 1024u)
+#define MAX_TIME_MS      253402300799999ull /* 9999-12-31T23:59:59.999Z */
 
 struct svc_api {
     svc_api_ops ops;
@@ -59,7 +59,8 @@ static const char *req_header(const char *name, void *user)
 }
 
 /* Map a status of event parsing / ops to an HTTP answer. */
-static void respond_status(svc_api *a, kt_http_req *req, const char *route, kt_status st, const kt_err *e)
+static void
+respond_status(svc_api *a, kt_http_req *req, const char *route, kt_status st, const kt_err *e)
 {
     int code;
     const char *reason;
@@ -212,14 +213,15 @@ static int list_cb(const svc_record *r, void *user)
     }
     data64 = base64(r->data, r->data_len);
     cJSON_AddStringToObject(o, "id", r->id);
-    cJSON_AddStringToObject(o, "time", r->time_ms != 0 ? kt_clock_rfc3339(t1, sizeof(t1), r->time_ms) : "");
+    cJSON_AddStringToObject(o, "time",
+                            r->time_ms != 0 ? kt_clock_rfc3339(t1, sizeof(t1), r->time_ms) : "");
     cJSON_AddStringToObject(o, "source", r->source);
     cJSON_AddStringToObject(o, "type", r->type);
     cJSON_AddStringToObject(o, "instanceId", r->instance);
     cJSON_AddStringToObject(o, "interfaceId", r->iface);
     cJSON_AddStringToObject(o, "eventData", data64);
-    cJSON_AddStringToObject(o, "createdAt",
-                            r->stored_ms != 0 ? kt_clock_rfc3339(t2, sizeof(t2), r->stored_ms) : "");
+    cJSON_AddStringToObject(
+        o, "createdAt", r->stored_ms != 0 ? kt_clock_rfc3339(t2, sizeof(t2), r->stored_ms) : "");
     kt_free(data64);
     st = kt_buf_putc(&lc->out, lc->n == 0 ? '[' : ',');
     if (st == KT_OK) {
@@ -351,14 +353,16 @@ static void on_events_path(kt_http_req *req, void *user)
     size_t l2;
     bool latest = false;
     if (s1 == NULL) {
-        kt_http_respond_error(req, 404, "expected /api/v1/twin-events/{interface}/{instance}[/latest]");
+        kt_http_respond_error(req, 404,
+                              "expected /api/v1/twin-events/{interface}/{instance}[/latest]");
         return;
     }
     s2 = strchr(s1 + 1, '/');
     l1 = (size_t)(s1 - rest);
     if (s2 != NULL) {
         if (strcmp(s2, "/latest") != 0) {
-            kt_http_respond_error(req, 404, "expected /api/v1/twin-events/{interface}/{instance}[/latest]");
+            kt_http_respond_error(req, 404,
+                                  "expected /api/v1/twin-events/{interface}/{instance}[/latest]");
             return;
         }
         latest = true;
@@ -377,7 +381,8 @@ static void on_events_path(kt_http_req *req, void *user)
     inst[l2] = '\0';
     if ((why = model_name_check(iface)) != NULL || (why = model_name_check(inst)) != NULL) {
         char msg[160];
-        snprintf(msg, sizeof(msg), "%s: %s", model_name_check(iface) != NULL ? "interface" : "instance", why);
+        snprintf(msg, sizeof(msg), "%s: %s",
+                 model_name_check(iface) != NULL ? "interface" : "instance", why);
         reject(a, "twin-events-path", "invalid", msg);
         kt_http_respond_error(req, 400, msg);
         return;
@@ -421,9 +426,11 @@ kt_status svc_api_mount(svc_api **out,
         st = kt_http_route(srv, KT_HTTP_POST, "/", 0, on_ingress, a, err);
     }
     if (st == KT_OK && a->ops.store != NULL) {
-        st = kt_http_route(srv, KT_HTTP_GET | KT_HTTP_POST, a->events_path, 0, on_events_root, a, err);
+        st = kt_http_route(srv, KT_HTTP_GET | KT_HTTP_POST, a->events_path, 0, on_events_root, a,
+                           err);
         if (st == KT_OK) {
-            st = kt_http_route(srv, KT_HTTP_GET, a->events_slash, KT_HTTP_PREFIX, on_events_path, a, err);
+            st = kt_http_route(srv, KT_HTTP_GET, a->events_slash, KT_HTTP_PREFIX, on_events_path, a,
+                               err);
         }
     }
     if (st != KT_OK) {
@@ -532,8 +539,8 @@ kt_status svc_api_parse_query(svc_query *q, svc_param_cb param, void *user, kt_e
         }
         memcpy(a, v, l);
         a[l] = '\0';
-        if (parse_u64(a, &q->after_time_ms) != KT_OK || parse_u64(dash + 1, &q->after_rowid) != KT_OK ||
-            q->after_rowid == 0) {
+        if (parse_u64(a, &q->after_time_ms) != KT_OK ||
+            parse_u64(dash + 1, &q->after_rowid) != KT_OK || q->after_rowid == 0) {
             return kt_err_set(err, KT_EINVAL, "cursor: expected TIME-ROW from ktwin-next-cursor");
         }
     }

@@ -38,14 +38,14 @@
 #include "kt/map.h"
 #include "kt/mem.h"
 
-#define DEFAULT_MAX_RESPONSE (1024u * 1024u)
+#define DEFAULT_MAX_RESPONSE       (1024u * 1024u)
 #define DEFAULT_CONNECT_TIMEOUT_MS 2000u
-#define N_RESP_HEADERS 6
-#define RESP_HEADER_MAX 1024
+#define N_RESP_HEADERS             6
+#define RESP_HEADER_MAX            1024
 
-static const char *const resp_header_names[N_RESP_HEADERS] = {
-    "ce-specversion", "ce-id", "ce-type", "ce-source", "ce-time", "content-type"
-};
+static const char *const resp_header_names[N_RESP_HEADERS] = { "ce-specversion", "ce-id",
+                                                               "ce-type",        "ce-source",
+                                                               "ce-time",        "content-type" };
 
 typedef struct endpoint endpoint;
 typedef struct call call;
@@ -246,7 +246,8 @@ static void pump(endpoint *ep)
 }
 
 /* Final result: tell the user, give the slot back, free the call. */
-static void finish(call *k, kt_status st, int http_status, const model_event *reply, const char *detail)
+static void
+finish(call *k, kt_status st, int http_status, const model_event *reply, const char *detail)
 {
     endpoint *ep = k->ep;
     svc_call_result res;
@@ -446,7 +447,8 @@ static void attempt_done(call *k, CURLcode rc)
         return;
     }
     if (rc != CURLE_OK) {
-        snprintf(detail, sizeof(detail), "%s", k->errbuf[0] != '\0' ? k->errbuf : curl_easy_strerror(rc));
+        snprintf(detail, sizeof(detail), "%s",
+                 k->errbuf[0] != '\0' ? k->errbuf : curl_easy_strerror(rc));
         retry_or_fail(k, rc == CURLE_OPERATION_TIMEDOUT ? KT_ETIMEDOUT : KT_EIO, 0, detail);
         return;
     }
@@ -576,14 +578,16 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp)
 
 /* ------------------------------------------------------------------ API */
 
-kt_status svc_caller_new(svc_caller **out, uv_loop_t *loop, const svc_caller_opts *opts, kt_err *err)
+kt_status
+svc_caller_new(svc_caller **out, uv_loop_t *loop, const svc_caller_opts *opts, kt_err *err)
 {
     svc_caller *c;
     static bool global_done = false;
     if (!global_done) {
         CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
         if (rc != CURLE_OK) {
-            return kt_err_set_dep(err, KT_EDEP, "curl", rc, "curl_global_init: %s", curl_easy_strerror(rc));
+            return kt_err_set_dep(err, KT_EDEP, "curl", rc, "curl_global_init: %s",
+                                  curl_easy_strerror(rc));
         }
         global_done = true;
     }
@@ -647,7 +651,8 @@ void svc_caller_free(svc_caller *c)
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
-kt_status svc_caller_endpoint(svc_caller *c, const char *iface, const svc_endpoint_opts *opts, kt_err *err)
+kt_status
+svc_caller_endpoint(svc_caller *c, const char *iface, const svc_endpoint_opts *opts, kt_err *err)
 {
     endpoint *ep;
     if (opts == NULL || opts->url == NULL ||
@@ -668,11 +673,13 @@ kt_status svc_caller_endpoint(svc_caller *c, const char *iface, const svc_endpoi
             kt_metrics_counter(&ep->m_calls, r, "ktwin_svc_http_calls_total",
                                "HTTP service calls accepted", labels, NULL);
             kt_metrics_counter(&ep->m_failures, r, "ktwin_svc_http_failures_total",
-                               "HTTP service calls that failed after their last attempt", labels, NULL);
+                               "HTTP service calls that failed after their last attempt", labels,
+                               NULL);
             kt_metrics_counter(&ep->m_retries, r, "ktwin_svc_http_retries_total",
                                "HTTP service call retries", labels, NULL);
             kt_metrics_counter(&ep->m_rejected, r, "ktwin_svc_http_rejected_total",
-                               "HTTP service calls refused because the queue was full", labels, NULL);
+                               "HTTP service calls refused because the queue was full", labels,
+                               NULL);
             kt_metrics_gauge(&ep->m_inflight, r, "ktwin_svc_http_inflight",
                              "HTTP service calls holding a concurrency slot", labels, NULL);
             kt_metrics_gauge(&ep->m_queued, r, "ktwin_svc_http_queued",

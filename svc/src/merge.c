@@ -122,12 +122,14 @@ static void merge_into(cJSON *dst, cJSON *src)
     kt_map_fini(&idx);
 }
 
-static kt_status parse_side(const char *side, const uint8_t *p, size_t len, cJSON **out, kt_err *err)
+static kt_status
+parse_side(const char *side, const uint8_t *p, size_t len, cJSON **out, kt_err *err)
 {
     kt_err e = { 0 };
     kt_status st = kt_json_parse((const char *)p, len, MERGE_MAX_INPUT, out, &e);
     if (st == KT_ETOOBIG) {
-        return kt_err_set(err, KT_ETOOBIG, "%s: %zu bytes over the %u cap", side, len, MERGE_MAX_INPUT);
+        return kt_err_set(err, KT_ETOOBIG, "%s: %zu bytes over the %u cap", side, len,
+                          MERGE_MAX_INPUT);
     }
     if (st != KT_OK) {
         return kt_err_set(err, st, "%s: %s", side, e.msg);

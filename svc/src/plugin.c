@@ -24,15 +24,15 @@
 #include <cjson/cJSON.h>
 
 #define KT_LOG_MOD "svc"
-#include "ktwin.h"
 #include "kt/clock.h"
 #include "kt/json.h"
 #include "kt/log.h"
 #include "kt/map.h"
 #include "kt/mem.h"
+#include "ktwin.h"
 
 #define DEFAULT_MAX_EMIT_BYTES (256u * 1024u)
-#define DEFAULT_MAX_EMITS 1024u
+#define DEFAULT_MAX_EMITS      1024u
 
 typedef struct plugin_ent {
     char *path;
@@ -99,11 +99,21 @@ static int host_emit(ktwin_ctx *c,
     model_event_class cls;
     memset(&ev, 0, sizeof(ev));
     switch (kind) {
-    case KTWIN_EVENT_REAL: cls = MODEL_EVENT_REAL; break;
-    case KTWIN_EVENT_VIRTUAL: cls = MODEL_EVENT_VIRTUAL; break;
-    case KTWIN_EVENT_COMMAND: cls = MODEL_EVENT_COMMAND; break;
-    case KTWIN_EVENT_STORE: cls = MODEL_EVENT_STORE; break;
-    default: cls = MODEL_EVENT_NONE; break;
+    case KTWIN_EVENT_REAL:
+        cls = MODEL_EVENT_REAL;
+        break;
+    case KTWIN_EVENT_VIRTUAL:
+        cls = MODEL_EVENT_VIRTUAL;
+        break;
+    case KTWIN_EVENT_COMMAND:
+        cls = MODEL_EVENT_COMMAND;
+        break;
+    case KTWIN_EVENT_STORE:
+        cls = MODEL_EVENT_STORE;
+        break;
+    default:
+        cls = MODEL_EVENT_NONE;
+        break;
     }
     if (cls == MODEL_EVENT_NONE || iface == NULL || instance == NULL) {
         kt_err_set(&e, KT_EINVAL, "kind/iface/instance missing");
@@ -168,12 +178,11 @@ static int host_emit(ktwin_ctx *c,
     }
     x->emits[x->n_emits++] = model_event_copy_into(mem, need, &ev);
     return KTWIN_OK;
-reject:
-    {
-        char q[300];
-        KT_LOG(KT_LOG_WARN, "SVC-PLUGIN-EMIT-REJECT", "plugin=%s reason=invalid err=%s",
-               x->p->name, kt_log_quote(q, sizeof(q), e.msg));
-    }
+reject : {
+    char q[300];
+    KT_LOG(KT_LOG_WARN, "SVC-PLUGIN-EMIT-REJECT", "plugin=%s reason=invalid err=%s", x->p->name,
+           kt_log_quote(q, sizeof(q), e.msg));
+}
     kt_metrics_inc(x->p->m_rejected);
     return KTWIN_EINVAL;
 }
@@ -273,7 +282,8 @@ static int latest_cb(const svc_record *r, void *user)
     }
     d[r->data_len] = '\0';
     o->id = kt_arena_strdup(a, r->id != NULL ? r->id : "");
-    o->time = kt_arena_strdup(a, r->time_ms != 0 ? kt_clock_rfc3339(tbuf, sizeof(tbuf), r->time_ms) : "");
+    o->time =
+        kt_arena_strdup(a, r->time_ms != 0 ? kt_clock_rfc3339(tbuf, sizeof(tbuf), r->time_ms) : "");
     o->data = d;
     o->data_len = r->data_len;
     x->state_found = true;
@@ -475,8 +485,9 @@ kt_status svc_plugin_host_load(svc_plugin_host *h,
                 goto fail;
             }
             if (d->interfaces != NULL && !list_has(d->interfaces, ifaces[i])) {
-                KT_LOG(KT_LOG_WARN, "SVC-PLUGIN-IFACE", "plugin=%s iface=%s msg=\"not in the plugin's own list\"",
-                       p->name, ifaces[i]);
+                KT_LOG(KT_LOG_WARN, "SVC-PLUGIN-IFACE",
+                       "plugin=%s iface=%s msg=\"not in the plugin's own list\"", p->name,
+                       ifaces[i]);
             }
         }
     } else if (d->interfaces != NULL) {
@@ -488,15 +499,17 @@ kt_status svc_plugin_host_load(svc_plugin_host *h,
         }
     }
     if (p->n_ifaces == 0) {
-        st = kt_err_set(err, KT_EINVAL, "plugin %s: no interfaces (configure some or list them in the plugin)",
+        st = kt_err_set(err, KT_EINVAL,
+                        "plugin %s: no interfaces (configure some or list them in the plugin)",
                         path);
         goto fail;
     }
     for (i = 0; i < p->n_ifaces; i++) {
         plugin_ent *other = kt_map_get(&h->by_iface, p->ifaces[i]);
         if (other != NULL) {
-            st = kt_err_set(err, KT_ECONFLICT, "plugin %s: interface %s already served by plugin %s",
-                            path, p->ifaces[i], other->name);
+            st =
+                kt_err_set(err, KT_ECONFLICT, "plugin %s: interface %s already served by plugin %s",
+                           path, p->ifaces[i], other->name);
             goto fail;
         }
     }
@@ -549,10 +562,18 @@ static void fill_event(ktwin_event *o, const model_event *ev, kt_arena *a)
     memset(o, 0, sizeof(*o));
     o->struct_size = (uint32_t)sizeof(*o);
     switch (ev->cls) {
-    case MODEL_EVENT_VIRTUAL: o->kind = KTWIN_EVENT_VIRTUAL; break;
-    case MODEL_EVENT_COMMAND: o->kind = KTWIN_EVENT_COMMAND; break;
-    case MODEL_EVENT_STORE: o->kind = KTWIN_EVENT_STORE; break;
-    default: o->kind = KTWIN_EVENT_REAL; break;
+    case MODEL_EVENT_VIRTUAL:
+        o->kind = KTWIN_EVENT_VIRTUAL;
+        break;
+    case MODEL_EVENT_COMMAND:
+        o->kind = KTWIN_EVENT_COMMAND;
+        break;
+    case MODEL_EVENT_STORE:
+        o->kind = KTWIN_EVENT_STORE;
+        break;
+    default:
+        o->kind = KTWIN_EVENT_REAL;
+        break;
     }
     o->type = kt_arena_strdup(a, model_event_type_str(ev, type, sizeof(type)));
     o->iface = ev->iface;
@@ -597,8 +618,9 @@ kt_status svc_plugin_host_dispatch(svc_plugin_host *h,
     kt_metrics_inc(p->m_calls);
     if (rc != KTWIN_OK) {
         kt_metrics_inc(p->m_fail);
-        KT_LOG(KT_LOG_WARN, "SVC-PLUGIN-FAIL", "plugin=%s iface=%s type=%s source=%s id=%s rc=%d discarded=%zu",
-               p->name, iface, kev.type, kev.instance, kev.id, rc, x.n_emits);
+        KT_LOG(KT_LOG_WARN, "SVC-PLUGIN-FAIL",
+               "plugin=%s iface=%s type=%s source=%s id=%s rc=%d discarded=%zu", p->name, iface,
+               kev.type, kev.instance, kev.id, rc, x.n_emits);
         if (rc == KTWIN_EAGAIN) {
             st = kt_err_set(err, KT_EAGAIN, "plugin %s asks to retry event %s", p->name, kev.id);
         } else {

@@ -127,12 +127,14 @@ parse_option(svc_service *s, const char *text, size_t at, size_t end, bool *http
 #define KEY(k) (klen == sizeof(k) - 1 && memcmp(p, k, klen) == 0)
     if (KEY("concurrency")) {
         if (!parse_count(v, vlen, 10000, &n) || n == 0) {
-            return kt_err_set(err, KT_EINVAL, "col %zu: concurrency: not a number in 1..10000", at + 1);
+            return kt_err_set(err, KT_EINVAL, "col %zu: concurrency: not a number in 1..10000",
+                              at + 1);
         }
         s->http.concurrency = (uint32_t)n;
     } else if (KEY("queue")) {
         if (!parse_count(v, vlen, 10000000, &n) || n == 0) {
-            return kt_err_set(err, KT_EINVAL, "col %zu: queue: not a number in 1..10000000", at + 1);
+            return kt_err_set(err, KT_EINVAL, "col %zu: queue: not a number in 1..10000000",
+                              at + 1);
         }
         s->http.queue_max = (size_t)n;
     } else if (KEY("retries")) {
@@ -221,7 +223,8 @@ kt_status svc_service_parse(svc_service *out, const char *text, kt_err *err)
             goto fail;
         }
     } else if (strstr(s.target, "://") != NULL) {
-        st = kt_err_set(err, KT_EINVAL, "col %zu: target: only http:// and https:// URLs", tstart + 1);
+        st = kt_err_set(err, KT_EINVAL, "col %zu: target: only http:// and https:// URLs",
+                        tstart + 1);
         goto fail;
     } else {
         s.kind = SVC_SERVICE_PLUGIN;

@@ -34,8 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     kt_buf_init(&again, 1u << 22);
     if (svc_merge_json(&out, latest, latest_len, next, next_len, &err) == KT_OK) {
         kt_err e2 = { 0 };
-        KT_ASSERT(svc_merge_json(&again, (const uint8_t *)out.data, out.len, (const uint8_t *)"{}", 2, &e2) ==
-                  KT_OK);
+        KT_ASSERT(svc_merge_json(&again, (const uint8_t *)out.data, out.len, (const uint8_t *)"{}",
+                                 2, &e2) == KT_OK);
         KT_ASSERT(again.len == out.len && memcmp(again.data, out.data, out.len) == 0);
     }
     kt_buf_fini(&out);

@@ -51,7 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         svc_service_fini(&s);
     }
     memset(&p, 0, sizeof(p));
-    for (line = strtok_r(text, "\n", &save); line != NULL && p.n < 16; line = strtok_r(NULL, "\n", &save)) {
+    for (line = strtok_r(text, "\n", &save); line != NULL && p.n < 16;
+         line = strtok_r(NULL, "\n", &save)) {
         char *eq = strchr(line, '=');
         uint64_t ms = 0;
         kt_err e = { 0 };

@@ -74,9 +74,9 @@ typedef struct svc_api_ops {
 } svc_api_ops;
 
 typedef struct svc_api_opts {
-    kt_metrics *metrics;    /* optional, borrowed */
-    const char *prefix;     /* path prefix for the twin-events routes; NULL = "" */
-    size_t max_data_bytes;  /* event data cap; 0 = 1 MiB (over it: 413) */
+    kt_metrics *metrics;   /* optional, borrowed */
+    const char *prefix;    /* path prefix for the twin-events routes; NULL = "" */
+    size_t max_data_bytes; /* event data cap; 0 = 1 MiB (over it: 413) */
 } svc_api_opts;
 
 /*

@@ -61,8 +61,8 @@
 typedef struct svc_caller svc_caller;
 
 typedef struct svc_caller_opts {
-    kt_metrics *metrics;       /* optional, borrowed */
-    size_t max_response_bytes; /* reply body cap; 0 = 1 MiB (over it: KT_EPROTO, not retried) */
+    kt_metrics *metrics;         /* optional, borrowed */
+    size_t max_response_bytes;   /* reply body cap; 0 = 1 MiB (over it: KT_EPROTO, not retried) */
     uint32_t connect_timeout_ms; /* 0 = 2000 */
 } svc_caller_opts;
 
@@ -89,7 +89,8 @@ typedef struct svc_call_result {
 typedef void (*svc_call_done_cb)(kt_status st, const svc_call_result *res, void *user);
 
 /* Returns KT_OK, or KT_EDEP (dep "curl") when libcurl refuses to start. Thread: loop. */
-kt_status svc_caller_new(svc_caller **out, uv_loop_t *loop, const svc_caller_opts *opts, kt_err *err);
+kt_status
+svc_caller_new(svc_caller **out, uv_loop_t *loop, const svc_caller_opts *opts, kt_err *err);
 
 /*
  * Abort every call (done with KT_ECLOSED, inside this call), close the uv

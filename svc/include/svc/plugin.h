@@ -65,8 +65,7 @@ typedef struct svc_plugin_host_opts {
 } svc_plugin_host_opts;
 
 /* A host with no plugins. opts is copied. Returns KT_OK (aborts on OOM). Thread: loop. */
-kt_status
-svc_plugin_host_new(svc_plugin_host **out, const svc_plugin_host_opts *opts, kt_err *err);
+kt_status svc_plugin_host_new(svc_plugin_host **out, const svc_plugin_host_opts *opts, kt_err *err);
 
 /* fini every plugin (load order reversed), dlclose, free. NULL is a no-op. Thread: loop. */
 void svc_plugin_host_free(svc_plugin_host *h);

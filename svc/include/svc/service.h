@@ -4,7 +4,8 @@
  *
  *   services:
  *     - "ngsi-ld-city-airqualityobserved=/opt/ktwin/aqi.so"
- *     - "ngsi-ld-city-weatherobserved,ngsi-ld-city-noiselevelobserved=http://127.0.0.1:8081/ concurrency=8 timeout=2s retries=3"
+ *     - "ngsi-ld-city-weatherobserved,ngsi-ld-city-noiselevelobserved=http://127.0.0.1:8081/
+ * concurrency=8 timeout=2s retries=3"
  *     - "*=/opt/ktwin/city.so config={\"threshold\":40}"
  *
  * Grammar:   SPEC   := IFACES "=" TARGET { " " OPTION }
@@ -25,19 +26,16 @@
 #include "kt/err.h"
 #include "svc/caller.h"
 
-typedef enum svc_service_kind {
-    SVC_SERVICE_PLUGIN = 1,
-    SVC_SERVICE_HTTP = 2
-} svc_service_kind;
+typedef enum svc_service_kind { SVC_SERVICE_PLUGIN = 1, SVC_SERVICE_HTTP = 2 } svc_service_kind;
 
 #define SVC_SERVICE_MAX_IFACES 64
 
 typedef struct svc_service {
     svc_service_kind kind;
-    char **ifaces;   /* n_ifaces names; 0 = "*" (plugin's own list) */
+    char **ifaces; /* n_ifaces names; 0 = "*" (plugin's own list) */
     size_t n_ifaces;
-    char *target;    /* URL or .so path */
-    char *config;    /* config JSON for the plugin's init, NULL = none */
+    char *target;           /* URL or .so path */
+    char *config;           /* config JSON for the plugin's init, NULL = none */
     svc_endpoint_opts http; /* HTTP: url = target, the rest from options (0 = defaults) */
 } svc_service;
 

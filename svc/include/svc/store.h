@@ -49,16 +49,16 @@ typedef struct svc_record {
 typedef int (*svc_record_cb)(const svc_record *r, void *user);
 
 #define SVC_QUERY_DEFAULT_LIMIT 100
-#define SVC_QUERY_MAX_LIMIT 1000
+#define SVC_QUERY_MAX_LIMIT     1000
 
 /* A time-range query with pagination (mirrors hub_evstore_filter). */
 typedef struct svc_query {
-    const char *iface;    /* NULL = every event (instance NULL too) */
-    const char *instance; /* NULL = every instance of iface */
-    uint64_t from_ms;     /* event time >= from_ms (0 = unbounded) */
-    uint64_t to_ms;       /* event time < to_ms (0 = unbounded) */
-    bool desc;            /* newest first */
-    size_t limit;         /* 1..SVC_QUERY_MAX_LIMIT */
+    const char *iface;      /* NULL = every event (instance NULL too) */
+    const char *instance;   /* NULL = every instance of iface */
+    uint64_t from_ms;       /* event time >= from_ms (0 = unbounded) */
+    uint64_t to_ms;         /* event time < to_ms (0 = unbounded) */
+    bool desc;              /* newest first */
+    size_t limit;           /* 1..SVC_QUERY_MAX_LIMIT */
     uint64_t after_time_ms; /* cursor from the previous page; both 0 = from the start */
     uint64_t after_rowid;
 } svc_query;

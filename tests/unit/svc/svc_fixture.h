@@ -32,13 +32,15 @@ static const char fx_graph_yaml[] =
             FX_IFACE("ngsi-ld-city-airqualityobserved",
                      "  relationships:\n  - name: refPole\n    interface: city-pole\n")
                 FX_INSTANCE("hood-1", "hood", "")
-                    FX_INSTANCE("pole-1", "city-pole",
+                    FX_INSTANCE("pole-1",
+                                "city-pole",
                                 "  twinInstanceRelationships:\n"
                                 "  - {name: refNeighborhood, interface: hood, instance: hood-1}\n")
-                        FX_INSTANCE("pole-2", "city-pole", "")
-                            FX_INSTANCE("aq-1", "ngsi-ld-city-airqualityobserved",
-                                        "  twinInstanceRelationships:\n"
-                                        "  - {name: refPole, interface: city-pole, instance: pole-1}\n");
+                        FX_INSTANCE("pole-2", "city-pole", "") FX_INSTANCE(
+                            "aq-1",
+                            "ngsi-ld-city-airqualityobserved",
+                            "  twinInstanceRelationships:\n"
+                            "  - {name: refPole, interface: city-pole, instance: pole-1}\n");
 
 static inline model *fx_model(void)
 {
@@ -46,7 +48,8 @@ static inline model *fx_model(void)
     model_diag diag;
     kt_err err = { 0 };
     model_diag_init(&diag);
-    if (model_load_buffer(m, "fx.yaml", fx_graph_yaml, sizeof fx_graph_yaml - 1, &diag, &err) != KT_OK ||
+    if (model_load_buffer(m, "fx.yaml", fx_graph_yaml, sizeof fx_graph_yaml - 1, &diag, &err) !=
+            KT_OK ||
         model_resolve(m, &diag) != KT_OK) {
         fprintf(stderr, "fixture model: %s\n", err.msg);
         model_diag_fini(&diag);
@@ -89,7 +92,8 @@ static inline void fx_view(const fx_rec *r, svc_record *v)
     v->stored_ms = r->stored_ms;
 }
 
-static inline const fx_rec *mem_store_latest_rec(const mem_store *s, const char *iface, const char *inst)
+static inline const fx_rec *
+mem_store_latest_rec(const mem_store *s, const char *iface, const char *inst)
 {
     size_t i;
     for (i = s->n; i > 0; i--) {
@@ -101,8 +105,8 @@ static inline const fx_rec *mem_store_latest_rec(const mem_store *s, const char 
     return NULL;
 }
 
-static inline kt_status
-mem_latest(void *user, const char *iface, const char *inst, svc_record_cb cb, void *cb_user, kt_err *err)
+static inline kt_status mem_latest(
+    void *user, const char *iface, const char *inst, svc_record_cb cb, void *cb_user, kt_err *err)
 {
     const fx_rec *r = mem_store_latest_rec(user, iface, inst);
     svc_record v;
@@ -127,8 +131,8 @@ static inline kt_status mem_put(void *user, const svc_record *rec, kt_err *err)
         return kt_err_set(err, s->fail_put, "store: failing on purpose");
     }
     kt_buf_init(&merged, 1u << 24);
-    st = svc_merge_json(&merged, l != NULL ? (const uint8_t *)l->data : NULL, l != NULL ? l->data_len : 0,
-                        rec->data, rec->data_len, err);
+    st = svc_merge_json(&merged, l != NULL ? (const uint8_t *)l->data : NULL,
+                        l != NULL ? l->data_len : 0, rec->data, rec->data_len, err);
     if (st != KT_OK) {
         kt_buf_fini(&merged);
         return st;
@@ -174,7 +178,8 @@ static inline kt_status mem_list(
         const fx_rec *r = &s->recs[i];
         if ((q->iface != NULL && strcmp(r->iface, q->iface) != 0) ||
             (q->instance != NULL && strcmp(r->instance, q->instance) != 0) ||
-            (q->from_ms != 0 && r->time_ms < q->from_ms) || (q->to_ms != 0 && r->time_ms >= q->to_ms) ||
+            (q->from_ms != 0 && r->time_ms < q->from_ms) ||
+            (q->to_ms != 0 && r->time_ms >= q->to_ms) ||
             (q->after_rowid != 0 && !fx_after(r, q->after_time_ms, q->after_rowid, q->desc))) {
             continue;
         }
@@ -185,7 +190,8 @@ static inline kt_status mem_list(
         for (j = i; j > 0; j--) {
             const fx_rec *a = &s->recs[idx[j - 1]];
             const fx_rec *b = &s->recs[idx[j]];
-            bool swap = q->desc ? fx_after(b, a->time_ms, a->rowid, false) : fx_after(a, b->time_ms, b->rowid, false);
+            bool swap = q->desc ? fx_after(b, a->time_ms, a->rowid, false)
+                                : fx_after(a, b->time_ms, b->rowid, false);
             if (!swap) {
                 break;
             }
@@ -259,7 +265,8 @@ static inline void fx_events_clear(fx_events *l)
 }
 
 /* The first event of class cls (and iface, when not NULL), or NULL. */
-static inline const model_event *fx_find(const fx_events *l, model_event_class cls, const char *iface)
+static inline const model_event *
+fx_find(const fx_events *l, model_event_class cls, const char *iface)
 {
     size_t i;
     for (i = 0; i < l->n; i++) {

@@ -110,9 +110,13 @@ static void test_ingress_binary_and_structured(void **state)
 {
     fx *f = *state;
     http_call c;
-    const char *bin[] = { "ce-specversion: 1.0", "ce-id: a-1", "ce-type: ktwin.real.city-pole",
-                          "ce-source: pole-1", "ce-time: 2024-06-22T00:50:00Z",
-                          "Content-Type: application/json", NULL };
+    const char *bin[] = { "ce-specversion: 1.0",
+                          "ce-id: a-1",
+                          "ce-type: ktwin.real.city-pole",
+                          "ce-source: pole-1",
+                          "ce-time: 2024-06-22T00:50:00Z",
+                          "Content-Type: application/json",
+                          NULL };
     assert_int_equal(post(f, &c, "/", bin, "{\"powerState\":\"off\"}"), 202);
     assert_int_equal(c.resp.len, 0);
     http_call_fini(&c);
@@ -125,10 +129,11 @@ static void test_ingress_binary_and_structured(void **state)
     assert_memory_equal(f->in.ev[0]->data, "{\"powerState\":\"off\"}", 20);
 
     const char *st[] = { "Content-Type: application/cloudevents+json", NULL };
-    assert_int_equal(post(f, &c, "/", st,
-                          "{\"specversion\":\"1.0\",\"id\":\"s-1\",\"type\":\"ktwin.command.hood.UpdateAQI\","
-                          "\"source\":\"hood-1\",\"data\":{\"aqiLevel\":\"MODERATE\"}}"),
-                     202);
+    assert_int_equal(
+        post(f, &c, "/", st,
+             "{\"specversion\":\"1.0\",\"id\":\"s-1\",\"type\":\"ktwin.command.hood.UpdateAQI\","
+             "\"source\":\"hood-1\",\"data\":{\"aqiLevel\":\"MODERATE\"}}"),
+        202);
     http_call_fini(&c);
     assert_int_equal(f->in.n, 2);
     assert_int_equal(f->in.ev[1]->cls, MODEL_EVENT_COMMAND);
@@ -217,8 +222,13 @@ static long store_event(fx *f, http_call *c, const char *id, const char *time, c
     char htime[80];
     snprintf(hid, sizeof hid, "ce-id: %s", id);
     snprintf(htime, sizeof htime, "ce-time: %s", time);
-    const char *h[] = { "ce-specversion: 1.0", hid, "ce-type: ktwin.store.city-pole", "ce-source: pole-1",
-                        htime, "Content-Type: application/json", NULL };
+    const char *h[] = { "ce-specversion: 1.0",
+                        hid,
+                        "ce-type: ktwin.store.city-pole",
+                        "ce-source: pole-1",
+                        htime,
+                        "Content-Type: application/json",
+                        NULL };
     return post(f, c, "/api/v1/twin-events", h, data);
 }
 
@@ -231,9 +241,13 @@ static void test_event_store_upsert_merge_and_latest(void **state)
     assert_string_equal(c.resp.data, "Not Found");
     http_call_fini(&c);
 
-    assert_int_equal(store_event(f, &c, "e1", "2024-06-22T00:50:00Z", "{\"a\":1,\"n\":{\"x\":1},\"l\":[1,2]}"), 202);
+    assert_int_equal(
+        store_event(f, &c, "e1", "2024-06-22T00:50:00Z", "{\"a\":1,\"n\":{\"x\":1},\"l\":[1,2]}"),
+        202);
     http_call_fini(&c);
-    assert_int_equal(store_event(f, &c, "e2", "2024-06-22T00:51:00Z", "{\"b\":2,\"n\":{\"y\":2},\"l\":[3]}"), 202);
+    assert_int_equal(
+        store_event(f, &c, "e2", "2024-06-22T00:51:00Z", "{\"b\":2,\"n\":{\"y\":2},\"l\":[3]}"),
+        202);
     http_call_fini(&c);
 
     assert_int_equal(get(f, &c, "/api/v1/twin-events/city-pole/pole-1/latest"), 200);
@@ -248,10 +262,11 @@ static void test_event_store_upsert_merge_and_latest(void **state)
 
     /* structured mode works too, and data must be an object */
     const char *st[] = { "Content-Type: application/cloudevents+json", NULL };
-    assert_int_equal(post(f, &c, "/api/v1/twin-events", st,
-                          "{\"specversion\":\"1.0\",\"id\":\"e3\",\"type\":\"ktwin.store.city-pole\","
-                          "\"source\":\"pole-1\",\"data\":{\"a\":7}}"),
-                     202);
+    assert_int_equal(
+        post(f, &c, "/api/v1/twin-events", st,
+             "{\"specversion\":\"1.0\",\"id\":\"e3\",\"type\":\"ktwin.store.city-pole\","
+             "\"source\":\"pole-1\",\"data\":{\"a\":7}}"),
+        202);
     http_call_fini(&c);
     assert_int_equal(store_event(f, &c, "e4", "2024-06-22T00:52:00Z", "[1]"), 400);
     error_has(&c, "data: not a JSON object");
@@ -323,7 +338,8 @@ static void test_event_store_list_time_range_and_pages(void **state)
     assert_string_equal(cJSON_GetObjectItem(first, "interfaceId")->valuestring, "city-pole");
     assert_string_equal(cJSON_GetObjectItem(first, "instanceId")->valuestring, "pole-1");
     assert_string_equal(cJSON_GetObjectItem(first, "source")->valuestring, "pole-1");
-    assert_string_equal(cJSON_GetObjectItem(first, "time")->valuestring, "2024-06-22T00:54:00.000Z");
+    assert_string_equal(cJSON_GetObjectItem(first, "time")->valuestring,
+                        "2024-06-22T00:54:00.000Z");
     assert_non_null(cJSON_GetObjectItem(first, "createdAt"));
     unb64(cJSON_GetObjectItem(first, "eventData")->valuestring, data);
     assert_string_equal(data, "{\"i\":4}"); /* merged: every event has only "i" */
@@ -418,11 +434,13 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ingress_binary_and_structured, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ingress_refuses_garbage_with_clear_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ingress_refuses_garbage_with_clear_errors, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_ingress_backpressure_and_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_store_upsert_merge_and_latest, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_event_store_list_time_range_and_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_store_list_time_range_and_pages, setup,
+                                        teardown),
         cmocka_unit_test(test_parse_helpers),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

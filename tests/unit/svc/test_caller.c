@@ -45,7 +45,7 @@ typedef struct fx {
     svc_caller *caller;
     kt_metrics *reg;
     /* service behaviour */
-    int flaky_left;      /* /flaky answers 503 while > 0 */
+    int flaky_left; /* /flaky answers 503 while > 0 */
     int hits_flaky;
     int hits_bad;
     kt_http_req *held[MAX_HELD];
@@ -89,11 +89,17 @@ static bool run_until(fx *f, bool (*cond)(fx *f), uint64_t ms)
 static kt_status ingest(void *user, const model_event *ev, kt_err *err)
 {
     fx *f = user;
-    if (ev->cls == MODEL_EVENT_STORE) { /* as the agent does: store events update the latest state */
+    if (ev->cls ==
+        MODEL_EVENT_STORE) { /* as the agent does: store events update the latest state */
         char type[MODEL_EVENT_TYPE_CAP];
-        svc_record r = { .iface = ev->iface, .instance = ev->source, .id = ev->id,
-                         .type = model_event_type_str(ev, type, sizeof type), .source = ev->source,
-                         .time_ms = ev->time_ms, .data = ev->data, .data_len = ev->data_len };
+        svc_record r = { .iface = ev->iface,
+                         .instance = ev->source,
+                         .id = ev->id,
+                         .type = model_event_type_str(ev, type, sizeof type),
+                         .source = ev->source,
+                         .time_ms = ev->time_ms,
+                         .data = ev->data,
+                         .data_len = ev->data_len };
         kt_status st = mem_put(&f->store, &r, err);
         if (st != KT_OK) {
             return st;
@@ -224,7 +230,8 @@ static int setup(void **state)
                                    on_graph_iface, f, &err),
                      KT_OK);
     assert_int_equal(kt_http_server_start(f->api_srv, &err), KT_OK);
-    snprintf(f->base_api, sizeof f->base_api, "http://127.0.0.1:%d", kt_http_server_port(f->api_srv));
+    snprintf(f->base_api, sizeof f->base_api, "http://127.0.0.1:%d",
+             kt_http_server_port(f->api_srv));
 
     assert_int_equal(kt_http_server_new(&f->svc_srv, f->net, &so, &err), KT_OK);
     kt_http_route(f->svc_srv, KT_HTTP_POST, "/ok", 0, on_ok, f, &err);
@@ -235,7 +242,8 @@ static int setup(void **state)
     kt_http_route(f->svc_srv, KT_HTTP_POST, "/hold", 0, on_hold, f, &err);
     kt_http_route(f->svc_srv, KT_HTTP_POST, "/never", 0, on_never, f, &err);
     assert_int_equal(kt_http_server_start(f->svc_srv, &err), KT_OK);
-    snprintf(f->base_svc, sizeof f->base_svc, "http://127.0.0.1:%d", kt_http_server_port(f->svc_srv));
+    snprintf(f->base_svc, sizeof f->base_svc, "http://127.0.0.1:%d",
+             kt_http_server_port(f->svc_srv));
 
     svc_caller_opts co = { .metrics = f->reg };
     assert_int_equal(svc_caller_new(&f->caller, &f->loop, &co, &err), KT_OK);
@@ -374,7 +382,8 @@ static void test_bounded_concurrency_and_queue(void **state)
     assert_int_equal(svc_caller_post(f->caller, "city-pole", &ev, done_cb, f, &err), KT_EAGAIN);
     assert_int_equal(svc_caller_pending(f->caller, "city-pole"), 5);
     const char *labels[] = { "iface", "city-pole", NULL };
-    assert_int_equal(kt_metrics_value(kt_metrics_find(f->reg, "ktwin_svc_http_rejected_total", labels)), 1);
+    assert_int_equal(
+        kt_metrics_value(kt_metrics_find(f->reg, "ktwin_svc_http_rejected_total", labels)), 1);
     assert_true(run_until(f, two_held, 10000));
     for (i = 0; i < 5; i++) {
         assert_true(run_until(f, one_held, 10000));
@@ -402,7 +411,8 @@ static void test_timeout_retry_and_permanent_errors(void **state)
 
     /* 503 twice, then 200: three attempts, success */
     f->flaky_left = 2;
-    endpoint(f, "city-pole", "/flaky", (svc_endpoint_opts){ .retries = 3, .backoff_min_ms = 10, .backoff_max_ms = 40 });
+    endpoint(f, "city-pole", "/flaky",
+             (svc_endpoint_opts){ .retries = 3, .backoff_min_ms = 10, .backoff_max_ms = 40 });
     post_and_wait(f, "city-pole", &ev, 10000);
     assert_int_equal(f->last_st, KT_OK);
     assert_int_equal(f->last_attempts, 3);
@@ -427,19 +437,23 @@ static void test_timeout_retry_and_permanent_errors(void **state)
     assert_int_equal(f->hits_bad, 1);
 
     /* never answered: per-attempt timeout, then one retry */
-    endpoint(f, "city-pole", "/never", (svc_endpoint_opts){ .timeout_ms = 200, .retries = 1, .backoff_min_ms = 10 });
+    endpoint(f, "city-pole", "/never",
+             (svc_endpoint_opts){ .timeout_ms = 200, .retries = 1, .backoff_min_ms = 10 });
     post_and_wait(f, "city-pole", &ev, 20000);
     assert_int_equal(f->last_st, KT_ETIMEDOUT);
     assert_int_equal(f->last_attempts, 2);
 
     /* nothing listening: transport error after the retries */
-    endpoint(f, "city-pole", "http://127.0.0.1:1/", (svc_endpoint_opts){ .retries = 2, .backoff_min_ms = 10 });
+    endpoint(f, "city-pole", "http://127.0.0.1:1/",
+             (svc_endpoint_opts){ .retries = 2, .backoff_min_ms = 10 });
     post_and_wait(f, "city-pole", &ev, 20000);
     assert_int_equal(f->last_st, KT_EIO);
     assert_int_equal(f->last_attempts, 3);
     const char *labels[] = { "iface", "city-pole", NULL };
-    assert_true(kt_metrics_value(kt_metrics_find(f->reg, "ktwin_svc_http_retries_total", labels)) >= 6);
-    assert_int_equal(kt_metrics_value(kt_metrics_find(f->reg, "ktwin_svc_http_failures_total", labels)), 4);
+    assert_true(kt_metrics_value(kt_metrics_find(f->reg, "ktwin_svc_http_retries_total", labels)) >=
+                6);
+    assert_int_equal(
+        kt_metrics_value(kt_metrics_find(f->reg, "ktwin_svc_http_failures_total", labels)), 4);
 }
 
 static void test_free_with_pending_calls(void **state)
@@ -542,11 +556,14 @@ static void test_ktwin_like_service_calls_back_our_apis(void **state)
     assert_int_equal(f->last_http, 200);
     /* through the broker ingress: store, command along the graph, virtual */
     assert_int_equal(f->in.n, 3);
-    assert_string_equal(model_event_type_str(f->in.ev[0], type, sizeof type), "ktwin.store.city-pole");
+    assert_string_equal(model_event_type_str(f->in.ev[0], type, sizeof type),
+                        "ktwin.store.city-pole");
     assert_string_equal(f->in.ev[0]->source, "pole-1");
-    assert_string_equal(model_event_type_str(f->in.ev[1], type, sizeof type), "ktwin.command.hood.updateairqualityindex");
+    assert_string_equal(model_event_type_str(f->in.ev[1], type, sizeof type),
+                        "ktwin.command.hood.updateairqualityindex");
     assert_string_equal(f->in.ev[1]->source, "hood-1");
-    assert_string_equal(model_event_type_str(f->in.ev[2], type, sizeof type), "ktwin.virtual.city-pole");
+    assert_string_equal(model_event_type_str(f->in.ev[2], type, sizeof type),
+                        "ktwin.virtual.city-pole");
     /* the store: the broker's store event and the direct POST, upsert-merged */
     assert_int_equal(f->store.puts, 2);
     const fx_rec *r = mem_store_latest_rec(&f->store, "city-pole", "pole-1");
@@ -574,7 +591,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bounded_concurrency_and_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_retry_and_permanent_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_with_pending_calls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ktwin_like_service_calls_back_our_apis, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ktwin_like_service_calls_back_our_apis, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

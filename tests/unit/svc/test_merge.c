@@ -72,7 +72,8 @@ static void test_duplicate_keys_last_wins(void **state)
     expect_merge(NULL, "{\"a\":1,\"a\":{\"x\":1},\"a\":2}", "{\"a\":2}");
     expect_merge("{\"a\":{\"x\":1},\"a\":{\"y\":2}}", "{\"b\":1}", "{\"a\":{\"y\":2},\"b\":1}");
     /* a duplicate in next replaces, it is not merged with its earlier twin */
-    expect_merge("{\"a\":{\"k\":0}}", "{\"a\":{\"x\":1},\"a\":{\"y\":2}}", "{\"a\":{\"k\":0,\"y\":2}}");
+    expect_merge("{\"a\":{\"k\":0}}", "{\"a\":{\"x\":1},\"a\":{\"y\":2}}",
+                 "{\"a\":{\"k\":0,\"y\":2}}");
 }
 
 static void test_errors_name_the_side(void **state)
@@ -151,8 +152,9 @@ static void test_many_keys_merge(void **state)
     }
     kt_buf_putc(&a, '}');
     kt_buf_putc(&b, '}');
-    assert_int_equal(svc_merge_json(&out, (const uint8_t *)a.data, a.len, (const uint8_t *)b.data, b.len, &err),
-                     KT_OK);
+    assert_int_equal(
+        svc_merge_json(&out, (const uint8_t *)a.data, a.len, (const uint8_t *)b.data, b.len, &err),
+        KT_OK);
     assert_non_null(strstr(out.data, "\"k0\":0,"));
     assert_non_null(strstr(out.data, "\"k9999\":9999,"));
     assert_non_null(strstr(out.data, "\"k10000\":-1,"));

@@ -79,7 +79,9 @@ static void load_echo(fx *f)
 {
     kt_err err = { 0 };
     const char *ifaces[] = { "city-pole", "hood" };
-    assert_int_equal(svc_plugin_host_load(f->h, ECHO_PLUGIN, ifaces, 2, "{\"command\":\"Notify\"}", &err), KT_OK);
+    assert_int_equal(
+        svc_plugin_host_load(f->h, ECHO_PLUGIN, ifaces, 2, "{\"command\":\"Notify\"}", &err),
+        KT_OK);
 }
 
 static double metric(fx *f, const char *name)
@@ -111,17 +113,20 @@ static void test_real_event_emits_store_virtual_and_command(void **state)
     assert_int_equal(f->out.n, 3);
     /* 1: the store event, with the graph's instance count of city-pole (2) */
     assert_int_equal(f->out.ev[0]->cls, MODEL_EVENT_STORE);
-    assert_string_equal(model_event_type_str(f->out.ev[0], type, sizeof type), "ktwin.store.city-pole");
+    assert_string_equal(model_event_type_str(f->out.ev[0], type, sizeof type),
+                        "ktwin.store.city-pole");
     assert_string_equal(f->out.ev[0]->source, "pole-1");
     data_is(f->out.ev[0], "{\"seen\":1,\"peers\":2,\"last\":{\"powerState\":\"on\"}}");
     assert_true(f->out.ev[0]->id != NULL && f->out.ev[0]->id[0] != '\0');
     assert_true(f->out.ev[0]->time_ms > 0);
     assert_int_equal(model_event_check(f->out.ev[0], 0, &err), KT_OK);
     /* 2: virtual back to the device */
-    assert_string_equal(model_event_type_str(f->out.ev[1], type, sizeof type), "ktwin.virtual.city-pole");
+    assert_string_equal(model_event_type_str(f->out.ev[1], type, sizeof type),
+                        "ktwin.virtual.city-pole");
     data_is(f->out.ev[1], "{\"ack\":1}");
     /* 3: a command along pole-1's relationship, lower-cased, source = target instance */
-    assert_string_equal(model_event_type_str(f->out.ev[2], type, sizeof type), "ktwin.command.hood.notify");
+    assert_string_equal(model_event_type_str(f->out.ev[2], type, sizeof type),
+                        "ktwin.command.hood.notify");
     assert_string_equal(f->out.ev[2]->source, "hood-1");
     data_is(f->out.ev[2], "{\"from\":\"pole-1\",\"rel\":\"refNeighborhood\"}");
     assert_true(strcmp(f->out.ev[0]->id, f->out.ev[1]->id) != 0);
@@ -129,9 +134,14 @@ static void test_real_event_emits_store_virtual_and_command(void **state)
     assert_int_equal(metric(f, "ktwin_svc_plugin_emits_total"), 3);
 
     /* the store event persisted: the plugin reads it back through ktwin_latest */
-    svc_record rec = { .iface = "city-pole", .instance = "pole-1", .id = f->out.ev[0]->id,
-                       .type = "ktwin.store.city-pole", .source = "pole-1", .time_ms = 1,
-                       .data = f->out.ev[0]->data, .data_len = f->out.ev[0]->data_len };
+    svc_record rec = { .iface = "city-pole",
+                       .instance = "pole-1",
+                       .id = f->out.ev[0]->id,
+                       .type = "ktwin.store.city-pole",
+                       .source = "pole-1",
+                       .time_ms = 1,
+                       .data = f->out.ev[0]->data,
+                       .data_len = f->out.ev[0]->data_len };
     assert_int_equal(mem_put(&f->store, &rec, &err), KT_OK);
     fx_events_clear(&f->out);
     assert_int_equal(svc_plugin_host_dispatch(f->h, "city-pole", &ev, sink, f, &err), KT_OK);
@@ -152,7 +162,9 @@ static void test_command_event(void **state)
     kt_err err = { 0 };
     load_echo(f);
     memset(&ev, 0, sizeof ev);
-    assert_int_equal(model_event_set_class(&ev, MODEL_EVENT_COMMAND, "hood", "UpdateAirQualityIndex", &err), KT_OK);
+    assert_int_equal(
+        model_event_set_class(&ev, MODEL_EVENT_COMMAND, "hood", "UpdateAirQualityIndex", &err),
+        KT_OK);
     ev.id = "c-1";
     ev.source = "hood-1";
     ev.data = "{\"aqiLevel\":\"MODERATE\"}";
@@ -161,7 +173,10 @@ static void test_command_event(void **state)
     assert_int_equal(f->out.n, 1);
     assert_string_equal(f->out.ev[0]->iface, "hood");
     assert_string_equal(f->out.ev[0]->source, "hood-1");
-    data_is(f->out.ev[0], "{\"lastCommand\":\"updateairqualityindex\",\"commandData\":{\"aqiLevel\":\"MODERATE\"}}");
+    data_is(
+        f->out.ev[0],
+        "{\"lastCommand\":\"updateairqualityindex\",\"commandData\":{\"aqiLevel\":\"MODERATE\"},"
+        "\"incoming\":1,\"firstIncomingIface\":\"city-pole\"}");
 }
 
 static void test_failures_discard_emits_and_keep_the_event(void **state)
@@ -176,7 +191,8 @@ static void test_failures_discard_emits_and_keep_the_event(void **state)
     assert_int_equal(err.dep_code, KTWIN_EFAIL);
     assert_int_equal(f->out.n, 0); /* the three emits before the failure are discarded */
     assert_int_equal(metric(f, "ktwin_svc_plugin_failures_total"), 1);
-    assert_string_equal(ev.data, "{\"fail\":true}"); /* untouched: the caller retries or dead-letters */
+    assert_string_equal(ev.data,
+                        "{\"fail\":true}"); /* untouched: the caller retries or dead-letters */
 
     kt_err_clear(&err);
     real_event(&ev, "city-pole", "pole-1", "{\"retry\":true}");
@@ -203,7 +219,8 @@ static void test_emit_cap(void **state)
     svc_plugin_host_opts o = { .graph = graph_cb, .store = &f->ops, .user = f, .max_emits = 2 };
     assert_int_equal(svc_plugin_host_new(&h, &o, &err), KT_OK);
     assert_int_equal(svc_plugin_host_load(h, ECHO_PLUGIN, NULL, 0, NULL, &err), KT_OK);
-    assert_true(svc_plugin_host_serves(h, "ngsi-ld-city-airqualityobserved")); /* the plugin's own list */
+    assert_true(
+        svc_plugin_host_serves(h, "ngsi-ld-city-airqualityobserved")); /* the plugin's own list */
     real_event(&ev, "city-pole", "pole-1", "{}");
     /* third emit (the command) is refused with KTWIN_ETOOBIG, which the plugin returns */
     assert_int_equal(svc_plugin_host_dispatch(h, "city-pole", &ev, sink, f, &err), KT_EDEP);
@@ -217,16 +234,19 @@ static void test_bad_plugins_are_refused(void **state)
     fx *f = *state;
     kt_err err = { 0 };
     const char *ifaces[] = { "city-pole" };
-    assert_int_equal(svc_plugin_host_load(f->h, "/nonexistent/x.so", ifaces, 1, NULL, &err), KT_EINVAL);
+    assert_int_equal(svc_plugin_host_load(f->h, "/nonexistent/x.so", ifaces, 1, NULL, &err),
+                     KT_EINVAL);
     assert_non_null(strstr(err.msg, "/nonexistent/x.so"));
     kt_err_clear(&err);
-    assert_int_equal(svc_plugin_host_load(f->h, BAD_NOSYM_PLUGIN, ifaces, 1, NULL, &err), KT_EINVAL);
+    assert_int_equal(svc_plugin_host_load(f->h, BAD_NOSYM_PLUGIN, ifaces, 1, NULL, &err),
+                     KT_EINVAL);
     assert_non_null(strstr(err.msg, "no symbol ktwin_plugin_v1"));
     kt_err_clear(&err);
     assert_int_equal(svc_plugin_host_load(f->h, BAD_ABI_PLUGIN, ifaces, 1, NULL, &err), KT_EINVAL);
     assert_non_null(strstr(err.msg, "ABI version 99"));
     kt_err_clear(&err);
-    assert_int_equal(svc_plugin_host_load(f->h, ECHO_PLUGIN, ifaces, 1, "{\"refuse\":true}", &err), KT_EINVAL);
+    assert_int_equal(svc_plugin_host_load(f->h, ECHO_PLUGIN, ifaces, 1, "{\"refuse\":true}", &err),
+                     KT_EINVAL);
     assert_non_null(strstr(err.msg, "init refused"));
     kt_err_clear(&err);
     const char *bad_name[] = { "a/b" };
@@ -243,9 +263,11 @@ static void test_bad_plugins_are_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_real_event_emits_store_virtual_and_command, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_real_event_emits_store_virtual_and_command, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_command_event, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failures_discard_emits_and_keep_the_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failures_discard_emits_and_keep_the_event, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_emit_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_plugins_are_refused, setup, teardown),
     };

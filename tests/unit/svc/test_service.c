@@ -16,7 +16,8 @@ static void test_plugin_and_http_specs(void **state)
     (void)state;
     svc_service s;
     kt_err err = { 0 };
-    assert_int_equal(svc_service_parse(&s, "ngsi-ld-city-airqualityobserved=/opt/ktwin/aqi.so", &err), KT_OK);
+    assert_int_equal(
+        svc_service_parse(&s, "ngsi-ld-city-airqualityobserved=/opt/ktwin/aqi.so", &err), KT_OK);
     assert_int_equal(s.kind, SVC_SERVICE_PLUGIN);
     assert_int_equal(s.n_ifaces, 1);
     assert_string_equal(s.ifaces[0], "ngsi-ld-city-airqualityobserved");
@@ -24,9 +25,12 @@ static void test_plugin_and_http_specs(void **state)
     assert_null(s.config);
     svc_service_fini(&s);
 
-    assert_int_equal(svc_service_parse(&s, "a,b=http://127.0.0.1:8081/ concurrency=8 timeout=2s retries=0 "
-                                           "queue=50 backoff=20ms backoff_max=1m", &err),
-                     KT_OK);
+    assert_int_equal(
+        svc_service_parse(&s,
+                          "a,b=http://127.0.0.1:8081/ concurrency=8 timeout=2s retries=0 "
+                          "queue=50 backoff=20ms backoff_max=1m",
+                          &err),
+        KT_OK);
     assert_int_equal(s.kind, SVC_SERVICE_HTTP);
     assert_int_equal(s.n_ifaces, 2);
     assert_string_equal(s.ifaces[1], "b");
@@ -39,7 +43,8 @@ static void test_plugin_and_http_specs(void **state)
     assert_int_equal(s.http.backoff_max_ms, 60000);
     svc_service_fini(&s);
 
-    assert_int_equal(svc_service_parse(&s, "*=./echo.so config={\"command\": \"Notify\"} ", &err), KT_OK);
+    assert_int_equal(svc_service_parse(&s, "*=./echo.so config={\"command\": \"Notify\"} ", &err),
+                     KT_OK);
     assert_int_equal(s.n_ifaces, 0);
     assert_string_equal(s.config, "{\"command\": \"Notify\"}");
     svc_service_fini(&s);
