@@ -687,6 +687,11 @@ void agent_journal_rewind(agent_journal *j)
     j->rd = j->committed;
 }
 
+uint64_t agent_journal_last_id(const agent_journal *j)
+{
+    return atomic_load(&((agent_journal *)j)->next_id) - 1;
+}
+
 uint64_t agent_journal_bytes(const agent_journal *j)
 {
     return atomic_load(&((agent_journal *)j)->bytes);

@@ -170,6 +170,9 @@ void agent_journal_commit_read(agent_journal *j);
 /* Go back to the last committed cursor (the batch was rolled back). Thread: loop. */
 void agent_journal_rewind(agent_journal *j);
 
+/* The highest id handed out or found on disk so far (0 = none). Any thread. */
+uint64_t agent_journal_last_id(const agent_journal *j);
+
 /* Bytes in the segments on disk (including consumed but not yet unlinked). Any thread. */
 uint64_t agent_journal_bytes(const agent_journal *j);
 

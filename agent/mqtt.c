@@ -54,7 +54,8 @@ typedef enum note_kind {
     NOTE_CONNECT_FAILED,
     NOTE_LOST,
     NOTE_DISCONNECTED,
-    NOTE_SUB_FAILED
+    NOTE_SUB_FAILED,
+    NOTE_SUBSCRIBED
 } note_kind;
 
 typedef struct note {
@@ -208,6 +209,12 @@ static void on_disconnect_ok(void *ctx, MQTTAsync_successData *resp)
     push_note(ctx, NOTE_DISCONNECTED, 0);
 }
 
+static void on_sub_ok(void *ctx, MQTTAsync_successData *resp)
+{
+    (void)resp;
+    push_note(ctx, NOTE_SUBSCRIBED, 0);
+}
+
 static void on_sub_fail(void *ctx, MQTTAsync_failureData *resp)
 {
     push_note(ctx, NOTE_SUB_FAILED, resp != NULL ? resp->code : MQTTASYNC_FAILURE);
@@ -294,6 +301,7 @@ static void subscribe_all(agent_mqtt *m)
         qos[i] = m->qos;
     }
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess = on_sub_ok;
     ro.onFailure = on_sub_fail;
     ro.context = m;
     int rc = MQTTAsync_subscribeMany(m->client, (int)m->n_ifaces, topics, qos, &ro);
@@ -321,7 +329,7 @@ static void pause_ingest(agent_mqtt *m)
            "reason=outbox_full outbox_bytes=%" PRIu64 " outbox_events=%" PRIu64,
            agent_outbox_bytes(m->ob), agent_outbox_events(m->ob));
     uv_timer_stop(&m->retry);
-    if (m->connected || m->connecting) {
+    if (m->client != NULL && (m->connected || m->connecting)) {
         MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
         d.timeout = 0;
         d.onSuccess = on_disconnect_ok;
@@ -462,10 +470,25 @@ static bool drain_rec(const agent_journal_rec *r, void *user)
                             .payload = (const uint8_t *)payload,
                             .payload_len = r->payload_len,
                             .event = &mev };
-    kt_status st = m->on_event != NULL ? m->on_event(&ev, m->ob, m->user)
-                                       : default_event(&ev, m->ob, NULL);
+    kt_status st;
+    if (m->on_event != NULL) {
+        /* A handler may append several events: undo this message's alone if it fails. */
+        st = agent_outbox_mark(m->ob, &b->err);
+        if (st == KT_OK) {
+            st = m->on_event(&ev, m->ob, m->user);
+            agent_outbox_unmark(m->ob, st == KT_OK || st == KT_EINVAL || st == KT_EPROTO);
+        }
+    } else {
+        st = default_event(&ev, m->ob, NULL); /* one append: stores nothing when it fails */
+    }
     if (st == KT_EINVAL || st == KT_EPROTO) {
         reject(b, REJ_HANDLER, "MQTT-EVENT-REFUSED", topic, kt_status_str(st));
+        b->last_id = r->id;
+        return true;
+    }
+    if (st == KT_EAGAIN && agent_outbox_events(m->ob) == 0) {
+        /* Alone in an empty outbox and still over the quota: it can never fit. */
+        reject(b, REJ_OVERSIZED, "MQTT-OVER-QUOTA", topic, "events over outbox.max_bytes");
         b->last_id = r->id;
         return true;
     }
@@ -513,7 +536,7 @@ static void sync_paho_counters(agent_mqtt *m)
 kt_status agent_mqtt_drain(agent_mqtt *m, kt_err *err)
 {
     sync_paho_counters(m);
-    if (m->paused && agent_outbox_full(m->ob)) {
+    if (!m->started || (m->paused && agent_outbox_full(m->ob))) {
         return KT_OK;
     }
     for (;;) {
@@ -524,9 +547,11 @@ kt_status agent_mqtt_drain(agent_mqtt *m, kt_err *err)
         }
         size_t n = 0;
         st = agent_journal_read(m->journal, drain_rec, &b, m->batch_max, &n, err);
-        if (st == KT_OK && b.fatal != KT_OK) {
-            st = b.fatal;
+        if (st == KT_OK && b.fatal != KT_OK && b.fatal != KT_EAGAIN) {
+            st = b.fatal; /* a failed handler: retry the whole batch later */
+            kt_err_set(err, b.fatal, "%s", b.err.msg);
         }
+        /* On KT_EAGAIN (full) the messages before the one that did not fit still commit. */
         if (st == KT_OK && b.last_id > m->applied) {
             st = agent_outbox_meta_set(m->ob, "journal_applied", b.last_id, err);
         }
@@ -537,13 +562,6 @@ kt_status agent_mqtt_drain(agent_mqtt *m, kt_err *err)
         }
         if (st != KT_OK) {
             agent_journal_rewind(m->journal);
-            if (st == KT_EAGAIN) {
-                pause_ingest(m);
-                return KT_OK;
-            }
-            if (b.fatal != KT_OK && b.fatal != KT_EAGAIN) {
-                kt_err_set(err, b.fatal, "%s", b.err.msg);
-            }
             return st;
         }
         agent_journal_commit_read(m->journal);
@@ -551,6 +569,10 @@ kt_status agent_mqtt_drain(agent_mqtt *m, kt_err *err)
             m->applied = b.last_id;
         }
         count_batch(m, &b);
+        if (b.fatal == KT_EAGAIN) {
+            pause_ingest(m);
+            return KT_OK;
+        }
         if (n < m->batch_max) {
             break;
         }
@@ -620,6 +642,9 @@ static void on_note(kt_inbox_msg *msg, void *user)
         break;
     case NOTE_SUB_FAILED:
         KT_LOG(KT_LOG_WARN, "MQTT-SUBSCRIBE-FAILED", "rc=%d", code);
+        break;
+    case NOTE_SUBSCRIBED:
+        m->stats.subacks++;
         break;
     }
 }
@@ -774,20 +799,8 @@ kt_status agent_mqtt_new(agent_mqtt **out, uv_loop_t *loop, const agent_mqtt_opt
                                   "Bytes of the MQTT ingest journal on disk", NULL,
                                   sample_journal_bytes, m, &e);
     }
-    /* Replay: drain what a previous run journaled (records up to now are "replayed"). */
-    m->replay_max_id = UINT64_MAX;
-    st = agent_mqtt_drain(m, err);
-    m->replay_max_id = 0;
-    if (st != KT_OK) {
-        goto fail;
-    }
-    if (m->stats.replayed > 0 || m->stats.duplicates > 0) {
-        agent_journal_stats js;
-        agent_journal_stats_get(m->journal, &js);
-        KT_LOG(KT_LOG_NOTICE, "MQTT-JOURNAL-REPLAYED",
-               "replayed=%" PRIu64 " duplicates=%" PRIu64 " torn=%" PRIu64, m->stats.replayed,
-               m->stats.duplicates, js.torn);
-    }
+    /* Records journaled by a previous run are replayed by the first drain, in start(). */
+    m->replay_max_id = agent_journal_last_id(m->journal);
     MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer;
     cro.sendWhileDisconnected = 1;
     cro.allowDisconnectedSendAtAnyTime = 1;
@@ -828,11 +841,24 @@ fail:
 
 kt_status agent_mqtt_start(agent_mqtt *m, kt_err *err)
 {
+    KT_ASSERT(!m->started);
     m->started = true;
+    /* Replay what a previous run journaled (the interface set is known now). */
+    kt_status st = agent_mqtt_drain(m, err);
+    if (st != KT_OK) {
+        return st;
+    }
+    if (m->stats.replayed > 0 || m->stats.duplicates > 0) {
+        agent_journal_stats js;
+        agent_journal_stats_get(m->journal, &js);
+        KT_LOG(KT_LOG_NOTICE, "MQTT-JOURNAL-REPLAYED",
+               "replayed=%" PRIu64 " duplicates=%" PRIu64 " torn=%" PRIu64, m->stats.replayed,
+               m->stats.duplicates, js.torn);
+    }
     if (m->paused) {
         return KT_OK; /* connects when the outbox drains */
     }
-    kt_status st = do_connect(m, err);
+    st = do_connect(m, err);
     if (st != KT_OK) {
         schedule_retry(m);
     }
@@ -965,8 +991,8 @@ void agent_mqtt_stop(agent_mqtt *m, agent_mqtt_stopped_cb stopped_cb, void *user
         m->client = NULL;
     }
     set_connected(m, false);
-    m->paused = false;
-    drain_and_log(m);
+    m->connecting = false;
+    drain_and_log(m); /* commit what paho journaled last */
     if (m->metrics != NULL) {
         kt_metrics_detach(m->metrics, m);
     }

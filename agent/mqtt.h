@@ -108,17 +108,23 @@ typedef struct agent_mqtt_stats {
     uint64_t published;   /* virtual publishes handed to paho */
     uint64_t connects;    /* successful connects */
     uint64_t pauses;      /* backpressure disconnects */
+    uint64_t subacks;     /* subscribe requests the broker confirmed */
 } agent_mqtt_stats;
 
 /*
- * Create the bridge: open the journal, drain (replay) what a previous run
- * left in it into the outbox, create the paho client (not connected yet).
+ * Create the bridge: open the journal and create the paho client (not
+ * connected yet). Call agent_mqtt_set_interfaces, then agent_mqtt_start.
  * Returns KT_OK; KT_EINVAL (missing option, bad url); KT_EIO (journal,
  * password file); KT_EDEP ("paho" or "sqlite").
  */
 kt_status agent_mqtt_new(agent_mqtt **out, uv_loop_t *loop, const agent_mqtt_opts *opts, kt_err *err);
 
-/* Connect (asynchronously; failures retry with backoff). KT_OK or KT_EDEP ("paho"). */
+/*
+ * Replay what a previous run left in the journal into the outbox (with the
+ * interface set given so far; records of other interfaces are refused and
+ * counted), then connect (asynchronously; failures retry with backoff).
+ * Call once. KT_OK; KT_EDEP ("paho", "sqlite"); KT_EIO (journal).
+ */
 kt_status agent_mqtt_start(agent_mqtt *m, kt_err *err);
 
 /*

@@ -40,6 +40,9 @@ enum {
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
+    S_SAVEPOINT,
+    S_RELEASE,
+    S_ROLLBACK_TO,
     S_COUNT
 };
 
@@ -55,6 +58,9 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
+    [S_SAVEPOINT] = "SAVEPOINT kt_mark",
+    [S_RELEASE] = "RELEASE kt_mark",
+    [S_ROLLBACK_TO] = "ROLLBACK TO kt_mark",
 };
 
 typedef struct counters {
@@ -71,6 +77,8 @@ struct agent_outbox {
     uint64_t low_water;
     counters c;
     counters saved; /* at begin */
+    counters marked; /* at agent_outbox_mark */
+    bool has_mark;
     uint64_t acked_seq;
     bool in_txn;
     bool added; /* events appended in the open transaction */
@@ -373,6 +381,7 @@ kt_status agent_outbox_commit(agent_outbox *ob, kt_err *err)
         return kt_err_set(err, KT_EINVAL, "outbox: no open transaction");
     }
     kt_status st = KT_OK;
+    agent_outbox_unmark(ob, true);
     if (ob->c.next_seq != ob->saved.next_seq) {
         st = meta_set_value(ob, "next_seq", NULL, ob->c.next_seq, err);
     }
@@ -392,11 +401,44 @@ kt_status agent_outbox_commit(agent_outbox *ob, kt_err *err)
     return KT_OK;
 }
 
+kt_status agent_outbox_mark(agent_outbox *ob, kt_err *err)
+{
+    if (!ob->in_txn || ob->has_mark) {
+        return kt_err_set(err, KT_EINVAL, "outbox mark: no transaction, or a mark is set");
+    }
+    kt_status st = exec1(ob, S_SAVEPOINT, err);
+    if (st != KT_OK) {
+        return st;
+    }
+    ob->has_mark = true;
+    ob->marked = ob->c;
+    return KT_OK;
+}
+
+void agent_outbox_unmark(agent_outbox *ob, bool keep)
+{
+    if (!ob->has_mark) {
+        return;
+    }
+    ob->has_mark = false;
+    kt_err err = { 0 };
+    if (!keep) {
+        if (exec1(ob, S_ROLLBACK_TO, &err) != KT_OK) {
+            KT_LOG(KT_LOG_ERR, "OUTBOX-ROLLBACK", "to=mark err=\"%s\"", err.msg);
+        }
+        ob->c = ob->marked;
+    }
+    if (exec1(ob, S_RELEASE, &err) != KT_OK) {
+        KT_LOG(KT_LOG_ERR, "OUTBOX-ROLLBACK", "release=mark err=\"%s\"", err.msg);
+    }
+}
+
 void agent_outbox_rollback(agent_outbox *ob)
 {
     if (!ob->in_txn) {
         return;
     }
+    ob->has_mark = false;
     kt_err err = { 0 };
     if (exec1(ob, S_ROLLBACK, &err) != KT_OK && sqlite3_get_autocommit(ob->db) == 0) {
         KT_LOG(KT_LOG_ERR, "OUTBOX-ROLLBACK", "err=\"%s\"", err.msg);

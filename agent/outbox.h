@@ -89,6 +89,17 @@ kt_status agent_outbox_commit(agent_outbox *ob, kt_err *err);
 void agent_outbox_rollback(agent_outbox *ob);
 
 /*
+ * Inside a transaction: mark the current point (SQL SAVEPOINT), then either
+ * keep everything since (agent_outbox_unmark(ob, true)) or undo it
+ * (agent_outbox_unmark(ob, false)), counters included. One mark at a time.
+ * The MQTT drain brackets each message with it, so a message whose events
+ * do not all fit is undone alone and the batch before it still commits.
+ * mark: KT_OK; KT_EINVAL (no transaction, or a mark is set); KT_EDEP.
+ */
+kt_status agent_outbox_mark(agent_outbox *ob, kt_err *err);
+void agent_outbox_unmark(agent_outbox *ob, bool keep);
+
+/*
  * Append one event (copied). *seq_out (nullable) gets its seq. Inside a
  * transaction it becomes visible at commit; outside, it commits now.
  * Returns KT_OK; KT_EINVAL (id/type/source NULL or empty); KT_EAGAIN: the
