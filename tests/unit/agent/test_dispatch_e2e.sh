@@ -13,14 +13,19 @@
 #     ktwin.command.pole.alert event with source = the target instance
 #     (PublishCommand) to {KTWIN_BROKER} in binary mode, expecting 202.
 # The hub gives the agent its graph and placement (sensor and pole at the
-# edge of site-00), then is stopped: everything below runs offline.
+# edge of site-00), then is stopped and the agent restarted: everything
+# below runs offline, from the agent's cache.
 #   - a device event posted to the agent's ingress (POST /, binary mode) runs
 #     the service; its store event reaches the latest state (merged with the
 #     previous one: upsert-merge) and the outbox; its command runs pole's
 #     service for pole-1 here, whose store event reaches pole-1's latest state;
 #   - a structured-mode event is accepted (202); a bad one gets 400;
 #   - POST /api/v1/twin-events upsert-merges;
-#   - an event of an unknown interface is counted as a drop.
+#   - an event of an unknown interface is counted as a drop;
+#   - when ktwin-agent runs its MQTT bridge: a device publish on
+#     ktwin/real/sensor/sensor-1 runs the service, its store event reaches the
+#     latest state and the outbox, and its virtual event reaches the device on
+#     ktwin/virtual/sensor/sensor-1.
 #
 # usage: test_dispatch_e2e.sh AGENT HUB
 set -uo pipefail
@@ -145,6 +150,7 @@ class H(http.server.BaseHTTPRequestHandler):
                 if data.get("v", 0) > 10:
                     post_event("ktwin.command.%s.alert" % rel["interface"], rel["instance"],
                                {"from": source})
+                    post_event("ktwin.virtual.sensor", source, {"led": "on"})  # PublishToRealTwin
             elif ce_type == "ktwin.command.pole.alert":
                 post_event("ktwin.store.pole", source, {"alerted": True})
             self.send_response(200)
@@ -159,6 +165,13 @@ open(sys.argv[1] + ".tmp", "w").write("%d\n" % srv.server_address[1])
 os.rename(sys.argv[1] + ".tmp", sys.argv[1])
 srv.serve_forever()
 PY
+
+# ---- the site's MQTT broker (the MQTT part below runs when ktwin-agent has its bridge)
+mqtt_port=$(free_port)
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$mqtt_port" \
+    >"$T/mosquitto.conf"
+mosquitto -c "$T/mosquitto.conf" >>"$T/mosquitto.log" 2>&1 &
+PIDS+=("$!")
 
 # ---- agent
 agent_port=$(free_port)
@@ -175,6 +188,7 @@ hub: {url: "ws://127.0.0.1:$hub_port/sync", token_file: $T/token}
 cache: {path: $T/agent.db}
 listen: {port: $agent_port}
 reconnect: {base_ms: 50ms, cap_ms: 1s}
+mqtt: {url: "tcp://127.0.0.1:$mqtt_port"}
 services:
   specs:
   - "sensor,pole=http://127.0.0.1:$svc_port/ concurrency=2 timeout=5s retries=2"
@@ -192,8 +206,13 @@ done
 contains "placement: sensor at the edge" "$T/placement.json" '"interface":"sensor","where":"edge"'
 contains "placement: pole at the edge" "$T/placement.json" '"interface":"pole","where":"edge"'
 
-# ---- offline from here on
+# ---- offline from here on; the agent restarts without its hub and serves from its cache
 stop "$hub_pid" "hub"
+stop "$agent_pid" "agent"
+"$AGENT" --config "$T/agent.yaml" 2>>"$T/agent.log" &
+agent_pid=$!
+PIDS+=("$agent_pid")
+waitfor "agent up again, offline" curl -sf "http://127.0.0.1:$agent_port/healthz" >/dev/null
 
 A="http://127.0.0.1:$agent_port"
 device() { # VALUE: a device's real event through the broker ingress, binary mode
@@ -261,6 +280,34 @@ check "unknown interface accepted" 202 "$code"
 check "unknown interface counted" 1 \
     "$(metric "$agent_port" 'ktwin_agent_dispatch_dropped_total{reason="unknown-iface"}')"
 contains "drop logged" "$T/agent.log" 'id=DISPATCH-DROP .*reason=unknown-iface'
+
+# ---- MQTT: device publish -> service -> latest + outbox; virtual event back to the device
+if wait_until 15 grep -qE 'id=MQTT-(CONNECTED|CONNECT-FAILED)' "$T/agent.log"; then
+    waitfor "agent subscribed" grep -qE 'id=MQTT-SUBSCRIBED' "$T/agent.log"
+    mosquitto_sub -p "$mqtt_port" -q 1 -t 'ktwin/virtual/sensor/sensor-1' \
+        >"$T/virtual.out" 2>>"$T/mosquitto.log" &
+    PIDS+=("$!")
+    # the device's subscription is live once a probe published on its topic arrives
+    probe() {
+        mosquitto_pub -p "$mqtt_port" -q 1 -t ktwin/virtual/sensor/sensor-1 -m probe
+        grep -q '^probe$' "$T/virtual.out"
+    }
+    waitfor "device subscribed" probe
+    outbox_before=$(metric "$agent_port" ktwin_agent_outbox_events)
+    mosquitto_pub -p "$mqtt_port" -q 1 -t ktwin/real/sensor/sensor-1 -m '{"v":77}' ||
+        bad "mosquitto_pub"
+    waitfor "device event via MQTT reached the latest state" \
+        sh -c "curl -sf '$A/api/v1/twin-events/sensor/sensor-1/latest' | grep -q '\"v\":77'"
+    check "latest after the MQTT event" '{"v":77,"count":3,"first":5,"extra":true}' \
+        "$(latest_field sensor sensor-1)"
+    waitfor "virtual event published to the device" grep -q '"led"' "$T/virtual.out"
+    contains "virtual payload" "$T/virtual.out" '^\{"led": ?"on"\}$'
+    outbox_after=$(metric "$agent_port" ktwin_agent_outbox_events)
+    [ "${outbox_after:-0}" -gt "${outbox_before:-0}" ] && ok ||
+        bad "outbox did not grow: $outbox_before -> $outbox_after"
+else
+    echo "NOTE: ktwin-agent has no MQTT bridge wired (no MQTT-CONNECTED in its log): MQTT part not run"
+fi
 
 stop "$agent_pid" "agent"
 kt_finish
