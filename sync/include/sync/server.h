@@ -31,8 +31,8 @@
  *   delta_next(); from_revision < sent revision < to_revision is a hub bug
  *   (KT_EINTERNAL).
  *   Ack{GRAPH|PLACEMENT, seq} from the agent updates the acked revisions
- *   (seq beyond what was sent is KT_EPROTO) and calls on_ack(); Acks of other
- *   streams go to on_ack() unchecked. CapacityReport -> on_capacity().
+ *   (seq beyond what was sent is KT_EPROTO) and calls on_ack(); Ack{DOWN}
+ *   and Ack{UP}: see "Event streams" below. CapacityReport -> on_capacity().
  *   Heartbeats: sent every heartbeat_ms after Welcome; an agent silent for
  *   3 intervals (any message counts), or no Hello within
  *   handshake_timeout_ms, makes tick() return KT_ETIMEDOUT.
@@ -168,7 +168,10 @@ typedef struct sync_server_ops {
      * site with sync_server_reject(old, SYNC_REJECT_DUPLICATE, ...).
      */
     void (*on_welcome)(const sync_hello *hello, void *user);
-    /* The agent acked seq on stream (GRAPH/PLACEMENT already checked). */
+    /*
+     * The agent acked seq on stream (GRAPH, PLACEMENT or DOWN, already
+     * checked against what was sent; for DOWN after down_acked()).
+     */
     void (*on_ack)(sync_stream stream, uint64_t seq, void *user);
     /* The agent reported a new capacity. */
     void (*on_capacity)(const sync_capacity *cap, void *user);
