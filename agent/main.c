@@ -254,6 +254,102 @@ static void ev_free(agent_ev *ev)
     memset(ev, 0, sizeof *ev);
 }
 
+/* ---- MQTT bridge wiring (helper edge, issue 4) --------------------------------------------
+ * agent/mqtt.h on the site broker (mqtt.url; unset = no bridge): device events go through
+ * agent_dispatch_mqtt_cb inside the journal drain transaction; the ingested interfaces follow
+ * the cache (checked every second, re-subscribed when the graph or placement changed). */
+typedef struct agent_edge {
+    agent_mqtt *mqtt;
+    uv_timer_t timer;
+    bool timer_on;
+    uint64_t gen; /* cache generation + placement generation last subscribed */
+    agent_ev *ev;
+    agent_cache *cache;
+} agent_edge;
+
+static void edge_set_interfaces(agent_edge *e)
+{
+    char **names = NULL;
+    size_t n = 0;
+    kt_err err = { 0 };
+    if (agent_dispatch_ingest_interfaces(e->ev->dispatch, &names, &n, &err) != KT_OK ||
+        agent_mqtt_set_interfaces(e->mqtt, (const char *const *)names, n, &err) != KT_OK) {
+        KT_LOG(KT_LOG_ERR, "AGENT-MQTT-IFACES", "err=\"%s\"", err.msg);
+    }
+    agent_dispatch_names_free(names, n);
+}
+
+static void edge_on_timer(uv_timer_t *t)
+{
+    agent_edge *e = t->data;
+    uint64_t gen = agent_cache_generation(e->cache) + agent_cache_placement_generation(e->cache);
+    if (gen != e->gen) {
+        e->gen = gen;
+        edge_set_interfaces(e);
+    }
+}
+
+static kt_status edge_start(agent_edge *e,
+                            agent_ev *ev,
+                            const agent_cfg *cfg,
+                            uv_loop_t *loop,
+                            agent_cache *cache,
+                            kt_metrics *metrics,
+                            kt_err *err)
+{
+    e->ev = ev;
+    e->cache = cache;
+    if (cfg->mqtt_url == NULL) {
+        KT_LOG(KT_LOG_NOTICE, "AGENT-MQTT-OFF", "reason=\"mqtt.url unset\"");
+        return KT_OK;
+    }
+    char cid[300];
+    snprintf(cid, sizeof cid, "ktwin-agent-%s", cfg->site);
+    char *jdir = path_or(cfg->mqtt_journal_dir, cfg->cache_path, ".journal");
+    agent_mqtt_opts mo = { .url = cfg->mqtt_url,
+                           .client_id = cfg->mqtt_client_id != NULL ? cfg->mqtt_client_id : cid,
+                           .username = cfg->mqtt_username,
+                           .password_file = cfg->mqtt_password_file,
+                           .ca_file = cfg->mqtt_ca_file,
+                           .qos = (int)cfg->mqtt_qos,
+                           .keepalive_s = (uint32_t)(cfg->mqtt_keepalive_ms / 1000),
+                           .max_payload_bytes = cfg->mqtt_max_payload_bytes,
+                           .reconnect_base_ms = (uint32_t)cfg->reconnect_base_ms,
+                           .reconnect_cap_ms = (uint32_t)cfg->reconnect_cap_ms,
+                           .journal_dir = jdir,
+                           .batch_max = (size_t)cfg->mqtt_batch_max,
+                           .outbox = ev->outbox,
+                           .metrics = metrics,
+                           .on_event = agent_dispatch_mqtt_cb,
+                           .user = ev->dispatch };
+    kt_status st = agent_mqtt_new(&e->mqtt, loop, &mo, err);
+    kt_free(jdir);
+    if (st != KT_OK) {
+        return st;
+    }
+    ev->mqtt = e->mqtt;
+    e->gen = agent_cache_generation(cache) + agent_cache_placement_generation(cache);
+    edge_set_interfaces(e);
+    uv_timer_init(loop, &e->timer);
+    e->timer.data = e;
+    e->timer_on = true;
+    uv_timer_start(&e->timer, edge_on_timer, 1000, 1000);
+    return agent_mqtt_start(e->mqtt, err);
+}
+
+/* Before the loop runs dry: paho stops, the last journal records are committed. */
+static void edge_stop(agent_edge *e)
+{
+    if (e->timer_on) {
+        uv_timer_stop(&e->timer);
+        uv_close((uv_handle_t *)&e->timer, NULL);
+        e->timer_on = false;
+    }
+    if (e->mqtt != NULL) {
+        agent_mqtt_stop(e->mqtt, NULL, NULL);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = NULL, *port_file = NULL;
@@ -336,6 +432,7 @@ int main(int argc, char **argv)
     kt_net *net = NULL;
     agent_api *api = NULL;
     agent_ev ev; /* event dispatcher wiring (helper dispatch) */
+    agent_edge edge = { 0 }; /* MQTT bridge wiring (helper edge) */
     memset(&ev, 0, sizeof ev);
     memset(&err, 0, sizeof err);
     st = agent_cache_open(&cache, cfg.cache_path, &err);
@@ -358,6 +455,13 @@ int main(int argc, char **argv)
     st = ev_start(&ev, &cfg, &app.loop, view, cache, metrics, &err);
     if (st != KT_OK) {
         KT_LOG(KT_LOG_ERR, "AGENT-DISPATCH", "err=\"%s\"", err.msg);
+        rc = 2;
+        goto out;
+    }
+    /* ---- MQTT bridge (helper edge) */
+    st = edge_start(&edge, &ev, &cfg, &app.loop, cache, metrics, &err);
+    if (st != KT_OK) {
+        KT_LOG(KT_LOG_ERR, "AGENT-MQTT", "err=\"%s\"", err.msg);
         rc = 2;
         goto out;
     }
@@ -438,6 +542,7 @@ int main(int argc, char **argv)
 
 out:
     agent_uplink_stop(app.uplink);
+    edge_stop(&edge); /* helper edge: paho first (STYLE §8 shutdown order) */
     ev_stop(&ev);
     if (!app.stopping && app.sigint.data != NULL) {
         uv_close((uv_handle_t *)&app.sigint, NULL);
@@ -447,6 +552,7 @@ out:
     kt_net_free(net);
     ev_free(&ev);
     uv_run(&app.loop, UV_RUN_DEFAULT);
+    agent_mqtt_free(edge.mqtt); /* helper edge: its handles closed in the run above */
     agent_uplink_free(app.uplink);
     agent_api_free(api);
     agent_view_free(view);
