@@ -7,11 +7,14 @@
  * Start order: config, data dir, loop, store + graph, metrics, kt_net and
  * the HTTP server, admin token, REST API, federation (hub_fed, before the
  * server starts, because it adds the /sync WebSocket endpoint), listen,
- * watch dir, Redis publisher, signals. Shutdown (SIGINT/SIGTERM, STYLE §8):
- * stop intake (signals, watch dir), then the Redis publisher, then
- * kt_net_free (lws context; closes every sync connection), then fed, the
- * API, graph, store and metrics, then run the loop until every handle has
- * closed and uv_loop_close() returns 0.
+ * watch dir, Redis publisher, signals. The event plane (hub_events: event
+ * store, KTWIN event API, broker ingress) is created after fed and before
+ * listen, then handed to fed (hub_fed_set_events); it is freed after fed.
+ * Shutdown (SIGINT/SIGTERM, STYLE §8): stop intake (signals, watch dir),
+ * then the Redis publisher, then kt_net_free (lws context; closes every
+ * sync connection), then fed, the event plane, the API, graph, store and
+ * metrics, then run the loop until every handle has closed and
+ * uv_loop_close() returns 0.
  *
  * Thread: the main thread runs the loop; everything here is loop-owned.
  */
