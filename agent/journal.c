@@ -53,10 +53,10 @@ struct agent_journal {
     size_t max_record;
 
     /* ---- producer side (one thread) */
-    int wfd;             /* active segment */
-    uint64_t wseg;       /* its number */
-    uint64_t wsize;      /* bytes written to it */
-    uint8_t *wbuf;       /* encode buffer */
+    int wfd;        /* active segment */
+    uint64_t wseg;  /* its number */
+    uint64_t wsize; /* bytes written to it */
+    uint8_t *wbuf;  /* encode buffer */
     size_t wbuf_cap;
     atomic_uint_fast64_t next_id;
     atomic_uint_fast64_t active_seg; /* release-stored after rotation */

@@ -157,8 +157,12 @@ typedef bool (*agent_journal_rec_cb)(const agent_journal_rec *r, void *user);
  * were consumed. Torn tails of finished segments are skipped (JOURNAL-TORN).
  * Returns KT_OK or KT_EIO (a read/open failed). Thread: loop.
  */
-kt_status agent_journal_read(
-    agent_journal *j, agent_journal_rec_cb cb, void *user, size_t max_n, size_t *n_out, kt_err *err);
+kt_status agent_journal_read(agent_journal *j,
+                             agent_journal_rec_cb cb,
+                             void *user,
+                             size_t max_n,
+                             size_t *n_out,
+                             kt_err *err);
 
 /*
  * The records consumed so far are durable elsewhere: make the cursor

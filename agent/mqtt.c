@@ -44,9 +44,9 @@
 #include "model/model.h"
 #include "sync/backoff.h"
 
-#define TICK_MS          200u
-#define INBOX_DEPTH      1024u
-#define TOPIC_MAX        512u
+#define TICK_MS     200u
+#define INBOX_DEPTH 1024u
+#define TOPIC_MAX   512u
 
 typedef enum note_kind {
     NOTE_WAKE,
@@ -296,8 +296,7 @@ static void subscribe_all(agent_mqtt *m)
     int *qos = kt_xcalloc(m->n_ifaces, sizeof *qos);
     for (size_t i = 0; i < m->n_ifaces; i++) {
         topics[i] = kt_xmalloc(MODEL_TOPIC_CAP);
-        (void)model_topic_filter(topics[i], MODEL_TOPIC_CAP, MODEL_EVENT_REAL, m->ifaces[i],
-                                 NULL);
+        (void)model_topic_filter(topics[i], MODEL_TOPIC_CAP, MODEL_EVENT_REAL, m->ifaces[i], NULL);
         qos[i] = m->qos;
     }
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
@@ -345,9 +344,8 @@ static void pause_ingest(agent_mqtt *m)
 static void resume_ingest(agent_mqtt *m)
 {
     m->paused = false;
-    KT_LOG(KT_LOG_NOTICE, "MQTT-RESUMED",
-           "outbox_bytes=%" PRIu64 " outbox_events=%" PRIu64, agent_outbox_bytes(m->ob),
-           agent_outbox_events(m->ob));
+    KT_LOG(KT_LOG_NOTICE, "MQTT-RESUMED", "outbox_bytes=%" PRIu64 " outbox_events=%" PRIu64,
+           agent_outbox_bytes(m->ob), agent_outbox_events(m->ob));
     if (m->started && !m->connected && !m->connecting) {
         sync_backoff_reset(&m->backoff);
         on_retry(&m->retry);
@@ -588,8 +586,7 @@ static void drain_and_log(agent_mqtt *m)
     kt_err err = { 0 };
     kt_status st = agent_mqtt_drain(m, &err);
     if (st != KT_OK) {
-        KT_LOG(KT_LOG_ERR, "MQTT-DRAIN-FAILED", "status=%s err=\"%s\"", kt_status_str(st),
-               err.msg);
+        KT_LOG(KT_LOG_ERR, "MQTT-DRAIN-FAILED", "status=%s err=\"%s\"", kt_status_str(st), err.msg);
     }
 }
 
@@ -692,8 +689,8 @@ static kt_status read_password(const char *path, char **out, kt_err *err)
     }
     const char *s = b.data != NULL ? b.data : "";
     size_t len = b.len;
-    while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\n' || s[len - 1] == '\r' ||
-                       s[len - 1] == '\t')) {
+    while (len > 0 &&
+           (s[len - 1] == ' ' || s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == '\t')) {
         len--;
     }
     while (len > 0 && (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')) {
@@ -734,12 +731,15 @@ static double sample_journal_bytes(void *user)
     return m->journal != NULL ? (double)agent_journal_bytes(m->journal) : 0.0;
 }
 
-kt_status agent_mqtt_new(agent_mqtt **out, uv_loop_t *loop, const agent_mqtt_opts *opts, kt_err *err)
+kt_status
+agent_mqtt_new(agent_mqtt **out, uv_loop_t *loop, const agent_mqtt_opts *opts, kt_err *err)
 {
     *out = NULL;
-    if (opts == NULL || opts->url == NULL || opts->client_id == NULL || opts->client_id[0] == '\0' ||
-        opts->journal_dir == NULL || opts->outbox == NULL || loop == NULL) {
-        return kt_err_set(err, KT_EINVAL, "mqtt: url, client_id, journal_dir and outbox are required");
+    if (opts == NULL || opts->url == NULL || opts->client_id == NULL ||
+        opts->client_id[0] == '\0' || opts->journal_dir == NULL || opts->outbox == NULL ||
+        loop == NULL) {
+        return kt_err_set(err, KT_EINVAL,
+                          "mqtt: url, client_id, journal_dir and outbox are required");
     }
     const char *url = opts->url;
     char *url_fixed = NULL;
@@ -754,8 +754,8 @@ kt_status agent_mqtt_new(agent_mqtt **out, uv_loop_t *loop, const agent_mqtt_opt
     } else if (strncmp(url, "tcp://", 6) == 0 || strncmp(url, "ssl://", 6) == 0) {
         url_fixed = kt_xstrdup(url);
     } else {
-        return kt_err_set(err, KT_EINVAL, "mqtt.url %s: scheme must be tcp://, ssl://, mqtt:// or mqtts://",
-                          url);
+        return kt_err_set(err, KT_EINVAL,
+                          "mqtt.url %s: scheme must be tcp://, ssl://, mqtt:// or mqtts://", url);
     }
     agent_mqtt *m = kt_xcalloc(1, sizeof *m);
     m->loop = loop;
@@ -933,13 +933,15 @@ kt_status agent_mqtt_publish_virtual(agent_mqtt *m,
     if (iface == NULL || instance == NULL) {
         return kt_err_set(err, KT_EINVAL, "virtual event: NULL interface or instance");
     }
-    kt_status tst = model_topic_build(topic, sizeof topic, MODEL_EVENT_VIRTUAL, iface, instance, err);
+    kt_status tst =
+        model_topic_build(topic, sizeof topic, MODEL_EVENT_VIRTUAL, iface, instance, err);
     if (tst != KT_OK) {
         return tst;
     }
     if (len > m->max_payload) {
-        return kt_err_set(err, KT_ETOOBIG, "virtual event of %zu bytes over mqtt.max_payload_bytes %zu",
-                          len, m->max_payload);
+        return kt_err_set(err, KT_ETOOBIG,
+                          "virtual event of %zu bytes over mqtt.max_payload_bytes %zu", len,
+                          m->max_payload);
     }
     if (m->client == NULL || m->stopping) {
         return kt_err_set(err, KT_ECLOSED, "mqtt bridge stopped");

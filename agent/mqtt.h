@@ -87,28 +87,28 @@ typedef struct agent_mqtt_opts {
     int qos;                   /* subscribe and publish QoS 0..2; default 1 (pass -1 for default) */
     uint32_t keepalive_s;      /* 0 = 30 */
     size_t max_payload_bytes;  /* 0 = 256 KiB */
-    uint32_t reconnect_base_ms; /* 0 = 500 */
-    uint32_t reconnect_cap_ms;  /* 0 = 30000 */
-    size_t max_buffered;       /* virtual publishes buffered while disconnected; 0 = 10000 */
-    const char *journal_dir;   /* required */
+    uint32_t reconnect_base_ms;   /* 0 = 500 */
+    uint32_t reconnect_cap_ms;    /* 0 = 30000 */
+    size_t max_buffered;          /* virtual publishes buffered while disconnected; 0 = 10000 */
+    const char *journal_dir;      /* required */
     size_t journal_segment_bytes; /* 0 = 8 MiB */
-    size_t batch_max;          /* messages per drain transaction; 0 = 512 */
-    agent_outbox *outbox;      /* required, borrowed */
-    kt_metrics *metrics;       /* nullable, borrowed */
+    size_t batch_max;             /* messages per drain transaction; 0 = 512 */
+    agent_outbox *outbox;         /* required, borrowed */
+    kt_metrics *metrics;          /* nullable, borrowed */
     agent_mqtt_event_cb on_event; /* NULL = append ktwin.real.<iface> events to the outbox */
     void *user;
 } agent_mqtt_opts;
 
 typedef struct agent_mqtt_stats {
-    uint64_t received;    /* journaled by messageArrived */
-    uint64_t accepted;    /* committed (passed to on_event / appended) */
-    uint64_t rejected;    /* all refusal reasons */
-    uint64_t replayed;    /* records drained that were journaled before this start */
-    uint64_t duplicates;  /* journal records at or below the committed watermark */
-    uint64_t published;   /* virtual publishes handed to paho */
-    uint64_t connects;    /* successful connects */
-    uint64_t pauses;      /* backpressure disconnects */
-    uint64_t subacks;     /* subscribe requests the broker confirmed */
+    uint64_t received;   /* journaled by messageArrived */
+    uint64_t accepted;   /* committed (passed to on_event / appended) */
+    uint64_t rejected;   /* all refusal reasons */
+    uint64_t replayed;   /* records drained that were journaled before this start */
+    uint64_t duplicates; /* journal records at or below the committed watermark */
+    uint64_t published;  /* virtual publishes handed to paho */
+    uint64_t connects;   /* successful connects */
+    uint64_t pauses;     /* backpressure disconnects */
+    uint64_t subacks;    /* subscribe requests the broker confirmed */
 } agent_mqtt_stats;
 
 /*
@@ -117,7 +117,8 @@ typedef struct agent_mqtt_stats {
  * Returns KT_OK; KT_EINVAL (missing option, bad url); KT_EIO (journal,
  * password file); KT_EDEP ("paho" or "sqlite").
  */
-kt_status agent_mqtt_new(agent_mqtt **out, uv_loop_t *loop, const agent_mqtt_opts *opts, kt_err *err);
+kt_status
+agent_mqtt_new(agent_mqtt **out, uv_loop_t *loop, const agent_mqtt_opts *opts, kt_err *err);
 
 /*
  * Replay what a previous run left in the journal into the outbox (with the

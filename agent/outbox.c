@@ -76,7 +76,7 @@ struct agent_outbox {
     uint64_t max_bytes;
     uint64_t low_water;
     counters c;
-    counters saved; /* at begin */
+    counters saved;  /* at begin */
     counters marked; /* at agent_outbox_mark */
     bool has_mark;
     uint64_t acked_seq;
@@ -136,8 +136,8 @@ uint64_t agent_outbox_meta_get(agent_outbox *ob, const char *key)
     return x > 0 ? (uint64_t)x : 0;
 }
 
-static kt_status meta_set_value(agent_outbox *ob, const char *key, const char *text, uint64_t num,
-                                kt_err *err)
+static kt_status
+meta_set_value(agent_outbox *ob, const char *key, const char *text, uint64_t num, kt_err *err)
 {
     sqlite3_stmt *s = ob->st[S_META_SET];
     sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
@@ -229,8 +229,10 @@ static kt_status load_state(agent_outbox *ob, kt_err *err)
         sqlite3_value_free(v);
     }
     sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(ob->db, "SELECT count(*), coalesce(sum(bytes),0), "
-                                        "coalesce(max(seq),0) FROM events", -1, &s, NULL);
+    int rc = sqlite3_prepare_v2(ob->db,
+                                "SELECT count(*), coalesce(sum(bytes),0), "
+                                "coalesce(max(seq),0) FROM events",
+                                -1, &s, NULL);
     if (rc != SQLITE_OK) {
         return db_err(ob, err, rc, "count");
     }
@@ -265,9 +267,9 @@ kt_status agent_outbox_open(agent_outbox **out, const agent_outbox_opts *opts, k
                         ? opts->low_water_bytes
                         : ob->max_bytes / 10 * 9;
     kt_status st = KT_OK;
-    int rc = sqlite3_open_v2(opts->path, &ob->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc =
+        sqlite3_open_v2(opts->path, &ob->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         st = kt_err_set_dep(err, KT_EDEP, "sqlite", rc, "open %s: %s", opts->path,
                             ob->db != NULL ? sqlite3_errmsg(ob->db) : sqlite3_errstr(rc));
@@ -477,7 +479,8 @@ static kt_status insert(agent_outbox *ob, const sync_event *ev, uint64_t evb, kt
     return KT_OK;
 }
 
-kt_status agent_outbox_append(agent_outbox *ob, const sync_event *ev, uint64_t *seq_out, kt_err *err)
+kt_status
+agent_outbox_append(agent_outbox *ob, const sync_event *ev, uint64_t *seq_out, kt_err *err)
 {
     if (ev == NULL || ev->id == NULL || ev->id[0] == '\0' || ev->type == NULL ||
         ev->type[0] == '\0' || ev->source == NULL || ev->source[0] == '\0') {

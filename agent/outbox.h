@@ -49,10 +49,10 @@
 typedef struct agent_outbox agent_outbox;
 
 typedef struct agent_outbox_opts {
-    const char *path;        /* SQLite file; required */
-    uint64_t max_bytes;      /* quota on stored event bytes; 0 = 1 GiB */
+    const char *path;         /* SQLite file; required */
+    uint64_t max_bytes;       /* quota on stored event bytes; 0 = 1 GiB */
     uint64_t low_water_bytes; /* "full" clears below this; 0 = 90 % of max_bytes */
-    kt_metrics *metrics;     /* nullable: registers ktwin_agent_outbox_{events,bytes,full} */
+    kt_metrics *metrics;      /* nullable: registers ktwin_agent_outbox_{events,bytes,full} */
 } agent_outbox_opts;
 
 /* After a commit that added events. Loop thread; may call agent_outbox_peek. */
@@ -76,7 +76,8 @@ const char *agent_outbox_incarnation(const agent_outbox *ob);
 /* The kick callback (NULL to clear). */
 void agent_outbox_set_kick(agent_outbox *ob, agent_outbox_kick_cb cb, void *user);
 
-/* Bytes an event counts against the quota: data + id + type + source + subject + datacontenttype + 64. */
+/* Bytes an event counts against the quota: data + id + type + source + subject + datacontenttype
+ * + 64. */
 uint64_t agent_outbox_event_bytes(const sync_event *ev);
 
 /*
@@ -105,7 +106,8 @@ void agent_outbox_unmark(agent_outbox *ob, bool keep);
  * Returns KT_OK; KT_EINVAL (id/type/source NULL or empty); KT_EAGAIN: the
  * quota would be exceeded (nothing stored; the outbox is now full); KT_EDEP.
  */
-kt_status agent_outbox_append(agent_outbox *ob, const sync_event *ev, uint64_t *seq_out, kt_err *err);
+kt_status
+agent_outbox_append(agent_outbox *ob, const sync_event *ev, uint64_t *seq_out, kt_err *err);
 
 /*
  * Call cb for stored events with seq >= from_seq in order, at most max_n of

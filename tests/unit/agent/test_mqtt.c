@@ -273,8 +273,17 @@ static void pub_lines(const fixture *f, const char *topic, const char *lines_pat
     (void)snprintf(port, sizeof port, "%d", f->port);
     char log[400];
     (void)snprintf(log, sizeof log, "%s/pub.log", f->dir);
-    char *argv[] = { (char *)"mosquitto_pub", (char *)"-h", (char *)"127.0.0.1", (char *)"-p", port,
-                     (char *)"-q", (char *)"1", (char *)"-t", (char *)topic, (char *)"-l", NULL };
+    char *argv[] = { (char *)"mosquitto_pub",
+                     (char *)"-h",
+                     (char *)"127.0.0.1",
+                     (char *)"-p",
+                     port,
+                     (char *)"-q",
+                     (char *)"1",
+                     (char *)"-t",
+                     (char *)topic,
+                     (char *)"-l",
+                     NULL };
     pid_t pid = spawn(argv, lines_path, NULL, log);
     assert_true(pid > 0);
     assert_int_equal(wait_exit(pid), 0);
@@ -439,7 +448,8 @@ static bool tally_cb(uint64_t seq, const sync_event *ev, void *user)
 static void tally_outbox(agent_outbox *ob, tally *t, uint64_t from)
 {
     size_t n = 0;
-    assert_int_equal(agent_outbox_peek(ob, from, SIZE_MAX, UINT64_MAX, tally_cb, t, &n, NULL), KT_OK);
+    assert_int_equal(agent_outbox_peek(ob, from, SIZE_MAX, UINT64_MAX, tally_cb, t, &n, NULL),
+                     KT_OK);
 }
 
 static double metric(rig *r, const char *name, const char *lname, const char *lval)
@@ -533,9 +543,20 @@ static void test_virtual_event_reaches_a_device(void **state)
     (void)snprintf(port, sizeof port, "%d", f->port);
     char out[400];
     (void)snprintf(out, sizeof out, "%s/sub.out", f->dir);
-    char *argv[] = { (char *)"mosquitto_sub", (char *)"-h", (char *)"127.0.0.1", (char *)"-p",
-                     port, (char *)"-q", (char *)"1", (char *)"-C", (char *)"1", (char *)"-W",
-                     (char *)"60", (char *)"-t", (char *)"ktwin/virtual/" IFACE "/pole-1", NULL };
+    char *argv[] = { (char *)"mosquitto_sub",
+                     (char *)"-h",
+                     (char *)"127.0.0.1",
+                     (char *)"-p",
+                     port,
+                     (char *)"-q",
+                     (char *)"1",
+                     (char *)"-C",
+                     (char *)"1",
+                     (char *)"-W",
+                     (char *)"60",
+                     (char *)"-t",
+                     (char *)"ktwin/virtual/" IFACE "/pole-1",
+                     NULL };
     pid_t sub = spawn(argv, NULL, out, NULL);
     assert_true(sub > 0);
     /* The subscriber's readiness is unknown: publish until it has one message. */
@@ -548,8 +569,8 @@ static void test_virtual_event_reaches_a_device(void **state)
         if (kt_clock_mono_ms() >= next) {
             kt_err err = { 0 };
             assert_int_equal(agent_mqtt_publish_virtual(r.m, IFACE, "pole-1",
-                                                        (const uint8_t *)payload,
-                                                        strlen(payload), &err),
+                                                        (const uint8_t *)payload, strlen(payload),
+                                                        &err),
                              KT_OK);
             next = kt_clock_mono_ms() + 100;
         }
@@ -668,7 +689,7 @@ static void test_journal_left_by_a_crash_is_replayed_once(void **state)
     const char *ifaces[] = { IFACE };
     kt_err err = { 0 };
     assert_int_equal(agent_mqtt_set_interfaces(r.m, ifaces, 1, &err), KT_OK);
-    assert_int_equal(agent_outbox_events(r.ob), 0); /* nothing before start */
+    assert_int_equal(agent_outbox_events(r.ob), 0);       /* nothing before start */
     assert_int_equal(agent_mqtt_start(r.m, &err), KT_OK); /* replays, then connects */
     agent_mqtt_stats s;
     agent_mqtt_stats_get(r.m, &s);
@@ -693,7 +714,8 @@ static void test_journal_left_by_a_crash_is_replayed_once(void **state)
     rig_close(&r);
 }
 
-/* ---- SIGKILL: the test binary as the agent ------------------------------------------------------- */
+/* ---- SIGKILL: the test binary as the agent
+ * ------------------------------------------------------- */
 
 /* argv: self "child" dir url. Runs the bridge until killed; writes dir/ready once subscribed. */
 static int child_main(const char *dir, const char *url)
@@ -805,9 +827,17 @@ static void test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(void **
     write_lines(lines, 0, N);
     char port[16];
     (void)snprintf(port, sizeof port, "%d", f->port);
-    char *argv[] = { (char *)"mosquitto_pub", (char *)"-h", (char *)"127.0.0.1", (char *)"-p",
-                     port, (char *)"-q", (char *)"1", (char *)"-t",
-                     (char *)"ktwin/real/" IFACE "/pole-1", (char *)"-l", NULL };
+    char *argv[] = { (char *)"mosquitto_pub",
+                     (char *)"-h",
+                     (char *)"127.0.0.1",
+                     (char *)"-p",
+                     port,
+                     (char *)"-q",
+                     (char *)"1",
+                     (char *)"-t",
+                     (char *)"ktwin/real/" IFACE "/pole-1",
+                     (char *)"-l",
+                     NULL };
     pid_t pub = spawn(argv, lines, NULL, NULL);
     assert_true(pub > 0);
     /* Kill the agent once part of the stream has been committed. */
@@ -863,7 +893,8 @@ int main(int argc, char **argv)
     if (n > 0) {
         self_exe[n] = '\0';
     }
-    if (access("/usr/bin/mosquitto_pub", X_OK) != 0 && access("/usr/local/bin/mosquitto_pub", X_OK) != 0) {
+    if (access("/usr/bin/mosquitto_pub", X_OK) != 0 &&
+        access("/usr/local/bin/mosquitto_pub", X_OK) != 0) {
         fprintf(stderr, "mosquitto_pub not found: skipped\n");
         return 77;
     }
@@ -871,15 +902,14 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_qos1_messages_land_in_the_outbox_exactly_once, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_bad_messages_are_refused_and_counted, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bad_messages_are_refused_and_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_virtual_event_reaches_a_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quota_pauses_ingest_then_resumes_after_acks, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_journal_left_by_a_crash_is_replayed_once, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

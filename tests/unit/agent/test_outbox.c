@@ -269,8 +269,7 @@ static void test_quota_full_then_low_water(void **state)
     kt_metric *m = kt_metrics_find(reg, "ktwin_agent_outbox_full", NULL);
     assert_non_null(m);
     assert_true(kt_metrics_value(m) == 1.0);
-    assert_true(kt_metrics_value(kt_metrics_find(reg, "ktwin_agent_outbox_events", NULL)) ==
-                10.0);
+    assert_true(kt_metrics_value(kt_metrics_find(reg, "ktwin_agent_outbox_events", NULL)) == 10.0);
     /* Acking down to 5 events is not below low water yet; to 4 is. */
     assert_int_equal(agent_outbox_ack(ob, 5, NULL), KT_OK);
     assert_true(agent_outbox_full(ob));
