@@ -169,6 +169,18 @@ static char *path_or(const char *path, const char *base, const char *suffix)
     return p;
 }
 
+/* The uplink's downstream stream: the hub's commands and virtual events. */
+static uint64_t ev_down_applied_seq(void *user)
+{
+    return agent_dispatch_down_applied_seq(user);
+}
+
+static kt_status ev_down_apply(
+    uint64_t first_seq, const sync_event *events, size_t n, kt_err *err, void *user)
+{
+    return agent_dispatch_down_apply(user, first_seq, events, n, err);
+}
+
 static kt_status ev_start(agent_ev *ev,
                           const agent_cfg *cfg,
                           uv_loop_t *loop,
@@ -518,6 +530,10 @@ int main(int argc, char **argv)
         .net = net,
         .cache = cache,
         .metrics = metrics,
+        .outbox = ev.outbox,
+        .down_applied_seq = ev_down_applied_seq,
+        .down_apply = ev_down_apply,
+        .down_user = ev.dispatch,
     };
     st = agent_uplink_new(&app.uplink, &uopts, &err);
     if (st != KT_OK) {

@@ -23,6 +23,7 @@
 #include "kt/clock.h"
 #include "kt/log.h"
 #include "kt/mem.h"
+#include "outbox.h"
 #include "store.h"
 #include "sync/backoff.h"
 #include "sync/client.h"
@@ -55,6 +56,14 @@ struct agent_uplink {
     uint64_t welcome_ms;
     uint64_t commits_at_welcome;
     agent_store store; /* the sync_client's user: cache ops + this transport */
+    agent_outbox *outbox;     /* upstream events, or NULL */
+    /* Downstream events go to the dispatcher through these (NULL = off). */
+    uint64_t (*down_applied_seq)(void *down_user);
+    kt_status (*down_apply)(uint64_t, const sync_event *, size_t, kt_err *, void *);
+    void *down_user;
+    kt_arena up_arena;        /* the last up_next batch: copies, valid until the next call */
+    sync_event *up_events;
+    size_t up_cap;
     kt_metric *m_connected, *m_reconnects, *m_sync_errors;
 };
 
@@ -297,6 +306,116 @@ static void connect_now(agent_uplink *u)
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
+/* ---- event streams: the outbox upstream, the dispatcher downstream --------- */
+
+/* The ops get the agent_store; its transport_user is the uplink. */
+static agent_uplink *uplink_of(void *user)
+{
+    return ((agent_store *)user)->transport_user;
+}
+
+static const char *op_up_incarnation(void *user)
+{
+    return agent_outbox_incarnation(uplink_of(user)->outbox);
+}
+
+static uint64_t op_up_acked_seq(void *user)
+{
+    return agent_outbox_acked_seq(uplink_of(user)->outbox);
+}
+
+typedef struct up_collect {
+    agent_uplink *u;
+    uint64_t next_seq; /* the seq the next row must have: the batch has no gaps */
+    size_t n;
+} up_collect;
+
+static char *arena_dup(kt_arena *a, const char *s)
+{
+    return s != NULL ? kt_arena_strdup(a, s) : NULL;
+}
+
+/* Copy one peeked row: peek's pointers live only for the callback. */
+static bool up_collect_cb(uint64_t seq, const sync_event *ev, void *user)
+{
+    up_collect *c = user;
+    agent_uplink *u = c->u;
+    if (seq != c->next_seq) {
+        return false;
+    }
+    if (c->n == u->up_cap) {
+        u->up_cap = u->up_cap != 0 ? u->up_cap * 2 : 64;
+        u->up_events = kt_xrealloc(u->up_events, u->up_cap * sizeof *u->up_events);
+    }
+    sync_event *e = &u->up_events[c->n++];
+    *e = *ev;
+    e->id = arena_dup(&u->up_arena, ev->id);
+    e->type = arena_dup(&u->up_arena, ev->type);
+    e->source = arena_dup(&u->up_arena, ev->source);
+    e->subject = arena_dup(&u->up_arena, ev->subject);
+    e->datacontenttype = arena_dup(&u->up_arena, ev->datacontenttype);
+    uint8_t *data = kt_arena_alloc(&u->up_arena, ev->data_len + 1);
+    if (ev->data_len > 0) {
+        memcpy(data, ev->data, ev->data_len);
+    }
+    data[ev->data_len] = 0;
+    e->data = data;
+    c->next_seq++;
+    return true;
+}
+
+static kt_status op_up_next(const sync_event **events_out,
+                            size_t *n_out,
+                            uint64_t from_seq,
+                            size_t max_events,
+                            size_t max_bytes,
+                            kt_err *err,
+                            void *user)
+{
+    agent_uplink *u = uplink_of(user);
+    kt_arena_reset(&u->up_arena);
+    up_collect c = { u, from_seq, 0 };
+    size_t n = 0;
+    kt_status st = agent_outbox_peek(u->outbox, from_seq, max_events, max_bytes, up_collect_cb, &c,
+                                     &n, err);
+    if (st != KT_OK) {
+        return st;
+    }
+    *events_out = u->up_events;
+    *n_out = c.n;
+    return KT_OK;
+}
+
+static kt_status op_up_acked(uint64_t seq, kt_err *err, void *user)
+{
+    return agent_outbox_ack(uplink_of(user)->outbox, seq, err);
+}
+
+static uint64_t op_down_applied_seq(void *user)
+{
+    agent_uplink *u = uplink_of(user);
+    return u->down_applied_seq(u->down_user);
+}
+
+static kt_status op_down_apply(
+    uint64_t first_seq, const sync_event *events, size_t n, kt_err *err, void *user)
+{
+    agent_uplink *u = uplink_of(user);
+    return u->down_apply(first_seq, events, n, err, u->down_user);
+}
+
+/* The outbox committed new events: send what the window allows. */
+static void on_outbox_kick(agent_outbox *ob, void *user)
+{
+    (void)ob;
+    agent_uplink *u = user;
+    kt_err err = { 0 };
+    kt_status st = sync_client_kick(u->sc, &err);
+    if (st != KT_OK) {
+        fail_link(u, st, &err);
+    }
+}
+
 kt_status agent_uplink_new(agent_uplink **out, const agent_uplink_opts *opts, kt_err *err)
 {
     *out = NULL;
@@ -332,8 +451,24 @@ kt_status agent_uplink_new(agent_uplink **out, const agent_uplink_opts *opts, kt
     agent_store_init(&u->store, u->cache, u->metrics, transport_send, transport_on_welcome, u);
     sync_client_ops ops;
     agent_store_client_ops(&ops);
+    u->outbox = opts->outbox;
+    u->down_applied_seq = opts->down_applied_seq;
+    u->down_apply = opts->down_apply;
+    u->down_user = opts->down_user;
+    kt_arena_init(&u->up_arena, 64 * 1024);
+    if (u->outbox != NULL) {
+        ops.up_incarnation = op_up_incarnation;
+        ops.up_acked_seq = op_up_acked_seq;
+        ops.up_next = op_up_next;
+        ops.up_acked = op_up_acked;
+    }
+    if (u->down_apply != NULL && u->down_applied_seq != NULL) {
+        ops.down_applied_seq = op_down_applied_seq;
+        ops.down_apply = op_down_apply;
+    }
     kt_status st = sync_client_new(&u->sc, &so, &ops, &u->store, err);
     if (st != KT_OK) {
+        kt_arena_fini(&u->up_arena);
         kt_free(u->site);
         kt_free(u->token);
         kt_free(u->url);
@@ -347,6 +482,9 @@ kt_status agent_uplink_new(agent_uplink **out, const agent_uplink_opts *opts, kt
     u->retry_timer.data = u;
     u->tick_timer.data = u;
     u->timers_live = 1;
+    if (u->outbox != NULL) {
+        agent_outbox_set_kick(u->outbox, on_outbox_kick, u);
+    }
     register_metrics(u);
     *out = u;
     return KT_OK;
@@ -380,6 +518,9 @@ void agent_uplink_stop(agent_uplink *u)
         return;
     }
     u->stopping = 1;
+    if (u->outbox != NULL) {
+        agent_outbox_set_kick(u->outbox, NULL, NULL);
+    }
     if (u->conn != NULL) {
         kt_ws_conn_close(u->conn, 1001, "shutdown");
     }
@@ -398,6 +539,8 @@ void agent_uplink_free(agent_uplink *u)
         return;
     }
     sync_client_free(u->sc);
+    kt_arena_fini(&u->up_arena);
+    kt_free(u->up_events);
     kt_free(u->site);
     if (u->token != NULL) {
         memset(u->token, 0, strlen(u->token));

@@ -48,6 +48,7 @@
 #include "kt/err.h"
 #include "kt/metrics.h"
 #include "kt/net.h"
+#include "sync/msg.h"
 
 typedef struct agent_uplink agent_uplink;
 
@@ -65,6 +66,19 @@ typedef struct agent_uplink_opts {
     kt_net *net;         /* borrowed */
     agent_cache *cache;  /* borrowed */
     kt_metrics *metrics; /* borrowed, may be NULL */
+    /*
+     * The event streams (optional): with an outbox (borrowed) the uplink
+     * sends its events upstream and deletes what the hub acked; with
+     * down_apply it hands the hub's downstream commands and virtual events
+     * to the dispatcher (sync_client_ops.down_apply / down_applied_seq, with
+     * down_user; agent_dispatch_down_apply does exactly that). NULL = that
+     * stream is off.
+     */
+    struct agent_outbox *outbox;
+    uint64_t (*down_applied_seq)(void *down_user);
+    kt_status (*down_apply)(
+        uint64_t first_seq, const sync_event *events, size_t n, kt_err *err, void *down_user);
+    void *down_user;
 } agent_uplink_opts;
 
 /* Create (does not connect). KT_OK or KT_EINVAL (bad site / missing field). Thread: loop. */

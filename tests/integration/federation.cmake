@@ -46,3 +46,14 @@ if(TARGET fake_fleet AND TARGET ktwin-hub)
       ENVIRONMENT "KT_BIN_DIR=${PROJECT_BINARY_DIR};KT_SOURCE_DIR=${PROJECT_SOURCE_DIR};KT_TIMEOUT_MULT=${KT_TEST_TIMEOUT_MULT}")
   endforeach()
 endif()
+
+# Store-and-forward agent -> hub (issue 4): ingress -> outbox -> sync -> hub
+# event store, exactly once, also across a hub outage.
+if(TARGET ktwin-hub AND TARGET ktwin-agent)
+  add_test(NAME federation_events_uplink
+           COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/test_events_uplink.sh
+                   $<TARGET_FILE:ktwin-hub> $<TARGET_FILE:ktwin-agent>)
+  math(EXPR _ev_up_t "60 * ${KT_TEST_TIMEOUT_MULT}")
+  set_tests_properties(federation_events_uplink PROPERTIES LABELS "integration;federation"
+                       TIMEOUT ${_ev_up_t})
+endif()

@@ -516,7 +516,7 @@ static void py_start(fx *f, py_service *p)
     }
     line[n] = '\0';
     close(fds[0]);
-    p->port = atoi(line);
+    p->port = (int)strtol(line, NULL, 10);
     assert_true(p->port > 0);
 }
 
