@@ -32,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model_int.h"
+
 #define EMIT_MAX_DEPTH 512
 
 /* ---- UTF-8 ---------------------------------------------------------------- */
@@ -41,7 +43,7 @@
  * and the code point in *cp, or 0 when the bytes are not valid UTF-8
  * (overlong, surrogate, past U+10FFFF, truncated).
  */
-static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
+size_t model__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 {
     unsigned char c = s[0];
     if (c < 0x80) {
@@ -153,7 +155,7 @@ static int needs_quotes(const char *s, size_t len)
             return 1;
         }
         uint32_t cp;
-        size_t n = utf8_decode(u + i, len - i, &cp);
+        size_t n = model__utf8_decode(u + i, len - i, &cp);
         if (n == 0 || !yaml_plain_printable(cp)) {
             return 1;
         }
@@ -168,7 +170,7 @@ static kt_status put_quoted(const char *s, size_t len, int yaml, kt_buf *out)
     const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < len && st == KT_OK;) {
         uint32_t cp;
-        size_t n = utf8_decode(u + i, len - i, &cp);
+        size_t n = model__utf8_decode(u + i, len - i, &cp);
         if (n == 0) {
             st = kt_buf_puts(out, "\\ufffd");
             i++;

@@ -144,43 +144,6 @@ static inline int json_special(unsigned char c)
     return c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&';
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes left) and its code point; 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t v, min;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        v = c & 0x1fu;
-        min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        v = c & 0x0fu;
-        min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        v = c & 0x07u;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len) {
-        return 0;
-    }
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-        v = (v << 6) | (s[i] & 0x3fu);
-    }
-    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff)) {
-        return 0;
-    }
-    *cp = v;
-    return len;
-}
-
 /* Write s as a JSON string, quotes included. NULL is written as "". */
 static void jw_str(json_writer *w, const char *s)
 {
@@ -220,7 +183,7 @@ static void jw_str(json_writer *w, const char *s)
             continue;
         }
         uint32_t cp = 0;
-        size_t len = utf8_seq(p, strnlen((const char *)p, 4), &cp);
+        size_t len = model__utf8_decode(p, strnlen((const char *)p, 4), &cp);
         if (len == 0) {
             JW_LIT(w, "\\ufffd");
             p++;

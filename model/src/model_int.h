@@ -40,6 +40,12 @@ static inline model_instance **model__atom_slot(const char *interned)
 void model_vec__push(model_vec *v, void *p);
 void model_vec__fini(model_vec *v);
 const char *model__file_name(model *m, const char *name);
+/*
+ * Decode one UTF-8 sequence at s (n bytes available): its length and code
+ * point in *cp, or 0 when not valid UTF-8 (overlong, surrogate, past
+ * U+10FFFF, truncated). Defined in emit.c.
+ */
+size_t model__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
 
 /* crd.c: validate one document and add what it declares to m. */
 kt_status model_crd__add_doc(model *m, const model_doc *doc, model_diag *diag);
