@@ -146,6 +146,9 @@ struct fed_sess {
 };
 
 struct hub_fed {
+    /* The ops every session gets: fed_ops, plus the event streams once
+     * hub_fed_set_events ran. Lives as long as the fed, so longer than any session. */
+    sync_server_ops ops;
     uv_loop_t *loop;
     kt_http_server *srv;
     hub_graph *graph;
@@ -1226,34 +1229,19 @@ static const sync_server_ops fed_ops = {
     .on_gone = op_on_gone,
 };
 
-/* --- hubev: the same ops plus the event streams, used once hub_fed_set_events ran --- */
+/* --- hubev: the event streams join the sessions' ops once hub_fed_set_events ran --- */
 #ifdef KT_HUB_HAVE_EVENTS
-static const sync_server_ops fed_ops_events = {
-    .send = op_send,
-    .now_ms = op_now_ms,
-    .wall_ms = op_wall_ms,
-    .auth = op_auth,
-    .admit = op_admit,
-    .plan = op_plan,
-    .snapshot_next = op_snapshot_next,
-    .snapshot_done = op_snapshot_done,
-    .delta_next = op_delta_next,
-    .placement = op_placement,
-    .on_welcome = op_on_welcome,
-    .on_ack = op_on_ack,
-    .on_capacity = op_on_capacity,
-    .on_gone = op_on_gone,
-    .up_committed_seq = op_up_committed_seq,
-    .on_up_batch = op_on_up_batch,
-    .down_next = op_down_next,
-    .down_acked = op_down_acked,
-};
-
 void hub_fed_set_events(hub_fed *f, hub_events *ev)
 {
     f->events = ev;
     if (ev != NULL) {
         hub_events_set_placement(ev, fed_placement_get, f);
+        f->ops.up_committed_seq = op_up_committed_seq;
+        f->ops.on_up_batch = op_on_up_batch;
+        f->ops.down_next = op_down_next;
+        f->ops.down_acked = op_down_acked;
+    } else {
+        f->ops = fed_ops;
     }
 }
 #endif
@@ -1272,13 +1260,7 @@ static void ws_open(kt_ws_conn *c, void *user)
     kt_arena_init(&s->scratch, 256 * 1024);
     kt_arena_init(&s->pl_arena, 16 * 1024);
     kt_err err = { 0 };
-    const sync_server_ops *ops = &fed_ops;
-#ifdef KT_HUB_HAVE_EVENTS
-    if (f->events != NULL) {
-        ops = &fed_ops_events; /* hubev */
-    }
-#endif
-    if (sync_server_new(&s->srv, &f->sopts, ops, s, &err) != KT_OK) {
+    if (sync_server_new(&s->srv, &f->sopts, &f->ops, s, &err) != KT_OK) {
         KT_LOG(KT_LOG_ERR, "SYNC-SESSION-FAIL", "peer=%s err=\"%s\"", s->peer, err.msg);
         s->closing = true;
         kt_ws_conn_close(c, 1011, "hub error");
@@ -1559,6 +1541,7 @@ kt_status hub_fed_new(hub_fed **out,
 {
     *out = NULL;
     hub_fed *f = kt_xcalloc(1, sizeof *f);
+    f->ops = fed_ops;
     f->loop = loop;
     f->srv = srv;
     f->graph = graph;
