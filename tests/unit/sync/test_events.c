@@ -34,55 +34,7 @@
 #include "sync/client.h"
 #include "sync/msg.h"
 #include "sync/server.h"
-
-/* ---- transport ------------------------------------------------------------------ */
-
-typedef struct wmsg {
-    uint8_t *b;
-    size_t n;
-} wmsg;
-
-typedef struct queue {
-    wmsg *v;
-    size_t head;
-    size_t n;
-    size_t cap;
-} queue;
-
-static void q_push(queue *q, const uint8_t *b, size_t n)
-{
-    if (q->n == q->cap) {
-        q->cap = q->cap ? q->cap * 2 : 16;
-        q->v = kt_xrealloc(q->v, q->cap * sizeof *q->v);
-    }
-    q->v[q->n].b = kt_xmalloc(n ? n : 1);
-    memcpy(q->v[q->n].b, b, n);
-    q->v[q->n].n = n;
-    q->n++;
-}
-
-static size_t q_pending(const queue *q)
-{
-    return q->n - q->head;
-}
-
-static bool q_pop(queue *q, wmsg *out)
-{
-    if (q->head == q->n) {
-        return false;
-    }
-    *out = q->v[q->head++];
-    return true;
-}
-
-static void q_clear(queue *q)
-{
-    for (size_t i = q->head; i < q->n; i++) {
-        kt_free(q->v[i].b);
-    }
-    kt_free(q->v);
-    memset(q, 0, sizeof *q);
-}
+#include "wire_queue.h"
 
 /* Unacked EventBatch bytes of one direction, tracked from the wire. */
 typedef struct wire_window {
@@ -728,8 +680,8 @@ static void conn_drop(rig *r)
         sync_server_free(r->s);
         r->s = NULL;
     }
-    q_clear(&r->c2s);
-    q_clear(&r->s2c);
+    q_free(&r->c2s);
+    q_free(&r->s2c);
 }
 
 static void rig_fini(rig *r)
@@ -1112,7 +1064,7 @@ static void test_events_downstream_in_order_and_deduped(void **state)
     assert_int_equal(r.a.down_log[512], 513);
     assert_int_equal(sync_client_stats_get(r.c)->down_duplicates, 2);
     /* Wholly applied: dropped, and acked again. */
-    q_clear(&r.c2s);
+    q_free(&r.c2s);
     assert_int_equal(sync_client_on_message(r.c, (const uint8_t *)b.data, b.len, &err), KT_OK);
     assert_int_equal(r.a.down_applied, 513);
     assert_int_equal(q_pending(&r.c2s), 1);
@@ -1123,7 +1075,7 @@ static void test_events_downstream_in_order_and_deduped(void **state)
     assert_int_equal(ack->u.ack.stream, SYNC_STREAM_DOWN);
     assert_int_equal(ack->u.ack.seq, 513);
     sync_msg_free(ack);
-    q_clear(&r.c2s);
+    q_free(&r.c2s);
     /* A gap is a protocol error. */
     m.u.events.first_seq = 600;
     kt_buf_reset(&b);
