@@ -288,6 +288,14 @@ before the hub's HTTP answer is back, so the end-to-end latency is the hub's app
     fi
 }
 
+# More suites: bench/suites/<area>.sh files append their names to ALL and define
+# bench_<name with - as _> (e.g. bench_eventplane_pipeline), using the helpers above.
+for suite in "$ROOT"/bench/suites/*.sh; do
+    [ -e "$suite" ] || continue
+    # shellcheck source=/dev/null
+    . "$suite"
+done
+
 names=("$@")
 [ ${#names[@]} -eq 0 ] && names=("${ALL[@]}")
 for n in "${names[@]}"; do
@@ -298,6 +306,13 @@ for n in "${names[@]}"; do
         sync-snapshot) bench_sync_snapshot ;;
         sync-delta) bench_sync_delta ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown benchmark $n (have: ${ALL[*]})" ;;
+        *)
+            fn=bench_${n//-/_}
+            if [[ " ${ALL[*]} " == *" $n "* ]] && declare -F "$fn" >/dev/null; then
+                "$fn"
+            else
+                die "unknown benchmark $n (have: ${ALL[*]})"
+            fi
+            ;;
     esac
 done
