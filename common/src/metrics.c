@@ -6,7 +6,9 @@
  * label text is pre-rendered once at registration ("{a=\"x\",b=\"y\"}" or ""),
  * so rendering is a walk plus number formatting, and lookup by labels is a
  * string compare against the same canonical rendering. Registries are small
- * (tens of families), so lookups are linear.
+ * (tens of families), so lookups are linear. A histogram family owns its
+ * bucket bounds; each of its series owns n_bounds + 1 per-bucket counts
+ * (not cumulative; the last is +Inf), its sum in value and its count in count.
  *
  * Thread: loop thread only. Ownership: the registry owns families and series.
  */
@@ -14,30 +16,37 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kt/mem.h"
 
-typedef enum metric_kind { KIND_COUNTER, KIND_GAUGE } metric_kind;
+typedef enum metric_kind { KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM } metric_kind;
+
+typedef struct family family;
 
 struct kt_metric {
     struct kt_metric *next;
     char *labels; /* pre-rendered "{...}" or "" */
-    uint64_t count;
-    double value;
+    uint64_t count; /* counter value; histogram observations */
+    double value;   /* gauge value; histogram sum */
+    uint64_t *buckets; /* histogram: n_bounds + 1 counts */
+    const family *fam; /* histogram: its family (bounds) */
     kt_metrics_sample_cb sample;
     void *sample_user;
     metric_kind kind;
 };
 
-typedef struct family {
+struct family {
     struct family *next;
     char *name;
     char *help;
     metric_kind kind;
+    double *bounds; /* histogram */
+    size_t n_bounds;
     kt_metric *series;
     kt_metric **series_tail;
-} family;
+};
 
 struct kt_metrics {
     family *families;
@@ -63,11 +72,13 @@ void kt_metrics_free(kt_metrics *reg)
         while (m != NULL) {
             kt_metric *mn = m->next;
             kt_free(m->labels);
+            kt_free(m->buckets);
             kt_free(m);
             m = mn;
         }
         kt_free(f->name);
         kt_free(f->help);
+        kt_free(f->bounds);
         kt_free(f);
         f = fn;
     }
@@ -175,6 +186,45 @@ static kt_metric *find_series(family *f, const char *labels)
     return NULL;
 }
 
+/* Histogram bounds of a registration: checked here, compared to the family's below. */
+typedef struct hist_spec {
+    const double *bounds;
+    size_t n_bounds;
+} hist_spec;
+
+static kt_status check_hist(const char *name,
+                            const hist_spec *h,
+                            const char *const *labels,
+                            kt_err *err)
+{
+    if (h->bounds == NULL || h->n_bounds == 0 || h->n_bounds > KT_METRICS_BOUNDS_MAX) {
+        return kt_err_set(err, KT_EINVAL, "histogram %s: 1..%d bounds needed, got %zu", name,
+                          KT_METRICS_BOUNDS_MAX, h->bounds != NULL ? h->n_bounds : 0);
+    }
+    for (size_t i = 0; i < h->n_bounds; i++) {
+        if (!isfinite(h->bounds[i]) || (i > 0 && !(h->bounds[i] > h->bounds[i - 1]))) {
+            return kt_err_set(err, KT_EINVAL,
+                              "histogram %s: bound %zu is not finite and above the previous one",
+                              name, i);
+        }
+    }
+    for (size_t i = 0; labels != NULL && labels[i] != NULL; i += 2) {
+        if (strcmp(labels[i], "le") == 0) {
+            return kt_err_set(err, KT_EINVAL, "histogram %s: label le is reserved", name);
+        }
+        if (labels[i + 1] == NULL) {
+            break; /* render_labels reports it */
+        }
+    }
+    return KT_OK;
+}
+
+static bool same_bounds(const family *f, const hist_spec *h)
+{
+    return f->n_bounds == h->n_bounds &&
+           memcmp(f->bounds, h->bounds, h->n_bounds * sizeof *h->bounds) == 0;
+}
+
 static kt_status do_register(kt_metric **out,
                              kt_metrics *reg,
                              metric_kind kind,
@@ -182,6 +232,7 @@ static kt_status do_register(kt_metric **out,
                              const char *help,
                              const char *const *labels,
                              bool sampled,
+                             const hist_spec *hist,
                              kt_err *err)
 {
     KT_ASSERT(reg != NULL);
@@ -190,6 +241,12 @@ static kt_status do_register(kt_metric **out,
     }
     if (!kt_metrics_name_valid(name)) {
         return kt_err_set(err, KT_EINVAL, "invalid metric name \"%s\"", name ? name : "(null)");
+    }
+    if (kind == KIND_HISTOGRAM) {
+        kt_status hst = check_hist(name, hist, labels, err);
+        if (hst != KT_OK) {
+            return hst;
+        }
     }
     if (help == NULL) {
         help = "";
@@ -214,6 +271,11 @@ static kt_status do_register(kt_metric **out,
             return kt_err_set(err, KT_EINVAL, "metric %s already registered with another help",
                               name);
         }
+        if (kind == KIND_HISTOGRAM && !same_bounds(f, hist)) {
+            kt_buf_fini(&lb);
+            return kt_err_set(err, KT_EINVAL, "histogram %s already registered with other bounds",
+                              name);
+        }
         kt_metric *m = find_series(f, ltext);
         if (m != NULL) {
             kt_buf_fini(&lb);
@@ -231,6 +293,11 @@ static kt_status do_register(kt_metric **out,
         f->name = kt_xstrdup(name);
         f->help = kt_xstrdup(help);
         f->kind = kind;
+        if (kind == KIND_HISTOGRAM) {
+            f->n_bounds = hist->n_bounds;
+            f->bounds = kt_xcalloc(hist->n_bounds, sizeof *f->bounds);
+            memcpy(f->bounds, hist->bounds, hist->n_bounds * sizeof *f->bounds);
+        }
         f->series_tail = &f->series;
         *reg->tail = f;
         reg->tail = &f->next;
@@ -238,6 +305,10 @@ static kt_status do_register(kt_metric **out,
     kt_metric *m = kt_xcalloc(1, sizeof *m);
     m->kind = kind;
     m->labels = kt_xstrdup(ltext);
+    if (kind == KIND_HISTOGRAM) {
+        m->fam = f;
+        m->buckets = kt_xcalloc(f->n_bounds + 1, sizeof *m->buckets);
+    }
     kt_buf_fini(&lb);
     *f->series_tail = m;
     f->series_tail = &m->next;
@@ -254,7 +325,7 @@ kt_status kt_metrics_counter(kt_metric **out,
                              const char *const *labels,
                              kt_err *err)
 {
-    return do_register(out, reg, KIND_COUNTER, name, help, labels, false, err);
+    return do_register(out, reg, KIND_COUNTER, name, help, labels, false, NULL, err);
 }
 
 kt_status kt_metrics_gauge(kt_metric **out,
@@ -264,7 +335,20 @@ kt_status kt_metrics_gauge(kt_metric **out,
                            const char *const *labels,
                            kt_err *err)
 {
-    return do_register(out, reg, KIND_GAUGE, name, help, labels, false, err);
+    return do_register(out, reg, KIND_GAUGE, name, help, labels, false, NULL, err);
+}
+
+kt_status kt_metrics_histogram(kt_metric **out,
+                               kt_metrics *reg,
+                               const char *name,
+                               const char *help,
+                               const char *const *labels,
+                               const double *bounds,
+                               size_t n_bounds,
+                               kt_err *err)
+{
+    hist_spec h = { .bounds = bounds, .n_bounds = n_bounds };
+    return do_register(out, reg, KIND_HISTOGRAM, name, help, labels, false, &h, err);
 }
 
 kt_status kt_metrics_gauge_fn(kt_metrics *reg,
@@ -277,7 +361,7 @@ kt_status kt_metrics_gauge_fn(kt_metrics *reg,
 {
     KT_ASSERT(cb != NULL);
     kt_metric *m = NULL;
-    kt_status st = do_register(&m, reg, KIND_GAUGE, name, help, labels, true, err);
+    kt_status st = do_register(&m, reg, KIND_GAUGE, name, help, labels, true, NULL, err);
     if (st != KT_OK) {
         return st;
     }
@@ -334,12 +418,98 @@ void kt_metrics_gauge_add(kt_metric *m, double d)
     m->value += d;
 }
 
+void kt_metrics_observe(kt_metric *m, double v)
+{
+    if (m == NULL) {
+        return;
+    }
+    KT_DEBUG_ASSERT(m->kind == KIND_HISTOGRAM);
+    if (m->kind != KIND_HISTOGRAM || isnan(v)) {
+        return;
+    }
+    /* First bound >= v (binary search); n_bounds is the +Inf bucket. */
+    const double *b = m->fam->bounds;
+    size_t lo = 0;
+    size_t hi = m->fam->n_bounds;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (b[mid] >= v) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    m->buckets[lo]++;
+    m->count++;
+    m->value += v;
+}
+
+size_t kt_metrics_log_bounds(double *out, size_t cap, double lo, double hi, unsigned per_decade)
+{
+    if (out == NULL || cap == 0 || !(lo > 0) || !(hi > lo) || per_decade == 0 ||
+        per_decade > 100) {
+        return 0;
+    }
+    size_t n = 0;
+    for (unsigned i = 0; n < cap; i++) {
+        double raw = lo * pow(10.0, (double)i / per_decade);
+        /* 3 significant digits: short in the text format, still strictly increasing at <= 100/decade. */
+        double mag = pow(10.0, floor(log10(raw)) - 2);
+        double v = round(raw / mag) * mag;
+        char tmp[32];
+        snprintf(tmp, sizeof tmp, "%.3g", v);
+        v = strtod(tmp, NULL);
+        if (n > 0 && !(v > out[n - 1])) {
+            continue;
+        }
+        out[n++] = v;
+        if (v >= hi * (1 - 1e-9)) {
+            break;
+        }
+    }
+    return n;
+}
+
+uint64_t kt_metrics_hist_count(const kt_metric *m)
+{
+    return m != NULL && m->kind == KIND_HISTOGRAM ? m->count : 0;
+}
+
+double kt_metrics_hist_sum(const kt_metric *m)
+{
+    return m != NULL && m->kind == KIND_HISTOGRAM ? m->value : 0;
+}
+
+double kt_metrics_hist_quantile(const kt_metric *m, double q)
+{
+    if (m == NULL || m->kind != KIND_HISTOGRAM || m->count == 0 || isnan(q)) {
+        return NAN;
+    }
+    q = q < 0 ? 0 : (q > 1 ? 1 : q);
+    const double *b = m->fam->bounds;
+    size_t nb = m->fam->n_bounds;
+    double rank = q * (double)m->count;
+    uint64_t cum = 0;
+    for (size_t i = 0; i <= nb; i++) {
+        uint64_t prev = cum;
+        cum += m->buckets[i];
+        if ((double)cum >= rank && m->buckets[i] > 0) {
+            if (i == nb) {
+                return b[nb - 1];
+            }
+            double lower = i == 0 ? 0 : b[i - 1];
+            return lower + (b[i] - lower) * ((rank - (double)prev) / (double)m->buckets[i]);
+        }
+    }
+    return b[nb - 1];
+}
+
 double kt_metrics_value(const kt_metric *m)
 {
     if (m == NULL) {
         return 0;
     }
-    if (m->kind == KIND_COUNTER) {
+    if (m->kind == KIND_COUNTER || m->kind == KIND_HISTOGRAM) {
         return (double)m->count;
     }
     if (m->sample != NULL) {
@@ -398,6 +568,66 @@ static kt_status put_double(kt_buf *out, double v)
     return kt_buf_printf(out, "%.17g", v);
 }
 
+/* A bound as the shortest text that reads back as the same double. */
+static kt_status put_bound(kt_buf *out, double v)
+{
+    char tmp[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        if (strtod(tmp, NULL) == v) {
+            break;
+        }
+    }
+    return kt_buf_puts(out, tmp);
+}
+
+/* <name>_bucket{labels,le="x"} (cumulative), <name>_sum, <name>_count. */
+static kt_status render_hist(kt_buf *out, const family *f, const kt_metric *m)
+{
+    size_t llen = strlen(m->labels);
+    kt_status st = KT_OK;
+    uint64_t cum = 0;
+    for (size_t i = 0; i <= f->n_bounds && st == KT_OK; i++) {
+        cum += m->buckets[i];
+        if (llen > 0) {
+            /* "{a=\"x\"}" -> "{a=\"x\",le=..." */
+            st = kt_buf_printf(out, "%s_bucket%.*s,le=\"", f->name, (int)(llen - 1), m->labels);
+        } else {
+            st = kt_buf_printf(out, "%s_bucket{le=\"", f->name);
+        }
+        if (st == KT_OK) {
+            st = i < f->n_bounds ? put_bound(out, f->bounds[i]) : kt_buf_puts(out, "+Inf");
+        }
+        if (st == KT_OK) {
+            st = kt_buf_printf(out, "\"} %llu\n", (unsigned long long)cum);
+        }
+    }
+    if (st == KT_OK) {
+        st = kt_buf_printf(out, "%s_sum%s ", f->name, m->labels);
+    }
+    if (st == KT_OK) {
+        st = put_double(out, m->value);
+    }
+    if (st == KT_OK) {
+        st = kt_buf_printf(out, "\n%s_count%s %llu\n", f->name, m->labels,
+                           (unsigned long long)m->count);
+    }
+    return st;
+}
+
+static const char *kind_str(metric_kind k)
+{
+    switch (k) {
+    case KIND_COUNTER:
+        return "counter";
+    case KIND_GAUGE:
+        return "gauge";
+    case KIND_HISTOGRAM:
+        return "histogram";
+    }
+    return "untyped";
+}
+
 kt_status kt_metrics_render(kt_metrics *reg, kt_buf *out)
 {
     kt_status st = KT_OK;
@@ -407,10 +637,13 @@ kt_status kt_metrics_render(kt_metrics *reg, kt_buf *out)
             st = put_help(out, f->help);
         }
         if (st == KT_OK) {
-            st = kt_buf_printf(out, "\n# TYPE %s %s\n", f->name,
-                               f->kind == KIND_COUNTER ? "counter" : "gauge");
+            st = kt_buf_printf(out, "\n# TYPE %s %s\n", f->name, kind_str(f->kind));
         }
         for (kt_metric *m = f->series; m != NULL && st == KT_OK; m = m->next) {
+            if (m->kind == KIND_HISTOGRAM) {
+                st = render_hist(out, f, m);
+                continue;
+            }
             st = kt_buf_printf(out, "%s%s ", f->name, m->labels);
             if (st != KT_OK) {
                 break;
