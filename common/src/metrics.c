@@ -27,9 +27,9 @@ typedef struct family family;
 
 struct kt_metric {
     struct kt_metric *next;
-    char *labels; /* pre-rendered "{...}" or "" */
-    uint64_t count; /* counter value; histogram observations */
-    double value;   /* gauge value; histogram sum */
+    char *labels;      /* pre-rendered "{...}" or "" */
+    uint64_t count;    /* counter value; histogram observations */
+    double value;      /* gauge value; histogram sum */
     uint64_t *buckets; /* histogram: n_bounds + 1 counts */
     const family *fam; /* histogram: its family (bounds) */
     kt_metrics_sample_cb sample;
@@ -192,10 +192,8 @@ typedef struct hist_spec {
     size_t n_bounds;
 } hist_spec;
 
-static kt_status check_hist(const char *name,
-                            const hist_spec *h,
-                            const char *const *labels,
-                            kt_err *err)
+static kt_status
+check_hist(const char *name, const hist_spec *h, const char *const *labels, kt_err *err)
 {
     if (h->bounds == NULL || h->n_bounds == 0 || h->n_bounds > KT_METRICS_BOUNDS_MAX) {
         return kt_err_set(err, KT_EINVAL, "histogram %s: 1..%d bounds needed, got %zu", name,
@@ -446,14 +444,14 @@ void kt_metrics_observe(kt_metric *m, double v)
 
 size_t kt_metrics_log_bounds(double *out, size_t cap, double lo, double hi, unsigned per_decade)
 {
-    if (out == NULL || cap == 0 || !(lo > 0) || !(hi > lo) || per_decade == 0 ||
-        per_decade > 100) {
+    if (out == NULL || cap == 0 || !(lo > 0) || !(hi > lo) || per_decade == 0 || per_decade > 100) {
         return 0;
     }
     size_t n = 0;
     for (unsigned i = 0; n < cap; i++) {
         double raw = lo * pow(10.0, (double)i / per_decade);
-        /* 3 significant digits: short in the text format, still strictly increasing at <= 100/decade. */
+        /* 3 significant digits: short in the text format, still strictly increasing at <=
+         * 100/decade. */
         double mag = pow(10.0, floor(log10(raw)) - 2);
         double v = round(raw / mag) * mag;
         char tmp[32];

@@ -118,7 +118,8 @@ kt_status kt_metrics_histogram(kt_metric **out,
                                const double *bounds,
                                size_t n_bounds,
                                kt_err *err);
-/* Count v in its bucket (the first bound >= v, else +Inf), the sum and the count. NULL m is a no-op. */
+/* Count v in its bucket (the first bound >= v, else +Inf), the sum and the count. NULL m is a
+ * no-op. */
 void kt_metrics_observe(kt_metric *m, double v);
 /*
  * Fill out (cap entries) with log-spaced bounds from lo to hi (0 < lo < hi),

@@ -145,7 +145,7 @@ static void test_metrics_histogram_render(void **state)
     kt_metrics_observe(a, 0.001); /* le is inclusive */
     kt_metrics_observe(a, 0.002);
     kt_metrics_observe(a, 5);
-    kt_metrics_observe(a, NAN); /* ignored */
+    kt_metrics_observe(a, NAN);  /* ignored */
     kt_metrics_observe(NULL, 1); /* no-op */
     kt_metrics_observe(b, 0.05);
     kt_buf out;
@@ -200,17 +200,17 @@ static void test_metrics_histogram_rules(void **state)
     assert_int_equal(kt_metrics_histogram(&h, reg, "h", "H", NULL, dup, 2, NULL), KT_EINVAL);
     assert_int_equal(kt_metrics_histogram(&h, reg, "h", "H", NULL, inf, 2, NULL), KT_EINVAL);
     assert_int_equal(kt_metrics_histogram(&h, reg, "h", "H", NULL, NULL, 0, NULL), KT_EINVAL);
-    assert_int_equal(kt_metrics_histogram(&h, reg, "h", "H", NULL, ok, KT_METRICS_BOUNDS_MAX + 1,
-                                          NULL),
-                     KT_EINVAL);
+    assert_int_equal(
+        kt_metrics_histogram(&h, reg, "h", "H", NULL, ok, KT_METRICS_BOUNDS_MAX + 1, NULL),
+        KT_EINVAL);
     assert_int_equal(
         kt_metrics_histogram(&h, reg, "h", "H", (const char *[]){ "le", "1", NULL }, ok, 3, NULL),
         KT_EINVAL);
     assert_int_equal(kt_metrics_histogram(&h, reg, "h", "H", NULL, ok, 3, NULL), KT_OK);
     kt_err e2 = { 0 };
-    assert_int_equal(kt_metrics_histogram(&h, reg, "h", "H", (const char *[]){ "a", "1", NULL },
-                                          other, 3, &e2),
-                     KT_EINVAL);
+    assert_int_equal(
+        kt_metrics_histogram(&h, reg, "h", "H", (const char *[]){ "a", "1", NULL }, other, 3, &e2),
+        KT_EINVAL);
     assert_non_null(strstr(e2.msg, "other bounds"));
     assert_int_equal(kt_metrics_counter(&h, reg, "h", "H", NULL, NULL), KT_EINVAL);
     assert_int_equal(kt_metrics_hist_count(NULL), 0);
@@ -243,11 +243,10 @@ static void test_metrics_log_bounds(void **state)
     /* Quantiles from these bounds are within one bucket of the truth. */
     kt_metrics *reg = kt_metrics_new();
     kt_metric *h = NULL;
-    assert_int_equal(kt_metrics_histogram(&h, reg, "q_seconds", "Q", NULL, b,
-                                          kt_metrics_log_bounds(b, KT_METRICS_BOUNDS_MAX, 1e-5, 10,
-                                                                10),
-                                          NULL),
-                     KT_OK);
+    assert_int_equal(
+        kt_metrics_histogram(&h, reg, "q_seconds", "Q", NULL, b,
+                             kt_metrics_log_bounds(b, KT_METRICS_BOUNDS_MAX, 1e-5, 10, 10), NULL),
+        KT_OK);
     for (int i = 1; i <= 1000; i++) {
         kt_metrics_observe(h, i * 1e-5); /* 10 us .. 10 ms, uniform */
     }
