@@ -428,6 +428,14 @@ static kt_status ent_add_iface(plugin_ent *p, const char *name, kt_err *err)
     return KT_OK;
 }
 
+static kt_status ent_register(svc_plugin_host *h,
+                              plugin_ent *p,
+                              const ktwin_plugin *d,
+                              const char *const *ifaces,
+                              size_t n_ifaces,
+                              const char *config_json,
+                              kt_err *err);
+
 kt_status svc_plugin_host_load(svc_plugin_host *h,
                                const char *path,
                                const char *const *ifaces,
@@ -440,9 +448,6 @@ kt_status svc_plugin_host_load(svc_plugin_host *h,
     void *sym;
     const ktwin_plugin *d;
     kt_status st = KT_OK;
-    size_t i;
-    char lname[64];
-    int rc;
     p->path = kt_xstrdup(path);
     p->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (p->dl == NULL) {
@@ -462,6 +467,44 @@ kt_status svc_plugin_host_load(svc_plugin_host *h,
         st = kt_err_set(err, KT_EINVAL, "plugin %s: %s() returned NULL", path, KTWIN_PLUGIN_SYMBOL);
         goto fail;
     }
+    return ent_register(h, p, d, ifaces, n_ifaces, config_json, err);
+fail:
+    ent_free(p);
+    return st;
+}
+
+kt_status svc_plugin_host_add(svc_plugin_host *h,
+                              const ktwin_plugin *desc,
+                              const char *label,
+                              const char *const *ifaces,
+                              size_t n_ifaces,
+                              const char *config_json,
+                              kt_err *err)
+{
+    plugin_ent *p = kt_xcalloc(1, sizeof(*p));
+    p->path = kt_xstrdup(label != NULL ? label : "(linked)");
+    if (desc == NULL) {
+        kt_err_set(err, KT_EINVAL, "plugin %s: no descriptor", p->path);
+        ent_free(p);
+        return KT_EINVAL;
+    }
+    return ent_register(h, p, desc, ifaces, n_ifaces, config_json, err);
+}
+
+/* Check d, init it and register p for its interfaces; frees p on failure. */
+static kt_status ent_register(svc_plugin_host *h,
+                              plugin_ent *p,
+                              const ktwin_plugin *d,
+                              const char *const *ifaces,
+                              size_t n_ifaces,
+                              const char *config_json,
+                              kt_err *err)
+{
+    const char *path = p->path;
+    kt_status st = KT_OK;
+    size_t i;
+    char lname[64];
+    int rc;
     if (d->abi_version != KTWIN_PLUGIN_ABI_VERSION) {
         st = kt_err_set(err, KT_EINVAL, "plugin %s: ABI version %u, host speaks %u", path,
                         (unsigned)d->abi_version, (unsigned)KTWIN_PLUGIN_ABI_VERSION);

@@ -38,6 +38,7 @@
 
 #include "kt/err.h"
 #include "kt/metrics.h"
+#include "ktwin.h"
 #include "model/event.h"
 #include "model/model.h"
 #include "svc/store.h"
@@ -86,6 +87,21 @@ kt_status svc_plugin_host_load(svc_plugin_host *h,
                                size_t n_ifaces,
                                const char *config_json,
                                kt_err *err);
+
+/*
+ * Like svc_plugin_host_load for a plugin linked into the executable (no
+ * dlopen): desc is the descriptor its KTWIN_PLUGIN_SYMBOL function returns
+ * (borrowed: it must outlive h); label names it in logs and errors (NULL:
+ * "(linked)"). Same checks, init call and results. Used by libktwin's
+ * standalone HTTP server (sdk/include/ktwin_http.h). Thread: the host's.
+ */
+kt_status svc_plugin_host_add(svc_plugin_host *h,
+                              const ktwin_plugin *desc,
+                              const char *label,
+                              const char *const *ifaces,
+                              size_t n_ifaces,
+                              const char *config_json,
+                              kt_err *err);
 
 /* true when some plugin serves iface. Thread: loop. */
 bool svc_plugin_host_serves(const svc_plugin_host *h, const char *iface);
