@@ -15,6 +15,10 @@
  *   re-entrant) and routed after it returns, at depth + 1.
  * - A top-level dispatch that is not inside the MQTT drain's outbox
  *   transaction opens its own, so one event's appends commit together.
+ * - Service latency (ktwin_agent_service_latency_seconds{iface}): t0_ns is
+ *   the monotonic start of the current top-level event (MQTT: its arrival,
+ *   recv_wall_ms carried back onto the monotonic clock, so +-1 ms; ingress
+ *   and hub: the dispatch call); a service's completion observes now - t0.
  *
  * Thread: loop only.
  */
@@ -117,6 +121,8 @@ struct agent_dispatch {
     kt_metric *m_origin[5];
     kt_metric *m_kind[MODEL_ROUTE_DROP + 1];
     kt_metric *m_service_fail;
+    kt_map lat_map; /* iface -> service latency histogram; keys owned */
+    uint64_t t0_ns; /* start of the current top-level event (monotonic) */
     uint64_t log_window_ms;
     uint32_t log_in_window;
     uint64_t log_suppressed;
@@ -173,6 +179,31 @@ static void register_metrics(agent_dispatch *d)
     kt_metrics_counter(&d->m_service_fail, d->metrics,
                        "ktwin_agent_dispatch_service_failures_total",
                        "Local twin-service calls (plugin or HTTP) that failed", NULL, &err);
+}
+
+/* A service of iface completed the event that started at t0_ns. */
+static void service_latency(agent_dispatch *d, const char *iface, uint64_t t0_ns)
+{
+    if (d->metrics == NULL) {
+        return;
+    }
+    kt_metric *h = kt_map_get(&d->lat_map, iface);
+    if (h == NULL) {
+        /* 10 us .. 100 s, 10 per decade (each bucket within +26%). */
+        double b[KT_METRICS_BOUNDS_MAX];
+        size_t nb = kt_metrics_log_bounds(b, KT_METRICS_BOUNDS_MAX, 1e-5, 100, 10);
+        const char *labels[] = { "iface", iface, NULL };
+        kt_err err = { 0 };
+        if (kt_metrics_histogram(&h, d->metrics, "ktwin_agent_service_latency_seconds",
+                                 "From an event's arrival at the agent (MQTT message or ingress "
+                                 "POST) to its local twin service's completion, by interface",
+                                 labels, b, nb, &err) != KT_OK) {
+            return;
+        }
+        kt_map_set(&d->lat_map, kt_xstrdup(iface), h);
+    }
+    uint64_t now = kt_clock_mono_ns();
+    kt_metrics_observe(h, now > t0_ns ? (double)(now - t0_ns) / 1e9 : 0.0);
 }
 
 static void
@@ -334,6 +365,7 @@ static void emits_fini(emits *e)
 typedef struct http_ctx {
     agent_dispatch *d;
     uint32_t depth;
+    uint64_t t0_ns;
     char iface[MODEL_NAME_MAX + 1];
 } http_ctx;
 
@@ -378,7 +410,11 @@ static void on_http_done(kt_status st, const svc_call_result *res, void *user)
         d->stats.service_fail++;
         kt_metrics_inc(d->m_service_fail);
         drop(d, R_SERVICE_FAILED, NULL, c->iface, res != NULL ? res->detail : kt_status_str(st));
-    } else if (res != NULL && res->reply != NULL) {
+    } else {
+        service_latency(d, c->iface, c->t0_ns);
+    }
+    if (st == KT_OK && res != NULL && res->reply != NULL) {
+        d->t0_ns = c->t0_ns;
         kt_err err = { 0 };
         kt_status rst = dispatch_top(d, res->reply, AGENT_DISPATCH_SERVICE, c->depth + 1, &err);
         if (rst != KT_OK) {
@@ -403,6 +439,7 @@ static kt_status run_service(
             drop(d, R_SERVICE_FAILED, ev, iface, perr.msg);
             return KT_OK;
         }
+        service_latency(d, iface, d->t0_ns);
         kt_status res = KT_OK;
         for (size_t i = 0; i < e.n && res == KT_OK; i++) {
             res = dispatch_inner(d, e.v[i], AGENT_DISPATCH_SERVICE, depth + 1, err);
@@ -414,9 +451,10 @@ static kt_status run_service(
         http_ctx *c = kt_xcalloc(1, sizeof *c);
         c->d = d;
         c->depth = depth;
+        c->t0_ns = d->t0_ns;
         kt_strlcpy(c->iface, iface, sizeof c->iface);
         kt_err cerr = { 0 };
-        kt_status st = svc_caller_post(d->caller, iface, ev, on_http_done, c, &cerr);
+        kt_status st = svc_caller_post_depth(d->caller, iface, ev, depth, on_http_done, c, &cerr);
         if (st == KT_OK) {
             d->stats.local_http++;
             return KT_OK;
@@ -512,7 +550,7 @@ static kt_status dispatch_inner(agent_dispatch *d,
     if (model_event_check(ev, d->max_data, &verr) != KT_OK) {
         drop(d, R_INVALID, ev, NULL, verr.msg);
         /* Refuse what came from outside; a service's bad emit is only counted. */
-        return depth == 0 ? kt_err_set(err, KT_EINVAL, "%s", verr.msg) : KT_OK;
+        return origin != AGENT_DISPATCH_SERVICE ? kt_err_set(err, KT_EINVAL, "%s", verr.msg) : KT_OK;
     }
     if (d->table == NULL) {
         /* No model could be built from the cache: the hub routes what is produced here. */
@@ -572,6 +610,7 @@ kt_status agent_dispatch_event(agent_dispatch *d,
     if (st != KT_OK) {
         return st;
     }
+    d->t0_ns = kt_clock_mono_ns();
     if (origin == AGENT_DISPATCH_DEVICE) {
         return dispatch_inner(d, ev, origin, depth, err); /* inside the drain's transaction */
     }
@@ -596,6 +635,11 @@ kt_status agent_dispatch_mqtt_cb(const agent_mqtt_event *mev, agent_outbox *ob, 
     model_event ev;
     memset(&ev, 0, sizeof ev);
     model_event_from_topic(&ev, &t, mev->payload, mev->payload_len, id, time, mev->recv_wall_ms);
+    /* Arrival on the monotonic clock: now minus the message's age (ms resolution). */
+    uint64_t wall = kt_clock_wall_ms();
+    uint64_t age_ns = wall > mev->recv_wall_ms ? (wall - mev->recv_wall_ms) * 1000000u : 0;
+    uint64_t mono = kt_clock_mono_ns();
+    d->t0_ns = mono > age_ns ? mono - age_ns : 0;
     kt_status st = refresh(d, &err);
     if (st == KT_OK) {
         st = dispatch_inner(d, &ev, AGENT_DISPATCH_DEVICE, 0, &err);
@@ -731,6 +775,17 @@ static kt_status op_ingest(void *user, const model_event *ev, kt_err *err)
     return agent_dispatch_event(d, ev, AGENT_DISPATCH_INGRESS, 0, err);
 }
 
+/*
+ * POST / with its loop depth (svc/api.h LOOP DEPTH: ktwindepth + 1 when an
+ * HTTP service copied the attribute of the event it was handling), so
+ * max_depth bounds loops through HTTP services; past it: drop "depth", 202.
+ */
+static kt_status op_ingest_depth(void *user, const model_event *ev, uint32_t depth, kt_err *err)
+{
+    agent_dispatch *d = user;
+    return agent_dispatch_event(d, ev, AGENT_DISPATCH_INGRESS, depth, err);
+}
+
 const svc_api_ops *agent_dispatch_api_ops(agent_dispatch *d)
 {
     return &d->api_ops;
@@ -770,6 +825,7 @@ kt_status agent_dispatch_new(agent_dispatch **out, const agent_dispatch_opts *op
     d->max_depth = opts->max_depth != 0 ? opts->max_depth : DEFAULT_MAX_DEPTH;
     d->max_data = opts->max_data_bytes != 0 ? opts->max_data_bytes : MODEL_EVENT_DATA_MAX_DEFAULT;
     kt_map_init(&d->where_map);
+    kt_map_init(&d->lat_map);
     d->env.site = d->site;
     d->env.flags = MODEL_ROUTE_F_UNKNOWN_UPSTREAM;
     d->env.placement.where = where_cb;
@@ -780,6 +836,7 @@ kt_status agent_dispatch_new(agent_dispatch **out, const agent_dispatch_opts *op
     d->store_ops.list = op_list;
     d->store_ops.user = d;
     d->api_ops.ingest = op_ingest;
+    d->api_ops.ingest_depth = op_ingest_depth;
     d->api_ops.store = &d->store_ops;
     d->api_ops.user = d;
     register_metrics(d);
@@ -842,6 +899,13 @@ void agent_dispatch_free(agent_dispatch *d)
     model_placement_free(d->sites);
     where_clear(d);
     kt_map_fini(&d->where_map);
+    size_t it = 0;
+    const char *key = NULL;
+    void *val = NULL;
+    while (kt_map_next(&d->lat_map, &it, &key, &val)) {
+        kt_free((char *)key);
+    }
+    kt_map_fini(&d->lat_map);
     kt_free(d->site);
     kt_free(d);
 }

@@ -22,7 +22,9 @@
  * Metrics (when opts.metrics is set): ktwin_agent_dispatch_events_total{origin},
  * ktwin_agent_dispatch_destinations_total{kind},
  * ktwin_agent_dispatch_dropped_total{reason},
- * ktwin_agent_dispatch_service_failures_total, ktwin_agent_latest_instances.
+ * ktwin_agent_dispatch_service_failures_total, ktwin_agent_latest_instances,
+ * ktwin_agent_service_latency_seconds{iface} (histogram: from the event's
+ * arrival, MQTT message or ingress POST, to the local service's completion).
  * Logs: DISPATCH-DROP (warn, at most 10 lines/s then suppressed=N),
  * DISPATCH-SERVICE (a declared service started), DISPATCH-FAIL,
  * DISPATCH-REPLY-FAIL, DISPATCH-SITES.
@@ -42,8 +44,11 @@
  *
  * Loops: an event emitted by a service while handling an event of depth d
  * has depth d + 1; past opts.max_depth it is dropped (reason "depth").
- * Events arriving through the HTTP ingress start again at depth 0 (an HTTP
- * service's emits cannot be tied to the event that caused them).
+ * HTTP services get the depth of the event they handle as the CloudEvents
+ * extension `ktwindepth` (svc/caller.h); an event POSTed to the ingress
+ * with ktwindepth k has depth k + 1 (svc/api.h), one without it depth 0
+ * (a service that does not copy the attribute cannot be tied to the event
+ * that caused its posts).
  *
  * Backpressure: KT_EAGAIN from the outbox (quota full) is returned to the
  * caller (the MQTT batch is rolled back and retried; the ingress answers

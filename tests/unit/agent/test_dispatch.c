@@ -94,6 +94,7 @@ typedef struct fixture {
     agent_latest *latest;
     svc_plugin_host *host;
     agent_dispatch *d;
+    kt_metrics *metrics;
     published pub;
 } fixture;
 
@@ -164,6 +165,7 @@ static int setup(void **state)
         .publish_virtual = on_publish,
         .publish_user = &f->pub,
         .max_depth = 4,
+        .metrics = f->metrics = kt_metrics_new(),
     };
     must(agent_dispatch_new(&f->d, &dopts, &err), &err);
     svc_plugin_host_opts hopts = { .graph = agent_dispatch_graph_cb,
@@ -180,6 +182,7 @@ static int teardown(void **state)
 {
     fixture *f = *state;
     agent_dispatch_free(f->d);
+    kt_metrics_free(f->metrics);
     svc_plugin_host_free(f->host);
     agent_latest_free(f->latest);
     agent_outbox_free(f->outbox);
@@ -313,6 +316,14 @@ static void test_real_event_runs_plugin_and_fans_out(void **state)
     agent_dispatch_stats s;
     agent_dispatch_stats_get(f->d, &s);
     assert_int_equal(s.local_plugin, 2); /* sensor, then pole's command */
+    /* one service latency observation per local service call, by interface */
+    kt_metric *lat = kt_metrics_find(f->metrics, "ktwin_agent_service_latency_seconds",
+                                     (const char *[]){ "iface", "sensor", NULL });
+    assert_int_equal(kt_metrics_hist_count(lat), 1);
+    assert_true(kt_metrics_hist_sum(lat) >= 0 && kt_metrics_hist_sum(lat) < 60);
+    lat = kt_metrics_find(f->metrics, "ktwin_agent_service_latency_seconds",
+                          (const char *[]){ "iface", "pole", NULL });
+    assert_int_equal(kt_metrics_hist_count(lat), 1);
     assert_int_equal(s.virtual_out, 1);
     assert_int_equal(s.latest, 2);
     assert_int_equal(s.dropped, 0);
