@@ -1612,6 +1612,7 @@ kt_status hub_fed_new(hub_fed **out,
 
     kt_ws_opts wo = { 0 };
     wo.max_message_bytes = cfg->sync.max_message_bytes;
+    wo.binary_only = true; /* sync.proto: every message is one binary Envelope */
     /*
      * Small on purpose: a snapshot is produced only as fast as the socket
      * drains. Every single message fits (chunks <= snapshot_chunk_bytes plus

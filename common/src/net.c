@@ -363,6 +363,14 @@ static void metrics_init(kt_net *net, kt_metrics *reg)
                              "WebSocket client connections that did not open", NULL, NULL);
     (void)kt_metrics_counter(&m->ws_eagain, reg, "ktwin_net_ws_send_eagain_total",
                              "WebSocket sends refused because the send queue was full", NULL, NULL);
+    (void)kt_metrics_counter(&m->ws_text_refused, reg, "ktwin_net_ws_text_refused_total",
+                             "WebSocket connections closed with 1003 (a text message on a "
+                             "binary-only protocol)",
+                             NULL, NULL);
+    (void)kt_metrics_counter(&m->ws_aborted, reg, "ktwin_net_ws_aborted_total",
+                             "Open WebSocket connections that ended without a close handshake "
+                             "(peer gone, idle timeout or bad framing)",
+                             NULL, NULL);
 }
 
 static const struct lws_protocols client_protocols[] = {

@@ -77,6 +77,8 @@ typedef struct net_metrics {
     kt_metric *ws_too_big;
     kt_metric *ws_connect_fail;
     kt_metric *ws_eagain;
+    kt_metric *ws_text_refused;
+    kt_metric *ws_aborted;
 } net_metrics;
 
 struct kt_net {

@@ -16,7 +16,8 @@
  *   payload in place, which is why the user's bytes are never passed in).
  *   Receive: fragments and rx-buffer pieces are appended to a kt_buf capped
  *   at max_message_bytes and delivered when lws_is_final_fragment() and no
- *   payload remains. Over the cap: close 1009.
+ *   payload remains. Over the cap: close 1009. binary_only: a text frame
+ *   closes with 1003 (never delivered).
  *
  *   End: net__ws_finish() is the single exit: it detaches the conn from lws
  *   (pss pointer / wsi user cleared), runs on_close once and frees. Client
@@ -147,6 +148,16 @@ static void finish_from_lws(kt_ws_conn *c)
     if (c->close_requested && code == 1006) {
         code = c->close_code;
     }
+    if (c->opened && !c->close_requested && c->end_reason[0] == '\0') {
+        /*
+         * No close frame either way: the peer vanished, the idle timeout hit,
+         * or lws refused bytes that are no WebSocket framing (it answers those
+         * with 1002 itself and tells us nothing more).
+         */
+        kt_metrics_inc(c->net->m.ws_aborted);
+        KT_LOG(KT_LOG_NOTICE, "NET-WS-ABORTED", "peer=%s client=%d code=%d", c->peer, c->is_client,
+               code);
+    }
     net__ws_finish(c, code, reason);
 }
 
@@ -199,6 +210,13 @@ static int on_rx(kt_ws_conn *c, struct lws *wsi, const void *in, size_t len)
 {
     if (c->state != WS_OPEN || c->close_requested) {
         return 0; /* closing: drop until the peer's close arrives */
+    }
+    if (c->opts.binary_only && !lws_frame_is_binary(wsi)) {
+        kt_metrics_inc(c->net->m.ws_text_refused);
+        KT_LOG(KT_LOG_WARN, "NET-WS-TEXT-REFUSED", "peer=%s client=%d", c->peer, c->is_client);
+        kt_buf_fini(&c->rx);
+        request_close(c, 1003, "binary messages only");
+        return 0;
     }
     if (kt_buf_append(&c->rx, in, len) != KT_OK) {
         kt_metrics_inc(c->net->m.ws_too_big);

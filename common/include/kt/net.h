@@ -59,7 +59,11 @@
  * ktwin_net_http_requests_total, ktwin_net_http_responses_total{class="2xx"..},
  * ktwin_net_http_body_too_big_total, ktwin_net_ws_open (gauge),
  * ktwin_net_ws_{rx,tx}_{messages,bytes}_total, ktwin_net_ws_message_too_big_total,
- * ktwin_net_ws_connect_failures_total, ktwin_net_ws_send_eagain_total.
+ * ktwin_net_ws_connect_failures_total, ktwin_net_ws_send_eagain_total,
+ * ktwin_net_ws_text_refused_total (binary_only endpoints/clients), and
+ * ktwin_net_ws_aborted_total: opened connections that ended without a close
+ * handshake (the peer vanished, the idle timeout, or bytes that are no
+ * WebSocket framing, which lws answers with 1002), logged NET-WS-ABORTED.
  *
  * Thread: everything here is loop thread only (the thread running the
  * uv_loop given to kt_net_new). Other threads reach it through kt_inbox.
@@ -270,6 +274,13 @@ typedef struct kt_ws_opts {
      */
     uint32_t ping_interval_s;
     uint32_t idle_timeout_s;
+    /*
+     * Refuse text messages (a binary-only protocol such as ktwin-sync.v1):
+     * the first text frame closes the connection with 1003, is counted in
+     * ktwin_net_ws_text_refused_total and logged NET-WS-TEXT-REFUSED; it is
+     * never delivered to on_message.
+     */
+    bool binary_only;
     kt_ws_accept_cb on_accept; /* server only, optional */
     kt_ws_open_cb on_open;
     kt_ws_message_cb on_message;
