@@ -167,6 +167,58 @@ void sim_city_site_name(const sim_city_opts *o, unsigned k, char *out, size_t ca
     snprintf(out, cap, "site-%02u", k % o->n_sites);
 }
 
+const char *sim_city_device_instance(char *out, size_t cap, sim_kind kind, unsigned k, unsigned i)
+{
+    /* Pole-mounted devices are numbered by pole (1..50); see city.h for the batteries. */
+    static const char *const battery_prefix[3] = { "-aqo", "-wo", "-nlo" };
+    unsigned p = i + 1;
+    int n = -1;
+    switch (kind) {
+    case SIM_KIND_AIR_QUALITY:
+    case SIM_KIND_WEATHER:
+    case SIM_KIND_NOISE:
+    case SIM_KIND_CROWD_FLOW:
+    case SIM_KIND_TRAFFIC_FLOW:
+        if (i < POLES_PER_NEIGHBORHOOD) {
+            n = snprintf(out, cap, "%s-nb%03u-p%05u", sim_kind_iface(kind), k, p);
+        }
+        break;
+    case SIM_KIND_STREETLIGHT:
+        if (i < POLES_PER_NEIGHBORHOOD) {
+            n = snprintf(out, cap, IF_SL "-nb%03u-sl%05u", k, p);
+        }
+        break;
+    case SIM_KIND_EV_CHARGING:
+        if (i == 0) {
+            n = snprintf(out, cap, IF_EV "-nb%03u-ev0001", k);
+        }
+        break;
+    case SIM_KIND_PARKING_SPOT:
+        if (i == 0) {
+            n = snprintf(out, cap, SPOT_PREFIX "-nb%03u-ofp0001-s0001", k);
+        }
+        break;
+    case SIM_KIND_BATTERY:
+        if (i < 3 * POLES_PER_NEIGHBORHOOD) {
+            n = snprintf(out, cap, IF_DEV "%s-nb%03u-p%05u", battery_prefix[i / POLES_PER_NEIGHBORHOOD],
+                         k, i % POLES_PER_NEIGHBORHOOD + 1);
+        } else if (i < 4 * POLES_PER_NEIGHBORHOOD) {
+            n = snprintf(out, cap, IF_DEV "-nb%03u-sl%05u", k, i % POLES_PER_NEIGHBORHOOD + 1);
+        } else if (i == 4 * POLES_PER_NEIGHBORHOOD) {
+            n = snprintf(out, cap, IF_DEV "-nb%03u-ofp0001-s0001", k);
+        }
+        break;
+    default:
+        break;
+    }
+    if (n < 0 || (size_t)n >= cap) {
+        if (cap > 0) {
+            out[0] = '\0';
+        }
+    }
+    return out;
+}
+
 /* ---- one neighborhood -------------------------------------------------------------- */
 
 /* A device with no edges of its own: the battery twin of a sensor. */

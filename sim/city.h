@@ -38,6 +38,7 @@
 
 #include "kt/buf.h"
 #include "kt/err.h"
+#include "payloads.h"
 
 #define SIM_CITY_PER_NEIGHBORHOOD  593u
 #define SIM_CITY_MAX_NEIGHBORHOODS 99999u
@@ -69,6 +70,17 @@ sim_city_write_instances(const sim_city_opts *o, const char *dir, size_t *n_out,
  * Returns the number of instances appended; KT_ETOOBIG in *st past out's cap.
  */
 size_t sim_city_neighborhood(const sim_city_opts *o, unsigned k, kt_buf *out, kt_status *st);
+
+/*
+ * The instance name of device i (0-based, i < sim_schedule_devices(kind)) of
+ * this kind in neighborhood k (1-based), as KTWIN's simulator names it: the
+ * <instance> of its topic ktwin/real/<sim_kind_iface(kind)>/<instance>, and a
+ * TwinInstance that sim_city_neighborhood writes. Batteries 0..49 power the
+ * air-quality sensors (-aqo-), 50..99 weather (-wo-), 100..149 noise (-nlo-),
+ * 150..199 the streetlights and 200 the parking spot. Returns out ("" for an
+ * index out of range).
+ */
+const char *sim_city_device_instance(char *out, size_t cap, sim_kind kind, unsigned k, unsigned i);
 
 /*
  * Append the PlacementPolicy "smart-city" as a YAML document: sensing and
