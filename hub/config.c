@@ -81,8 +81,9 @@ static const kt_cfg_entry table[] = {
       1000000, "5000", 0, "rows deleted per retention step (one transaction)" },
     { "events.down_max_per_site", KT_CFG_INT, offsetof(hub_cfg, events.down_max_per_site), 1,
       100000000, "100000", 0,
-      "commands/virtual events queued per site for its agent; beyond it new ones are refused "
-      "(HUB-DOWN-FULL, ktwin_hub_downstream_full_total, 503 at the broker ingress)" },
+      "commands/virtual events queued per site for its agent (and events per cloud service); "
+      "beyond it: backpressure, nothing dropped (upstream batches wait unacked, broker ingress "
+      "503; HUB-DOWN-FULL, ktwin_hub_downstream_full_total, ktwin_hub_upstream_deferred_total)" },
     { "events.commit_max_events", KT_CFG_INT, offsetof(hub_cfg, events.commit_max_events), 1,
       10000000, "20000", 0,
       "upstream events per group commit (one transaction per loop turn; the rest waits for the "
@@ -90,6 +91,9 @@ static const kt_cfg_entry table[] = {
     { "services.specs", KT_CFG_STRING_LIST, offsetof(hub_cfg, services.specs), 0, 4096, NULL, 0,
       "cloud twin services: \"<iface>[,<iface>..]=<plugin.so or http(s)://url> [options]\" "
       "(svc/service.h); events routed SERVICE_CLOUD go there" },
+    { "services.max_depth", KT_CFG_INT, offsetof(hub_cfg, services.max_depth), 1, 64, "8", 0,
+      "events emitted by cloud services (plugin emits, HTTP replies, ingress POSTs carrying "
+      "ktwindepth) are routed again up to this depth; deeper ones are dropped (reason depth)" },
     /* --- end hubev --- */
     { 0 },
 };

@@ -71,6 +71,7 @@ typedef struct hub_cfg {
     } events;
     struct {
         kt_cfg_strlist specs; /* services.specs: cloud twin services (svc/service.h syntax) */
+        int64_t max_depth;    /* services.max_depth: service emit depth bound */
     } services;
     /* --- end hubev --- */
 } hub_cfg;

@@ -24,11 +24,37 @@
  *   after the cloud dispatch (plugins run synchronously; the HTTP caller
  *   renders at once).
  *
- *   Cloud services run after the commit and are best effort: a hub crash
- *   between the commit and the call loses that call (the event itself is
- *   committed when it was routed to the store); see docs/operations.md.
+ *   Backpressure (lossless). An event whose routing needs a full queue (a
+ *   site's downstream queue or a cloud service's queue, events.
+ *   down_max_per_site) makes its whole pend roll back to its savepoint and
+ *   DEFERS it: it is not acked, and it and every later pend of the same
+ *   stream (one session; or everything that arrived at the hub) wait, in
+ *   order, in the deferred FIFO (so the (site, incarnation) mark never
+ *   passes a deferred seq). The deferred FIFO goes back to the front of the
+ *   queue when an agent acks downstream entries or a cloud call completes,
+ *   and every RETRY_MS anyway. Meanwhile the agent's sync window fills and
+ *   its outbox keeps the rest (nothing is dropped). Counted in
+ *   ktwin_hub_upstream_deferred_total{site} ("hub" for events that arrived
+ *   here), logged HUB-BACKPRESSURE (rate-limited).
+ *
+ *   Cloud services are durable, at-least-once. An event routed
+ *   SERVICE_CLOUD to an interface that has a service is pushed, in the same
+ *   transaction as the batch (before its ack), onto the durable queue
+ *   "#cloud/<iface>" of the event store (the downstream-queue table: '#' is
+ *   never in a site name; the row's instance column holds the event's loop
+ *   depth). After the commit (and at start, for what a previous run left)
+ *   the cloud pump hands queued rows to the service in seq order: plugins
+ *   synchronously, HTTP services through svc_caller (at most its queue;
+ *   KT_EAGAIN blocks that interface until a call completes). A row is
+ *   deleted (hub_evstore_down_ack of the completed seq prefix) once its
+ *   call succeeded or was dead-lettered (final failure: counted in
+ *   ktwin_hub_cloud_dead_letters_total{iface}, HUB-CLOUD-DEAD). A crash
+ *   before the delete delivers the event again after the restart.
  *   Events the services emit are queued like broker ingress events (never
- *   dispatched re-entrantly into the plugin host).
+ *   dispatched re-entrantly into the plugin host), at the depth of the
+ *   event being handled + 1; past services.max_depth they are dropped
+ *   (reason "depth"). HTTP services get the depth as ce-ktwindepth and the
+ *   ingress reads it back (svc/api.h).
  *
  * Thread: loop only. Ownership: see events.h.
  */
@@ -55,6 +81,12 @@
 
 #define RETENTION_AGAIN_MS 10u
 #define FULL_LOG_EVERY_MS  5000u
+#define RETRY_MS           200u /* deferred batches are retried at least this often */
+#define CLOUD_SITE_PREFIX  "#cloud/"
+#define CLOUD_READ_MAX     256u  /* rows read per cloud-queue read */
+#define CLOUD_PUMP_BUDGET  4096u /* rows handed out per pump call; the rest on the next tick */
+#define CLOUD_BLOCKED_MS   100u
+#define DEFAULT_MAX_DEPTH  8u
 
 typedef struct pend pend;
 
@@ -64,7 +96,8 @@ struct hub_events_session {
     hub_events_session_ops ops;
     void *user;
     bool closed;
-    unsigned refs; /* pends queued for it */
+    unsigned refs;     /* pends queued for it */
+    size_t n_deferred; /* its pends in the deferred FIFO (or deferred in this commit) */
     kt_arena down_arena;
     sync_event *down;
     size_t down_cap;
@@ -79,17 +112,47 @@ struct pend {
     uint64_t first_seq;
     sync_event *evs;
     size_t n;
+    uint32_t depth; /* loop depth of events that arrived at the hub (0 upstream) */
     kt_arena arena;
     /* result */
+    bool full;     /* routing needed a full queue: deferred */
+    bool deferred; /* in (or going to) the deferred FIFO */
     bool failed;
     kt_err err;
     size_t n_stored, n_dups;
 };
 
-typedef struct cloud_call {
-    const char *iface;     /* the service's interface (pend arena) */
-    const sync_event *evt; /* in a pend */
-} cloud_call;
+/* A row of a cloud queue handed to its service and not yet deleted. */
+typedef struct cloud_fl {
+    uint64_t seq;
+    bool done;
+} cloud_fl;
+
+/* The durable queue of one cloud service interface ("#cloud/<iface>"). */
+typedef struct cloud_q {
+    hub_events *ev;
+    char *iface;
+    char *site;        /* CLOUD_SITE_PREFIX iface */
+    bool http;         /* else a plugin */
+    bool blocked;      /* the caller's queue was full: wait for a completion */
+    uint64_t read_seq; /* highest seq handed out */
+    cloud_fl *fl;      /* handed out, not deleted yet, in seq order */
+    size_t fl_n, fl_cap;
+    kt_metric *m_dead;
+} cloud_q;
+
+/* One HTTP cloud call in flight. */
+typedef struct cloud_ctx {
+    cloud_q *q;
+    uint64_t seq;
+    uint32_t depth;
+} cloud_ctx;
+
+/* Where a service's emits go, at which depth. */
+typedef struct emit_ctx {
+    hub_events *ev;
+    uint32_t depth;
+} emit_ctx;
 
 typedef struct site_mark {
     char *site;
@@ -110,11 +173,23 @@ struct hub_events {
     bool check_on;
     bool stopping;
     size_t commit_max_events;
+    uint32_t max_depth;
+    /* deferred (backpressure) */
+    pend *dhead, *dtail;
+    size_t n_deferred;       /* pends in the deferred FIFO */
+    size_t n_deferred_local; /* of them (or deferred in this commit) without a session */
+    uv_timer_t *retry;
+    uint64_t bp_logged_ms;
+    /* cloud queues */
+    cloud_q **cq;
+    size_t n_cq;
+    bool cloud_dirty; /* a commit pushed cloud rows */
+    uv_timer_t *cloud_timer;
+    uint64_t dead_logged_ms;
+    uint64_t dead_suppressed;
     /* per commit scratch */
     hub_evstore_event *store_buf;
     size_t store_cap;
-    cloud_call *cloud;
-    size_t n_cloud, cloud_cap;
     char **touched; /* sites that got downstream entries */
     size_t n_touched, touched_cap;
     /* sessions */
@@ -292,9 +367,57 @@ static void pend_free(pend *p)
 }
 
 static void on_check(uv_check_t *h);
+static void on_retry(uv_timer_t *t);
+
+/* Pends of p's stream wait in the deferred FIFO (so p must wait behind them). */
+static bool stream_deferred(const hub_events *ev, const pend *p)
+{
+    return p->es != NULL ? p->es->n_deferred > 0 : ev->n_deferred_local > 0;
+}
+
+static void defer_count(hub_events *ev, pend *p, bool add)
+{
+    size_t *c = p->es != NULL ? &p->es->n_deferred : &ev->n_deferred_local;
+    if (add) {
+        (*c)++;
+    } else {
+        KT_ASSERT(*c > 0);
+        (*c)--;
+    }
+}
+
+/* Append p (already counted) to the deferred FIFO and make sure a retry comes. */
+static void defer_append(hub_events *ev, pend *p)
+{
+    p->next = NULL;
+    p->deferred = true;
+    if (ev->dtail != NULL) {
+        ev->dtail->next = p;
+    } else {
+        ev->dhead = p;
+    }
+    ev->dtail = p;
+    ev->n_deferred++;
+    if (ev->retry != NULL && !uv_is_active((uv_handle_t *)ev->retry)) {
+        uv_timer_start(ev->retry, on_retry, RETRY_MS, 0);
+    }
+}
+
+/* Retry the deferred pends soon (space was freed somewhere). */
+static void kick_retry(hub_events *ev)
+{
+    if (ev->n_deferred > 0 && ev->retry != NULL && !ev->stopping) {
+        uv_timer_start(ev->retry, on_retry, 0, 0);
+    }
+}
 
 static void enqueue(hub_events *ev, pend *p)
 {
+    if (stream_deferred(ev, p)) {
+        defer_count(ev, p, true);
+        defer_append(ev, p);
+        return;
+    }
     if (ev->tail != NULL) {
         ev->tail->next = p;
     } else {
@@ -322,15 +445,42 @@ static void touch_site(hub_events *ev, const char *site)
     ev->touched[ev->n_touched++] = kt_xstrdup(site);
 }
 
-static void add_cloud(hub_events *ev, const char *iface, const sync_event *se)
+static cloud_q *find_cq(hub_events *ev, const char *iface)
 {
-    if (ev->n_cloud == ev->cloud_cap) {
-        ev->cloud_cap = ev->cloud_cap != 0 ? 2 * ev->cloud_cap : 64;
-        ev->cloud = kt_xrealloc(ev->cloud, ev->cloud_cap * sizeof(*ev->cloud));
+    for (size_t i = 0; i < ev->n_cq; i++) {
+        if (strcmp(ev->cq[i]->iface, iface) == 0) {
+            return ev->cq[i];
+        }
     }
-    ev->cloud[ev->n_cloud].iface = iface;
-    ev->cloud[ev->n_cloud].evt = se;
-    ev->n_cloud++;
+    return NULL;
+}
+
+static void cloud_q_add(hub_events *ev, const char *iface, bool http);
+
+/* The cloud queue of iface; created on first use for a plugin declared with "*". */
+static cloud_q *cloud_q_for(hub_events *ev, const char *iface)
+{
+    cloud_q *q = find_cq(ev, iface);
+    if (q == NULL && ev->plugins != NULL && svc_plugin_host_serves(ev->plugins, iface)) {
+        cloud_q_add(ev, iface, false);
+        q = find_cq(ev, iface);
+    }
+    return q;
+}
+
+static void fill_row(hub_evstore_event *h, const char *iface, const sync_event *se)
+{
+    memset(h, 0, sizeof(*h));
+    h->iface = iface;
+    h->instance = se->source;
+    h->id = se->id;
+    h->type = se->type;
+    h->source = se->source;
+    h->subject = se->subject;
+    h->datacontenttype = se->datacontenttype;
+    h->time_ms = se->time_ms;
+    h->data = se->data;
+    h->data_len = se->data_len;
 }
 
 /* ============================================================ processing */
@@ -392,22 +542,16 @@ static kt_status route_one(hub_events *ev,
             if (iface == NULL) {
                 iface = kt_arena_strdup(&p->arena, me.iface);
             }
-            hub_evstore_event h = { 0 };
-            h.iface = iface;
-            h.instance = se->source;
-            h.id = se->id;
-            h.type = se->type;
-            h.source = se->source;
-            h.subject = se->subject;
-            h.datacontenttype = se->datacontenttype;
-            h.time_ms = se->time_ms;
-            h.data = se->data;
-            h.data_len = se->data_len;
+            hub_evstore_event h;
+            fill_row(&h, iface, se);
             kt_err derr = { 0 };
             kt_status st = hub_evstore_down_push(ev->store, d[i].site, &h, NULL, &derr);
             if (st == KT_EAGAIN) {
+                /* backpressure: the whole pend waits (process() defers it) */
                 full_metric(ev, d[i].site, &derr);
-                break;
+                p->full = true;
+                *err = derr;
+                return st;
             }
             if (st != KT_OK) {
                 *err = derr;
@@ -416,9 +560,34 @@ static kt_status route_one(hub_events *ev,
             touch_site(ev, d[i].site);
             break;
         }
-        case MODEL_ROUTE_SERVICE_CLOUD:
-            add_cloud(ev, kt_arena_strdup(&p->arena, d[i].iface), se);
+        case MODEL_ROUTE_SERVICE_CLOUD: {
+            cloud_q *q = cloud_q_for(ev, d[i].iface);
+            if (q == NULL) {
+                kt_metrics_inc(ev->m_cloud_none);
+                KT_LOG(KT_LOG_DEBUG, "HUB-CLOUD-NONE",
+                       "iface=%s id=%s msg=\"no cloud service configured\"", d[i].iface, se->id);
+                break;
+            }
+            char depth[16];
+            snprintf(depth, sizeof(depth), "%" PRIu32, p->depth);
+            hub_evstore_event h;
+            fill_row(&h, q->iface, se);
+            h.instance = depth; /* the cloud queue's instance column holds the depth */
+            kt_err derr = { 0 };
+            kt_status st = hub_evstore_down_push(ev->store, q->site, &h, NULL, &derr);
+            if (st == KT_EAGAIN) {
+                full_metric(ev, q->site, &derr);
+                p->full = true;
+                *err = derr;
+                return st;
+            }
+            if (st != KT_OK) {
+                *err = derr;
+                return st;
+            }
+            ev->cloud_dirty = true;
             break;
+        }
         case MODEL_ROUTE_DROP:
             drop_metric(ev, model_route_drop_str(d[i].drop));
             KT_LOG(KT_LOG_DEBUG, "HUB-EVENT-DROP", "reason=%s type=%s source=%s id=%s",
@@ -481,7 +650,29 @@ static hub_events_session *session_of(hub_events *ev, const char *site)
     return NULL;
 }
 
-static void dispatch_cloud(hub_events *ev, const cloud_call *c);
+static void cloud_pump_all(hub_events *ev);
+
+static void backpressure(hub_events *ev, pend *p)
+{
+    const char *site = p->site != NULL ? p->site : "hub";
+    if (ev->metrics != NULL) {
+        kt_metric *m = NULL;
+        const char *labels[] = { "site", site, NULL };
+        if (kt_metrics_counter(&m, ev->metrics, "ktwin_hub_upstream_deferred_total",
+                               "Event batches deferred (not acked) because a queue they route to "
+                               "was full, by origin site (\"hub\": events that arrived here)",
+                               labels, NULL) == KT_OK) {
+            kt_metrics_inc(m);
+        }
+    }
+    uint64_t now = kt_clock_mono_ms();
+    if (ev->bp_logged_ms == 0 || now - ev->bp_logged_ms >= FULL_LOG_EVERY_MS) {
+        ev->bp_logged_ms = now;
+        KT_LOG(KT_LOG_WARN, "HUB-BACKPRESSURE",
+               "site=%s first_seq=%" PRIu64 " n=%zu deferred=%zu err=\"%s\"", site, p->first_seq,
+               p->n, ev->n_deferred, p->err.msg);
+    }
+}
 
 /* One group commit: up to commit_max_events events (at least one pend). */
 static void process(hub_events *ev)
@@ -508,7 +699,6 @@ static void process(hub_events *ev)
     }
     model_route_env env;
     route_env(ev, &env);
-    ev->n_cloud = 0;
     ev->n_touched = 0;
     kt_err err = { 0 };
     uint64_t t0 = kt_clock_mono_ns();
@@ -516,7 +706,12 @@ static void process(hub_events *ev)
     if (st == KT_OK) {
         for (pend *p = taken; p != NULL && st == KT_OK; p = p->next) {
             kt_err perr = { 0 };
-            size_t cloud_mark = ev->n_cloud;
+            if (stream_deferred(ev, p)) {
+                /* an earlier pend of its stream waits: so does this one, unprocessed */
+                defer_count(ev, p, true);
+                p->deferred = true;
+                continue;
+            }
             /* a savepoint that cannot be opened or released leaves the transaction unknown */
             st = hub_evstore_savepoint(ev->store, &err);
             if (st != KT_OK) {
@@ -527,11 +722,18 @@ static void process(hub_events *ev)
             if (st != KT_OK) {
                 break;
             }
-            if (pst != KT_OK) {
+            if (pst != KT_OK && p->full) {
+                p->full = false;
+                p->err = perr;
+                p->n_stored = 0;
+                p->n_dups = 0;
+                defer_count(ev, p, true);
+                p->deferred = true;
+                backpressure(ev, p);
+            } else if (pst != KT_OK) {
                 p->failed = true;
                 p->err = perr;
                 p->n_stored = 0;
-                ev->n_cloud = cloud_mark;
                 KT_LOG(KT_LOG_ERR, "HUB-EVENTS-BATCH-FAIL",
                        "site=%s first_seq=%" PRIu64 " n=%zu status=%s err=\"%s\"",
                        p->site != NULL ? p->site : "-", p->first_seq, p->n, kt_status_str(pst),
@@ -549,17 +751,24 @@ static void process(hub_events *ev)
         KT_LOG(KT_LOG_ERR, "HUB-EVENTS-COMMIT-FAIL", "batches=%zu events=%zu err=\"%s\"", n_taken,
                n_events, err.msg);
         for (pend *p = taken; p != NULL; p = p->next) {
+            if (p->deferred) {
+                defer_count(ev, p, false);
+                p->deferred = false;
+            }
             p->failed = true;
             p->err = err;
             p->n_stored = 0;
         }
-        ev->n_cloud = 0;
+        ev->cloud_dirty = false;
         ev->n_touched = 0;
     } else {
         KT_LOG(KT_LOG_DEBUG, "HUB-EVENTS-COMMIT", "events=%zu ms=%.3f", n_events, ms);
     }
     /* after the commit: acks, failures, kicks, cloud services */
     for (pend *p = taken; p != NULL; p = p->next) {
+        if (p->deferred) {
+            continue;
+        }
         kt_metrics_add(ev->m_committed, p->n_stored);
         kt_metrics_add(ev->m_dups, p->n_dups);
         if (p->es != NULL) {
@@ -583,10 +792,6 @@ static void process(hub_events *ev)
             s->ops.down_ready(s->user);
         }
     }
-    for (size_t i = 0; i < ev->n_cloud; i++) {
-        dispatch_cloud(ev, &ev->cloud[i]);
-    }
-    ev->n_cloud = 0;
     for (size_t i = 0; i < ev->n_touched; i++) {
         kt_free(ev->touched[i]);
     }
@@ -594,7 +799,41 @@ static void process(hub_events *ev)
     while (taken != NULL) {
         pend *p = taken;
         taken = p->next;
-        pend_free(p);
+        if (p->deferred) {
+            defer_append(ev, p); /* counted when it was deferred */
+        } else {
+            pend_free(p);
+        }
+    }
+    if (ev->cloud_dirty) {
+        ev->cloud_dirty = false;
+        cloud_pump_all(ev);
+    }
+}
+
+/* Put the deferred FIFO back at the front of the queue, in order. */
+static void on_retry(uv_timer_t *t)
+{
+    hub_events *ev = t->data;
+    if (ev->dhead == NULL || ev->stopping) {
+        return;
+    }
+    for (pend *p = ev->dhead; p != NULL; p = p->next) {
+        defer_count(ev, p, false);
+        p->deferred = false;
+    }
+    ev->dtail->next = ev->head;
+    if (ev->tail == NULL) {
+        ev->tail = ev->dtail;
+    }
+    ev->head = ev->dhead;
+    ev->n_pend += ev->n_deferred;
+    ev->dhead = NULL;
+    ev->dtail = NULL;
+    ev->n_deferred = 0;
+    if (!ev->check_on && ev->check != NULL) {
+        uv_check_start(ev->check, on_check);
+        ev->check_on = true;
     }
 }
 
@@ -623,9 +862,9 @@ void hub_events_flush(hub_events *ev)
 
 static kt_status emit_sink(const model_event *e, void *user)
 {
-    hub_events *ev = user;
+    emit_ctx *c = user;
     kt_err err = { 0 };
-    kt_status st = hub_events_ingest(ev, e, &err);
+    kt_status st = hub_events_ingest_depth(c->ev, e, c->depth, &err);
     if (st != KT_OK) {
         KT_LOG(KT_LOG_WARN, "HUB-EMIT-REFUSED", "iface=%s source=%s status=%s err=\"%s\"", e->iface,
                e->source != NULL ? e->source : "", kt_status_str(st), err.msg);
@@ -633,63 +872,282 @@ static kt_status emit_sink(const model_event *e, void *user)
     return KT_OK; /* one refused emit must not cancel the others */
 }
 
+/* The event could not be delivered (final failure): counted, logged (rate-limited), deleted. */
+static void dead_letter(cloud_q *q, const char *id, const char *why)
+{
+    hub_events *ev = q->ev;
+    kt_metrics_inc(q->m_dead);
+    uint64_t now = kt_clock_mono_ms();
+    if (ev->dead_logged_ms == 0 || now - ev->dead_logged_ms >= FULL_LOG_EVERY_MS) {
+        ev->dead_logged_ms = now;
+        KT_LOG(KT_LOG_WARN, "HUB-CLOUD-DEAD", "iface=%s id=%s err=\"%s\" suppressed=%" PRIu64,
+               q->iface, id, why, ev->dead_suppressed);
+        ev->dead_suppressed = 0;
+    } else {
+        ev->dead_suppressed++;
+    }
+}
+
+static void fl_push(cloud_q *q, uint64_t seq, bool done)
+{
+    if (q->fl_n == q->fl_cap) {
+        q->fl_cap = q->fl_cap != 0 ? 2 * q->fl_cap : 64;
+        q->fl = kt_xrealloc(q->fl, q->fl_cap * sizeof(*q->fl));
+    }
+    q->fl[q->fl_n].seq = seq;
+    q->fl[q->fl_n].done = done;
+    q->fl_n++;
+    q->read_seq = seq;
+}
+
+static void fl_done(cloud_q *q, uint64_t seq)
+{
+    for (size_t i = 0; i < q->fl_n; i++) {
+        if (q->fl[i].seq == seq) {
+            q->fl[i].done = true;
+            return;
+        }
+    }
+}
+
+/* Delete the completed prefix of q's handed-out rows from the store. */
+static void cloud_ack(cloud_q *q)
+{
+    size_t k = 0;
+    uint64_t upto = 0;
+    while (k < q->fl_n && q->fl[k].done) {
+        upto = q->fl[k].seq;
+        k++;
+    }
+    if (k == 0) {
+        return;
+    }
+    memmove(q->fl, q->fl + k, (q->fl_n - k) * sizeof(*q->fl));
+    q->fl_n -= k;
+    kt_err err = { 0 };
+    if (hub_evstore_down_ack(q->ev->store, q->site, upto, &err) != KT_OK) {
+        /* the rows stay: delivered again after a restart (at-least-once) */
+        KT_LOG(KT_LOG_WARN, "HUB-CLOUD-ACK-FAIL", "iface=%s seq=%" PRIu64 " err=\"%s\"", q->iface,
+               upto, err.msg);
+    }
+    kick_retry(q->ev);
+}
+
+static void on_cloud_timer(uv_timer_t *t);
+
+static void cloud_schedule(hub_events *ev, uint64_t ms)
+{
+    if (ev->cloud_timer != NULL && !ev->stopping) {
+        uv_timer_start(ev->cloud_timer, on_cloud_timer, ms, 0);
+    }
+}
+
 #ifdef KT_HUB_HAVE_SVC_CALLER
 static void on_call_done(kt_status st, const svc_call_result *res, void *user)
 {
-    hub_events *ev = user;
-    if (ev->stopping) {
+    cloud_ctx *cx = user;
+    cloud_q *q = cx->q;
+    hub_events *ev = q->ev;
+    if (st == KT_ECLOSED || ev->stopping) {
+        kt_free(cx); /* shutting down: the row stays queued for the next start */
         return;
     }
     if (st == KT_OK) {
         kt_metrics_inc(ev->m_cloud_ok);
-        if (res->reply != NULL) {
-            (void)emit_sink(res->reply, ev);
+        if (res != NULL && res->reply != NULL) {
+            emit_ctx ec = { ev, cx->depth + 1 };
+            (void)emit_sink(res->reply, &ec);
         }
     } else {
         kt_metrics_inc(ev->m_cloud_fail);
+        char id[32];
+        snprintf(id, sizeof(id), "seq-%" PRIu64, cx->seq);
+        dead_letter(q, id, res != NULL && res->detail != NULL ? res->detail : kt_status_str(st));
+    }
+    fl_done(q, cx->seq);
+    kt_free(cx);
+    cloud_ack(q);
+    if (q->blocked) {
+        q->blocked = false;
+        cloud_schedule(ev, 0);
     }
 }
 #endif
 
-static void dispatch_cloud(hub_events *ev, const cloud_call *c)
+/* One queued row, copied out of the store (borrowed callback data). */
+typedef struct crow {
+    sync_event se;
+    uint64_t seq;
+    uint32_t depth;
+} crow;
+
+typedef struct ccollect {
+    kt_arena *a;
+    crow *rows;
+    size_t n, cap;
+} ccollect;
+
+static int ccollect_cb(const hub_evstore_event *e, void *user)
 {
-    if (ev->stopping) {
-        return;
+    ccollect *c = user;
+    if (c->n == c->cap) {
+        c->cap = c->cap != 0 ? 2 * c->cap : 64;
+        c->rows = kt_xrealloc(c->rows, c->cap * sizeof(*c->rows));
     }
+    crow *r = &c->rows[c->n++];
+    memset(r, 0, sizeof(*r));
+    sync_event src = { 0 };
+    src.id = e->id;
+    src.type = e->type;
+    src.source = e->source;
+    src.subject = e->subject[0] != '\0' ? e->subject : NULL;
+    src.datacontenttype = e->datacontenttype[0] != '\0' ? e->datacontenttype : NULL;
+    src.time_ms = e->time_ms;
+    src.data = e->data;
+    src.data_len = e->data_len;
+    copy_event(c->a, &r->se, &src);
+    r->seq = e->seq;
+    kt_err err = { 0 };
+    if (svc_api_parse_depth(e->instance, &r->depth, &err) != KT_OK) {
+        r->depth = 0;
+    }
+    return 0;
+}
+
+/* Hand one row to q's service. false: the HTTP caller is full (q blocked, row not taken). */
+static bool cloud_dispatch(hub_events *ev, cloud_q *q, const crow *r)
+{
     model_event me;
     kt_err err = { 0 };
-    if (to_model(&me, c->evt, &err) != KT_OK) {
-        return;
+    if (to_model(&me, &r->se, &err) != KT_OK) {
+        dead_letter(q, r->se.id, err.msg);
+        fl_push(q, r->seq, true);
+        return true;
     }
-    kt_status st = KT_ENOTFOUND;
-    if (ev->plugins != NULL && svc_plugin_host_serves(ev->plugins, c->iface)) {
-        st = svc_plugin_host_dispatch(ev->plugins, c->iface, &me, emit_sink, ev, &err);
+    if (!q->http) {
+        kt_status st = KT_ENOTFOUND;
+        if (ev->plugins != NULL && svc_plugin_host_serves(ev->plugins, q->iface)) {
+            emit_ctx ec = { ev, r->depth + 1 };
+            st = svc_plugin_host_dispatch(ev->plugins, q->iface, &me, emit_sink, &ec, &err);
+        } else {
+            kt_err_set(&err, KT_ENOTFOUND, "no plugin serves %s", q->iface);
+        }
         if (st == KT_OK) {
             kt_metrics_inc(ev->m_cloud_ok);
         } else {
             kt_metrics_inc(ev->m_cloud_fail);
-            KT_LOG(KT_LOG_WARN, "HUB-CLOUD-FAIL", "iface=%s id=%s status=%s err=\"%s\"", c->iface,
-                   me.id, kt_status_str(st), err.msg);
+            dead_letter(q, me.id, err.msg);
         }
-        return;
+        fl_push(q, r->seq, true);
+        return true;
     }
 #ifdef KT_HUB_HAVE_SVC_CALLER
-    if (ev->caller != NULL) {
-        st = svc_caller_post(ev->caller, c->iface, &me, on_call_done, ev, &err);
-        if (st == KT_OK) {
-            return;
+    cloud_ctx *cx = kt_xcalloc(1, sizeof(*cx));
+    cx->q = q;
+    cx->seq = r->seq;
+    cx->depth = r->depth;
+    kt_status st = ev->caller != NULL ? svc_caller_post_depth(ev->caller, q->iface, &me, r->depth,
+                                                              on_call_done, cx, &err)
+                                      : kt_err_set(&err, KT_ENOTFOUND, "no HTTP caller");
+    if (st == KT_OK) {
+        fl_push(q, r->seq, false);
+        return true;
+    }
+    kt_free(cx);
+    if (st == KT_EAGAIN) {
+        q->blocked = true;
+        return false;
+    }
+#else
+    kt_status st = kt_err_set(&err, KT_ENOTFOUND, "HTTP services are not built in");
+#endif
+    kt_metrics_inc(ev->m_cloud_fail);
+    (void)st;
+    dead_letter(q, me.id, err.msg);
+    fl_push(q, r->seq, true);
+    return true;
+}
+
+/* Hand q's queued rows to its service, at most budget; returns how many were handed out. */
+static size_t cloud_pump(hub_events *ev, cloud_q *q, size_t budget)
+{
+    size_t handed = 0;
+    while (!q->blocked && handed < budget && !ev->stopping) {
+        kt_arena a;
+        kt_arena_init(&a, 64 * 1024);
+        ccollect c = { &a, NULL, 0, 0 };
+        size_t want = budget - handed < CLOUD_READ_MAX ? budget - handed : CLOUD_READ_MAX;
+        kt_err err = { 0 };
+        kt_status st =
+            hub_evstore_down_read(ev->store, q->site, q->read_seq, want, ccollect_cb, &c, &err);
+        if (st != KT_OK) {
+            KT_LOG(KT_LOG_WARN, "HUB-CLOUD-READ-FAIL", "iface=%s err=\"%s\"", q->iface, err.msg);
         }
-        if (st != KT_ENOTFOUND) {
-            kt_metrics_inc(ev->m_cloud_fail);
-            KT_LOG(KT_LOG_WARN, "HUB-CLOUD-FAIL", "iface=%s id=%s status=%s err=\"%s\"", c->iface,
-                   me.id, kt_status_str(st), err.msg);
-            return;
+        size_t n = st == KT_OK ? c.n : 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!cloud_dispatch(ev, q, &c.rows[i])) {
+                break;
+            }
+            handed++;
+        }
+        kt_free(c.rows);
+        kt_arena_fini(&a);
+        if (n < want) {
+            break;
         }
     }
-#endif
-    kt_metrics_inc(ev->m_cloud_none);
-    KT_LOG(KT_LOG_DEBUG, "HUB-CLOUD-NONE", "iface=%s id=%s msg=\"no cloud service configured\"",
-           c->iface, me.id);
+    cloud_ack(q);
+    return handed;
+}
+
+static void cloud_pump_all(hub_events *ev)
+{
+    bool more = false;
+    bool blocked = false;
+    for (size_t i = 0; i < ev->n_cq && !ev->stopping; i++) {
+        if (cloud_pump(ev, ev->cq[i], CLOUD_PUMP_BUDGET) >= CLOUD_PUMP_BUDGET) {
+            more = true;
+        }
+        blocked = blocked || ev->cq[i]->blocked;
+    }
+    if (more) {
+        cloud_schedule(ev, 0);
+    } else if (blocked) {
+        cloud_schedule(ev, CLOUD_BLOCKED_MS);
+    }
+}
+
+static void on_cloud_timer(uv_timer_t *t)
+{
+    hub_events *ev = t->data;
+    for (size_t i = 0; i < ev->n_cq; i++) {
+        ev->cq[i]->blocked = false; /* try again: a call may have completed meanwhile */
+    }
+    cloud_pump_all(ev);
+}
+
+static void cloud_q_add(hub_events *ev, const char *iface, bool http)
+{
+    if (find_cq(ev, iface) != NULL) {
+        return; /* the first declaration serves it */
+    }
+    cloud_q *q = kt_xcalloc(1, sizeof(*q));
+    q->ev = ev;
+    q->iface = kt_xstrdup(iface);
+    size_t len = strlen(CLOUD_SITE_PREFIX) + strlen(iface) + 1;
+    q->site = kt_xmalloc(len);
+    snprintf(q->site, len, "%s%s", CLOUD_SITE_PREFIX, iface);
+    q->http = http;
+    if (ev->metrics != NULL) {
+        const char *labels[] = { "iface", iface, NULL };
+        kt_err err = { 0 };
+        (void)kt_metrics_counter(&q->m_dead, ev->metrics, "ktwin_hub_cloud_dead_letters_total",
+                                 "Events a cloud service could not take after the retries "
+                                 "(deleted from its durable queue), by interface",
+                                 labels, &err);
+    }
+    ev->cq = kt_xrealloc(ev->cq, (ev->n_cq + 1) * sizeof(*ev->cq));
+    ev->cq[ev->n_cq++] = q;
 }
 
 /* ============================================================ sessions */
@@ -862,6 +1320,7 @@ kt_status hub_events_down_acked(hub_events_session *es, uint64_t seq, kt_err *er
 {
     kt_status st = hub_evstore_down_ack(es->ev->store, es->site, seq, err);
     site_gauge(es->ev, es->site);
+    kick_retry(es->ev); /* deferred batches may fit now */
     return st;
 }
 
@@ -869,8 +1328,21 @@ kt_status hub_events_down_acked(hub_events_session *es, uint64_t seq, kt_err *er
 
 kt_status hub_events_ingest(hub_events *ev, const model_event *e, kt_err *err)
 {
+    return hub_events_ingest_depth(ev, e, 0, err);
+}
+
+kt_status hub_events_ingest_depth(hub_events *ev, const model_event *e, uint32_t depth, kt_err *err)
+{
     if (ev->stopping) {
         return kt_err_set(err, KT_EAGAIN, "hub is shutting down");
+    }
+    if (depth > ev->max_depth) {
+        drop_metric(ev, "depth");
+        KT_LOG(KT_LOG_DEBUG, "HUB-EVENT-DROP",
+               "reason=depth depth=%" PRIu32 " max=%" PRIu32 " iface=%s source=%s id=%s", depth,
+               ev->max_depth, e->iface, e->source != NULL ? e->source : "",
+               e->id != NULL ? e->id : "");
+        return KT_OK; /* like KTWIN's broker: accepted, not routed */
     }
     model_route_env env;
     route_env(ev, &env);
@@ -897,12 +1369,18 @@ kt_status hub_events_ingest(hub_events *ev, const model_event *e, kt_err *err)
                 break;
             }
         }
-        if (d[i].kind == MODEL_ROUTE_DOWNSTREAM &&
-            hub_evstore_down_count(ev->store, d[i].site) >= ev->down_cap) {
+        const char *qsite = NULL;
+        if (d[i].kind == MODEL_ROUTE_DOWNSTREAM) {
+            qsite = d[i].site;
+        } else if (d[i].kind == MODEL_ROUTE_SERVICE_CLOUD) {
+            cloud_q *q = cloud_q_for(ev, d[i].iface);
+            qsite = q != NULL ? q->site : NULL;
+        }
+        if (qsite != NULL && hub_evstore_down_count(ev->store, qsite) >= ev->down_cap) {
             kt_err ferr = { 0 };
-            kt_err_set(&ferr, KT_EAGAIN, "downstream queue of site %s is full", d[i].site);
-            full_metric(ev, d[i].site, &ferr);
-            return kt_err_set(err, KT_EAGAIN, "downstream queue of site %s is full", d[i].site);
+            kt_err_set(&ferr, KT_EAGAIN, "queue %s is full", qsite);
+            full_metric(ev, qsite, &ferr);
+            return kt_err_set(err, KT_EAGAIN, "queue %s is full", qsite);
         }
     }
     char type[MODEL_EVENT_TYPE_CAP];
@@ -917,7 +1395,9 @@ kt_status hub_events_ingest(hub_events *ev, const model_event *e, kt_err *err)
     if (se.id == NULL || se.source == NULL || se.type[0] == '\0') {
         return kt_err_set(err, KT_EINVAL, "event without id, source or type");
     }
-    enqueue(ev, pend_new(ev, &se, 1));
+    pend *p = pend_new(ev, &se, 1);
+    p->depth = depth;
+    enqueue(ev, p);
     return KT_OK;
 }
 
@@ -1013,9 +1493,9 @@ static kt_status op_list(
     return st;
 }
 
-static kt_status op_ingest(void *user, const model_event *e, kt_err *err)
+static kt_status op_ingest(void *user, const model_event *e, uint32_t depth, kt_err *err)
 {
-    return hub_events_ingest(user, e, err);
+    return hub_events_ingest_depth(user, e, depth, err);
 }
 
 static const model *graph_cb(void *user)
@@ -1164,6 +1644,18 @@ static kt_status load_services(hub_events *ev, const hub_cfg *cfg, kt_err *err)
                     st = kt_err_set(err, st, "services[%zu]: %s", i, perr.msg);
                 }
             }
+            for (size_t k = 0; st == KT_OK && k < sv.n_ifaces; k++) {
+                cloud_q_add(ev, sv.ifaces[k], false);
+            }
+            /* "*": the plugin's own list; its queues exist for the model's interfaces it serves */
+            const model *m = hub_graph_model(ev->graph);
+            for (size_t k = 0;
+                 st == KT_OK && sv.n_ifaces == 0 && m != NULL && k < model_n_ifaces(m); k++) {
+                const char *name = model_iface_at(m, k)->name;
+                if (svc_plugin_host_serves(ev->plugins, name)) {
+                    cloud_q_add(ev, name, false);
+                }
+            }
         } else {
 #ifdef KT_HUB_HAVE_SVC_CALLER
             if (ev->caller == NULL) {
@@ -1175,6 +1667,8 @@ static kt_status load_services(hub_events *ev, const hub_cfg *cfg, kt_err *err)
                 st = svc_caller_endpoint(ev->caller, sv.ifaces[k], &sv.http, &perr);
                 if (st != KT_OK) {
                     st = kt_err_set(err, st, "services[%zu]: %s", i, perr.msg);
+                } else {
+                    cloud_q_add(ev, sv.ifaces[k], true);
                 }
             }
 #else
@@ -1222,6 +1716,8 @@ kt_status hub_events_new(hub_events **out,
         cfg->events.retention_interval_ms > 0 ? (uint64_t)cfg->events.retention_interval_ms : 10000;
     ev->down_cap =
         cfg->events.down_max_per_site > 0 ? (uint64_t)cfg->events.down_max_per_site : 100000;
+    ev->max_depth =
+        cfg->services.max_depth > 0 ? (uint32_t)cfg->services.max_depth : DEFAULT_MAX_DEPTH;
     char path[4200];
     if (cfg->events.store_path != NULL) {
         kt_strlcpy(path, cfg->events.store_path, sizeof(path));
@@ -1248,6 +1744,12 @@ kt_status hub_events_new(hub_events **out,
     ev->retention = kt_xcalloc(1, sizeof(*ev->retention));
     uv_timer_init(loop, ev->retention);
     ev->retention->data = ev;
+    ev->retry = kt_xcalloc(1, sizeof(*ev->retry));
+    uv_timer_init(loop, ev->retry);
+    ev->retry->data = ev;
+    ev->cloud_timer = kt_xcalloc(1, sizeof(*ev->cloud_timer));
+    uv_timer_init(loop, ev->cloud_timer);
+    ev->cloud_timer->data = ev;
     hub_graph_subscribe(graph, on_graph_changed, ev);
     st = register_metrics(ev, err);
     if (st == KT_OK) {
@@ -1255,7 +1757,7 @@ kt_status hub_events_new(hub_events **out,
     }
     if (st == KT_OK && srv != NULL) {
         svc_api_ops ao = { 0 };
-        ao.ingest = op_ingest;
+        ao.ingest_depth = op_ingest;
         ao.store = &ev->store_ops;
         ao.user = ev;
         svc_api_opts aopts = { 0 };
@@ -1269,6 +1771,15 @@ kt_status hub_events_new(hub_events **out,
     if (ev->ret_max_age_ms != 0 || ev->ret_max_bytes != 0) {
         uv_timer_start(ev->retention, retention_cb, ev->ret_interval_ms, 0);
     }
+    size_t cloud_pending = 0;
+    for (size_t i = 0; i < ev->n_cq; i++) {
+        cloud_pending += (size_t)hub_evstore_down_count(ev->store, ev->cq[i]->site);
+    }
+    if (cloud_pending > 0) {
+        /* a previous run left events for the cloud services: deliver them (at-least-once) */
+        KT_LOG(KT_LOG_NOTICE, "HUB-CLOUD-RESUME", "events=%zu", cloud_pending);
+    }
+    cloud_schedule(ev, 0);
     hub_evstore_stats stats;
     hub_evstore_stats_get(ev->store, &stats);
     KT_LOG(KT_LOG_NOTICE, "HUB-EVENTS-READY",
@@ -1285,8 +1796,26 @@ void hub_events_free(hub_events *ev)
     if (ev == NULL) {
         return;
     }
-    ev->stopping = true;
+    ev->stopping = true; /* no cloud calls now: queued rows wait for the next start */
     hub_events_flush(ev);
+    /* deferred batches were never acked: the agents resend them; events that arrived here are lost
+     */
+    size_t dropped_local = 0;
+    while (ev->dhead != NULL) {
+        pend *p = ev->dhead;
+        ev->dhead = p->next;
+        if (p->es == NULL) {
+            dropped_local++;
+        }
+        defer_count(ev, p, false);
+        pend_free(p);
+    }
+    ev->dtail = NULL;
+    if (ev->n_deferred > 0) {
+        KT_LOG(KT_LOG_WARN, "HUB-DEFERRED-DROPPED", "batches=%zu hub_events=%zu", ev->n_deferred,
+               dropped_local);
+    }
+    ev->n_deferred = 0;
 #ifdef KT_HUB_HAVE_SVC_CALLER
     svc_caller_free(ev->caller);
     ev->caller = NULL;
@@ -1308,8 +1837,22 @@ void hub_events_free(hub_events *ev)
     uv_timer_stop(ev->retention);
     uv_close((uv_handle_t *)ev->check, handle_free_cb);
     uv_close((uv_handle_t *)ev->retention, handle_free_cb);
+    if (ev->retry != NULL) {
+        uv_timer_stop(ev->retry);
+        uv_close((uv_handle_t *)ev->retry, handle_free_cb);
+    }
+    if (ev->cloud_timer != NULL) {
+        uv_timer_stop(ev->cloud_timer);
+        uv_close((uv_handle_t *)ev->cloud_timer, handle_free_cb);
+    }
+    for (size_t i = 0; i < ev->n_cq; i++) {
+        kt_free(ev->cq[i]->iface);
+        kt_free(ev->cq[i]->site);
+        kt_free(ev->cq[i]->fl);
+        kt_free(ev->cq[i]);
+    }
+    kt_free(ev->cq);
     kt_free(ev->store_buf);
-    kt_free(ev->cloud);
     kt_free(ev->touched);
     kt_free(ev);
 }

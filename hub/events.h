@@ -30,13 +30,28 @@
  * hub_events_down_acked() deletes what the agent committed, and
  * ops.down_ready() tells the site's session that entries were queued
  * (fed calls sync_server_kick_down). A full queue (events.down_max_per_site)
- * refuses the event: log HUB-DOWN-FULL (rate-limited), metric
- * ktwin_hub_downstream_full_total{site}; broker ingress answers 503.
+ * is BACKPRESSURE, never a loss: log HUB-DOWN-FULL (rate-limited), metric
+ * ktwin_hub_downstream_full_total{site}; the broker ingress answers 503;
+ * an upstream batch that needs the full queue is rolled back and deferred
+ * with every later batch of its session (not acked, retried in order when
+ * the agent acks downstream entries, a cloud call completes, or every
+ * 200 ms): ktwin_hub_upstream_deferred_total{site}, HUB-BACKPRESSURE. The
+ * agent's sync window then fills and its outbox keeps the rest.
  *
  * CLOUD SERVICES: the hub's `services` (svc/service.h syntax): plugins run
  * in-process (svc_plugin_host), HTTP services get the event POSTed
- * (svc_caller). Events they emit (plugin emits, HTTP replies, POSTs to the
- * hub's broker ingress) are routed like any event that arrives at the hub.
+ * (svc_caller). Delivery is durable and AT-LEAST-ONCE: an event bound for a
+ * cloud service is queued in the event store ("#cloud/<iface>", same
+ * transaction as its batch, before the ack, bounded by
+ * events.down_max_per_site like a site queue) and deleted only after the
+ * call succeeded or was dead-lettered (final failure after the retries:
+ * ktwin_hub_cloud_dead_letters_total{iface}, HUB-CLOUD-DEAD); a restarted
+ * hub resumes what is queued (HUB-CLOUD-RESUME), so a crash mid-call
+ * delivers that event again. Events they emit (plugin emits, HTTP replies,
+ * POSTs to the hub's broker ingress) are routed like any event that arrives
+ * at the hub, one loop depth deeper (services.max_depth; HTTP services get
+ * ce-ktwindepth and the ingress reads it back); deeper ones are dropped,
+ * reason "depth".
  *
  * HTTP (svc/api.h on the hub's server): POST / (broker ingress),
  * GET /api/v1/twin-events[/{iface}/{inst}[/latest]] (paged: from, to,
@@ -50,7 +65,8 @@
  * ktwin_hub_event_batches_total, ktwin_hub_evstore_rows, ktwin_hub_evstore_bytes,
  * ktwin_hub_retention_deleted_total, ktwin_hub_downstream_queued{site},
  * ktwin_hub_downstream_full_total{site}, ktwin_hub_events_dropped_total{reason},
- * ktwin_hub_evstore_commit_failures_total, ktwin_hub_cloud_dispatch_total{result}.
+ * ktwin_hub_evstore_commit_failures_total, ktwin_hub_cloud_dispatch_total{result},
+ * ktwin_hub_upstream_deferred_total{site}, ktwin_hub_cloud_dead_letters_total{iface}.
  *
  * LIFECYCLE (hub/main.c): hub_events_new() after the graph, metrics and the
  * HTTP server exist and before kt_http_server_start(); then
@@ -195,6 +211,15 @@ kt_status hub_events_down_acked(hub_events_session *es, uint64_t seq, kt_err *er
  * (err says why).
  */
 kt_status hub_events_ingest(hub_events *ev, const model_event *e, kt_err *err);
+
+/*
+ * hub_events_ingest for an event of loop depth `depth` (an emit of a cloud
+ * service handling an event of depth depth - 1; the broker ingress passes
+ * ktwindepth + 1, svc/api.h). Over services.max_depth the event is dropped
+ * (ktwin_hub_events_dropped_total{reason="depth"}) and KT_OK is returned.
+ */
+kt_status
+hub_events_ingest_depth(hub_events *ev, const model_event *e, uint32_t depth, kt_err *err);
 
 /* Process the queued batches now (tests; normally the uv_check does it). */
 void hub_events_flush(hub_events *ev);

@@ -13,6 +13,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cjson/cJSON.h>
 
@@ -22,6 +23,7 @@
 #include "kt/json.h"
 #include "kt/log.h"
 #include "kt/mem.h"
+#include "svc/caller.h"
 
 #define EVENTS_PATH      "/api/v1/twin-events"
 #define DEFAULT_MAX_DATA (1024u * 1024u)
@@ -102,14 +104,68 @@ static kt_status parse_ce(svc_api *a, kt_http_req *req, model_event **out, kt_er
 
 /* ------------------------------------------------------------- ingress */
 
+/*
+ * The event's loop depth: ktwindepth + 1 from the ce-ktwindepth header
+ * (binary) or the "ktwindepth" member (structured), 0 without it.
+ */
+static kt_status ingress_depth(kt_http_req *req, uint32_t *depth_out, kt_err *err)
+{
+    *depth_out = 0;
+    const char *h = kt_http_req_header(req, SVC_DEPTH_HEADER);
+    char num[32];
+    const char *text = h;
+    if (text == NULL) {
+        const char *ct = kt_http_req_header(req, "content-type");
+        if (ct == NULL ||
+            strncasecmp(ct, MODEL_CE_STRUCTURED_CT, strlen(MODEL_CE_STRUCTURED_CT)) != 0) {
+            return KT_OK;
+        }
+        size_t len = 0;
+        const uint8_t *body = kt_http_req_body(req, &len);
+        cJSON *doc = cJSON_ParseWithLength((const char *)body, len);
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, SVC_DEPTH_ATTR);
+        kt_status st = KT_OK;
+        if (cJSON_IsString(v)) {
+            kt_strlcpy(num, v->valuestring, sizeof(num));
+            text = num;
+        } else if (cJSON_IsNumber(v)) {
+            if (v->valuedouble >= 0 && v->valuedouble <= (double)SVC_DEPTH_MAX &&
+                v->valuedouble == (double)(uint32_t)v->valuedouble) {
+                snprintf(num, sizeof(num), "%u", (unsigned)v->valuedouble);
+            } else {
+                kt_strlcpy(num, "-", sizeof(num));
+            }
+            text = num;
+        } else if (v != NULL) {
+            st = kt_err_set(err, KT_EINVAL, "ktwindepth: not a string or number");
+        }
+        cJSON_Delete(doc);
+        if (st != KT_OK || text == NULL) {
+            return st;
+        }
+    }
+    uint32_t d = 0;
+    kt_err perr = { 0 };
+    if (svc_api_parse_depth(text, &d, &perr) != KT_OK) {
+        return kt_err_set(err, KT_EINVAL, "ce-%s", perr.msg);
+    }
+    *depth_out = d + 1;
+    return KT_OK;
+}
+
 static void on_ingress(kt_http_req *req, void *user)
 {
     svc_api *a = user;
     kt_err e = { 0 };
     model_event *ev = NULL;
+    uint32_t depth = 0;
     kt_status st = parse_ce(a, req, &ev, &e);
     if (st == KT_OK) {
-        st = a->ops.ingest(a->ops.user, ev, &e);
+        st = ingress_depth(req, &depth, &e);
+    }
+    if (st == KT_OK) {
+        st = a->ops.ingest_depth != NULL ? a->ops.ingest_depth(a->ops.user, ev, depth, &e)
+                                         : a->ops.ingest(a->ops.user, ev, &e);
     }
     if (st == KT_OK) {
         kt_http_respond(req, 202, NULL, "", 0);
@@ -422,7 +478,7 @@ kt_status svc_api_mount(svc_api **out,
     a->events_slash = kt_xmalloc(plen + sizeof(EVENTS_PATH) + 1);
     memcpy(a->events_slash, a->events_path, plen + sizeof(EVENTS_PATH) - 1);
     memcpy(a->events_slash + plen + sizeof(EVENTS_PATH) - 1, "/", 2);
-    if (a->ops.ingest != NULL) {
+    if (a->ops.ingest != NULL || a->ops.ingest_depth != NULL) {
         st = kt_http_route(srv, KT_HTTP_POST, "/", 0, on_ingress, a, err);
     }
     if (st == KT_OK && a->ops.store != NULL) {
@@ -452,6 +508,27 @@ void svc_api_free(svc_api *a)
 }
 
 /* ---------------------------------------------------------------- parsing */
+
+kt_status svc_api_parse_depth(const char *text, uint32_t *out, kt_err *err)
+{
+    size_t len = strlen(text);
+    uint32_t v = 0;
+    *out = 0;
+    if (len == 0 || len > 7) {
+        return kt_err_set(err, KT_EINVAL, "ktwindepth: expected 1..7 decimal digits");
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] < '0' || text[i] > '9') {
+            return kt_err_set(err, KT_EINVAL, "ktwindepth: not a decimal integer");
+        }
+        v = v * 10u + (uint32_t)(text[i] - '0');
+    }
+    if (v > SVC_DEPTH_MAX) {
+        return kt_err_set(err, KT_EINVAL, "ktwindepth: over %u", SVC_DEPTH_MAX);
+    }
+    *out = v;
+    return KT_OK;
+}
 
 kt_status svc_api_parse_time(const char *text, uint64_t *ms_out, kt_err *err)
 {

@@ -23,6 +23,7 @@
  */
 #include "svc/caller.h"
 
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -725,6 +726,17 @@ kt_status svc_caller_post(svc_caller *c,
                           void *user,
                           kt_err *err)
 {
+    return svc_caller_post_depth(c, iface, ev, 0, done, user, err);
+}
+
+kt_status svc_caller_post_depth(svc_caller *c,
+                                const char *iface,
+                                const model_event *ev,
+                                uint32_t depth,
+                                svc_call_done_cb done,
+                                void *user,
+                                kt_err *err)
+{
     endpoint *ep = kt_map_get(&c->by_iface, iface);
     model_ce_headers h;
     call *k;
@@ -760,6 +772,12 @@ kt_status svc_caller_post(svc_caller *c,
     for (i = 0; i < h.n; i++) {
         char line[MODEL_EVENT_TYPE_CAP + 64 + MODEL_EVENT_ID_MAX];
         snprintf(line, sizeof(line), "%s: %s", h.h[i].name, h.h[i].value);
+        k->headers = curl_slist_append(k->headers, line);
+        KT_ASSERT(k->headers != NULL);
+    }
+    {
+        char line[64];
+        snprintf(line, sizeof(line), "%s: %" PRIu32, SVC_DEPTH_HEADER, depth);
         k->headers = curl_slist_append(k->headers, line);
         KT_ASSERT(k->headers != NULL);
     }

@@ -1,7 +1,8 @@
 /*
  * fuzz_svc_params.c — the text parsers of kt_svc on arbitrary bytes: the
  * event-store list query parameters (svc_api_parse_query, with the input
- * read as "name=value" lines), svc_api_parse_time on each value, and the
+ * read as "name=value" lines), svc_api_parse_time and svc_api_parse_depth
+ * (the ktwindepth loop-depth attribute) on each value, and the
  * service declaration parser (svc_service_parse) on the whole input.
  */
 #include <stddef.h>
@@ -63,6 +64,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         p.names[p.n] = line;
         p.values[p.n] = eq + 1;
         (void)svc_api_parse_time(eq + 1, &ms, &e);
+        uint32_t depth = 0;
+        kt_err_clear(&e);
+        if (svc_api_parse_depth(eq + 1, &depth, &e) == KT_OK) {
+            KT_ASSERT(depth <= SVC_DEPTH_MAX);
+        }
         p.n++;
     }
     memset(&q, 0, sizeof(q));

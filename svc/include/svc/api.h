@@ -16,6 +16,15 @@
  *        "data: JSON syntax error at line 1:7 (byte 6)", ...); 413 body over
  *        max_body_bytes (kt_net); ingest KT_EAGAIN -> 503 + Retry-After: 1;
  *        KT_ENOTFOUND -> 404; KT_EINVAL -> 400; other -> 500.
+ *        LOOP DEPTH: the CloudEvents extension attribute `ktwindepth`
+ *        (binary: header ce-ktwindepth; structured: member "ktwindepth",
+ *        a decimal string or a number) is the depth of the event a twin
+ *        service was handling when it posted this one (svc/caller.h sends
+ *        it on every call). The event's own depth is then ktwindepth + 1
+ *        (0 without the attribute) and goes to ops.ingest_depth, so
+ *        services.max_depth bounds loops through HTTP services. A
+ *        ktwindepth that is not a decimal integer 0..SVC_DEPTH_MAX is
+ *        refused (400 "ce-ktwindepth: ...").
  *
  *   GET  /api/v1/twin-events                 every event (paged)
  *   GET  /api/v1/twin-events/{iface}/{inst}  events of one instance (paged)
@@ -69,6 +78,11 @@ typedef struct svc_api_ops {
      * is not mounted.
      */
     kt_status (*ingest)(void *user, const model_event *ev, kt_err *err);
+    /*
+     * Like ingest, with the event's loop depth (see LOOP DEPTH). When set it
+     * is used instead of ingest (which may then be NULL).
+     */
+    kt_status (*ingest_depth)(void *user, const model_event *ev, uint32_t depth, kt_err *err);
     const svc_store_ops *store; /* NULL: the twin-events routes are not mounted */
     void *user;                 /* passed to ingest (store ops carry their own) */
 } svc_api_ops;
@@ -107,5 +121,15 @@ kt_status svc_api_parse_time(const char *text, uint64_t *ms_out, kt_err *err);
  */
 typedef const char *(*svc_param_cb)(const char *name, void *user);
 kt_status svc_api_parse_query(svc_query *q, svc_param_cb param, void *user, kt_err *err);
+
+/* Largest ktwindepth value accepted. */
+#define SVC_DEPTH_MAX 1000000u
+
+/*
+ * Parse a ktwindepth value: 1..7 decimal digits, <= SVC_DEPTH_MAX, nothing
+ * else. Returns KT_OK or KT_EINVAL ("ktwindepth: ..."). Exposed for the fuzz
+ * target. Thread: any.
+ */
+kt_status svc_api_parse_depth(const char *text, uint32_t *out, kt_err *err);
 
 #endif

@@ -37,6 +37,13 @@
  * services answer 200 with an empty body (no reply) and instead POST their
  * events to the broker ingress (svc/api.h), which the agent routes.
  *
+ * LOOP DEPTH: every call carries the CloudEvents extension attribute
+ * `ktwindepth` (header ce-ktwindepth, SVC_DEPTH_HEADER) = the depth of the
+ * delivered event (svc_caller_post_depth; svc_caller_post sends 0). A
+ * service that copies it onto the events it POSTs back to the broker
+ * ingress lets the ingress (svc/api.h) count them as emitted at depth + 1,
+ * so services.max_depth bounds loops through HTTP services too.
+ *
  * Metrics (when opts.metrics is set), labels {iface}:
  * ktwin_svc_http_calls_total, ktwin_svc_http_failures_total,
  * ktwin_svc_http_retries_total, ktwin_svc_http_rejected_total (queue full),
@@ -77,6 +84,10 @@ typedef struct svc_endpoint_opts {
 } svc_endpoint_opts;
 
 #define SVC_RETRIES_NONE UINT32_MAX
+
+/* The loop-depth extension attribute (CloudEvents extension, binary-mode header). */
+#define SVC_DEPTH_ATTR   "ktwindepth"
+#define SVC_DEPTH_HEADER "ce-ktwindepth"
 
 /* What a finished call got (borrowed for the done callback). */
 typedef struct svc_call_result {
@@ -120,6 +131,18 @@ kt_status svc_caller_post(svc_caller *c,
                           svc_call_done_cb done,
                           void *user,
                           kt_err *err);
+
+/*
+ * svc_caller_post with the event's loop depth sent as ce-ktwindepth (see
+ * LOOP DEPTH). Same results.
+ */
+kt_status svc_caller_post_depth(svc_caller *c,
+                                const char *iface,
+                                const model_event *ev,
+                                uint32_t depth,
+                                svc_call_done_cb done,
+                                void *user,
+                                kt_err *err);
 
 /* Calls accepted and not yet done for iface (in flight + waiting), 0 for unknown. */
 size_t svc_caller_pending(const svc_caller *c, const char *iface);

@@ -11,16 +11,30 @@
  *     session; down_next serves consecutive seqs; down_acked deletes them;
  *   - broker ingress (hub_events_ingest): store events are stored, unknown
  *     interfaces refused, a full downstream queue answers KT_EAGAIN;
+ *   - backpressure: an upstream batch that routes to a full downstream
+ *     queue is not acked and not lost; a later batch of the same session
+ *     waits behind it; both commit, in order, once the agent of the full
+ *     site acks downstream entries;
+ *   - cloud services are durable: events bound for an HTTP cloud service
+ *     are in the store's "#cloud/<iface>" queue when their batch is acked,
+ *     stay there while the call is in flight and across a restart, are
+ *     resumed at start and deleted once dead-lettered (counted);
+ *   - loop depth: hub_events_ingest_depth over services.max_depth drops the
+ *     event (reason depth), KT_OK;
  *   - the store's upsert-merge is KTWIN's (svc_merge_json) end to end.
  * The placement comes from model_placement_compute over the test model
  * (defaultPlacement: edge, sites s1 and s2).
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -399,16 +413,149 @@ static void test_ingest_store_unknown_and_full_queue(void **state)
     const char *labels[] = { "site", "s1", NULL };
     assert_true(kt_metrics_value(
                     kt_metrics_find(f->metrics, "ktwin_hub_downstream_full_total", labels)) >= 1.0);
-    /* an upstream command to a full queue is refused (counted), the batch still acked */
+    /*
+     * backpressure: an upstream command to the full queue is not acked and not
+     * lost; the session's next batch (a store event) waits behind it
+     */
     fsess s2 = { 0 };
     s2.es = hub_events_session_open(f->ev, "s2", 0, &fops, &s2);
-    sync_event up[1] = { ev_of("u", ct, "pole-1", "{}") };
+    sync_event up[2] = { ev_of("u", ct, "pole-1", "{\"n\":1}"),
+                         ev_of("st", "ktwin.store.aq", "aq-1", "{\"k\":2}") };
     must(hub_events_up_batch(s2.es, "inc", 1, up, 1, &err), &err);
+    must(hub_events_up_batch(s2.es, "inc", 2, &up[1], 1, &err), &err);
+    for (int i = 0; i < 3; i++) {
+        (void)uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    assert_int_equal(s2.n_acks, 0);
+    assert_int_equal(s2.n_failed, 0);
+    assert_int_equal(rows(f), 1); /* the store event waits too (its seq is after the command's) */
+    uint64_t committed = 99;
+    must(hub_events_up_committed(f->ev, "s2", "inc", &committed, &err), &err);
+    assert_int_equal(committed, 0);
+    const char *s2l[] = { "site", "s2", NULL };
+    assert_true(kt_metrics_value(
+                    kt_metrics_find(f->metrics, "ktwin_hub_upstream_deferred_total", s2l)) >= 1.0);
+    /* s1's agent acks its two entries: the deferred batches commit, in order, and are acked */
+    must(hub_events_down_acked(s1.es, 2, &err), &err);
+    for (int i = 0; i < 200 && s2.acked < 2; i++) {
+        (void)uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(s2.acked, 2);
+    assert_int_equal(s2.n_failed, 0);
+    assert_int_equal(rows(f), 2);
+    assert_int_equal(hub_evstore_down_count(hub_events_store(f->ev), "s1"), 1);
+    const sync_event *out = NULL;
+    size_t n = 0;
+    must(hub_events_down_next(s1.es, &out, &n, 3, 10, 1 << 20, &err), &err);
+    assert_int_equal(n, 1);
+    assert_string_equal(out[0].id, "u");
+    /* a resend of both is all duplicates */
+    must(hub_events_up_batch(s2.es, "inc", 1, up, 2, &err), &err);
     (void)uv_run(&f->loop, UV_RUN_NOWAIT);
-    assert_int_equal(s2.acked, 1);
-    assert_int_equal(hub_evstore_down_count(hub_events_store(f->ev), "s1"), 2);
+    assert_int_equal(hub_evstore_down_count(hub_events_store(f->ev), "s1"), 1);
+    assert_int_equal(rows(f), 2);
     hub_events_session_close(s1.es);
     hub_events_session_close(s2.es);
+}
+
+static const model_placement *no_placement(void *user)
+{
+    (void)user;
+    return NULL; /* everything in the cloud */
+}
+
+static void set_service(fx *f, const char *spec)
+{
+    for (size_t i = 0; i < f->cfg.services.specs.n; i++) {
+        kt_free(f->cfg.services.specs.items[i]);
+    }
+    kt_free(f->cfg.services.specs.items);
+    f->cfg.services.specs.items = kt_xcalloc(1, sizeof(char *));
+    f->cfg.services.specs.items[0] = kt_xstrdup(spec);
+    f->cfg.services.specs.n = 1;
+}
+
+static uint64_t cloud_rows(fx *f)
+{
+    return hub_evstore_down_count(hub_events_store(f->ev), "#cloud/aq");
+}
+
+static void test_cloud_calls_are_durable_and_resumed(void **state)
+{
+    fx *f = *state;
+    kt_err err = { 0 };
+    /* a service that accepts connections (the kernel's backlog) and never answers */
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(lfd >= 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(lfd, 64), 0);
+    socklen_t sl = sizeof(sa);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    int port = ntohs(sa.sin_port);
+    char spec[200];
+    snprintf(spec, sizeof(spec), "aq=http://127.0.0.1:%d/ timeout=60s retries=0", port);
+    hub_events_free(f->ev);
+    f->ev = NULL;
+    (void)uv_run(&f->loop, UV_RUN_NOWAIT);
+    set_service(f, spec);
+    start_events(f, 100);
+    hub_events_set_placement(f->ev, no_placement, NULL);
+    fsess s2 = { 0 };
+    s2.es = hub_events_session_open(f->ev, "s2", 0, &fops, &s2);
+    sync_event b[3] = { ev_of("r1", "ktwin.real.aq", "aq-1", "{\"v\":1}"),
+                        ev_of("r2", "ktwin.real.aq", "aq-1", "{\"v\":2}"),
+                        ev_of("r3", "ktwin.real.aq", "aq-1", "{\"v\":3}") };
+    must(hub_events_up_batch(s2.es, "inc", 1, b, 3, &err), &err);
+    (void)uv_run(&f->loop, UV_RUN_NOWAIT);
+    /* acked, and the three service calls are durable while they are in flight */
+    assert_int_equal(s2.acked, 3);
+    assert_int_equal(cloud_rows(f), 3);
+    for (int i = 0; i < 5; i++) {
+        (void)uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    assert_int_equal(cloud_rows(f), 3);
+    /* stop (the calls are aborted, not completed): the rows stay */
+    hub_events_session_close(s2.es);
+    hub_events_free(f->ev);
+    f->ev = NULL;
+    (void)uv_run(&f->loop, UV_RUN_DEFAULT);
+    /* restart against a port that refuses: the queued events are resumed and dead-lettered */
+    close(lfd);
+    start_events(f, 100);
+    hub_events_set_placement(f->ev, no_placement, NULL);
+    assert_int_equal(cloud_rows(f), 3);
+    const char *ifl[] = { "iface", "aq", NULL };
+    for (int i = 0; i < 2000 && cloud_rows(f) > 0; i++) {
+        (void)uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(cloud_rows(f), 0);
+    assert_true(kt_metrics_value(
+                    kt_metrics_find(f->metrics, "ktwin_hub_cloud_dead_letters_total", ifl)) == 3.0);
+}
+
+static void test_depth_over_max_is_dropped(void **state)
+{
+    fx *f = *state;
+    kt_err err = { 0 };
+    model_event e = { 0 };
+    e.id = "d1";
+    e.source = "aq-1";
+    e.data = "{\"k\":1}";
+    e.data_len = 7;
+    must(model_event_set_type(&e, "ktwin.store.aq", 14, &err), &err);
+    must(hub_events_ingest_depth(f->ev, &e, 9, &err), &err); /* default max 8 */
+    (void)uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(rows(f), 0);
+    const char *dl[] = { "reason", "depth", NULL };
+    assert_true(
+        kt_metrics_value(kt_metrics_find(f->metrics, "ktwin_hub_events_dropped_total", dl)) == 1.0);
+    must(hub_events_ingest_depth(f->ev, &e, 8, &err), &err);
+    (void)uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(rows(f), 1);
 }
 
 int main(void)
@@ -421,6 +568,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_commands_go_downstream_in_order_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingest_store_unknown_and_full_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cloud_calls_are_durable_and_resumed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_depth_over_max_is_dropped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  * test_api.c — KTWIN's HTTP APIs served by svc_api on a real kt_net server
  * (127.0.0.1, port 0): broker ingress in binary and structured mode and
  * garbage, backpressure, oversized bodies, the event-store API with
- * upsert-merge, latest, listing with time range and pagination.
+ * upsert-merge, latest, listing with time range and pagination; the loop
+ * depth (ktwindepth) read back at the ingress.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,6 +29,7 @@ typedef struct fx {
     mem_store store;
     svc_store_ops ops;
     fx_events in;
+    uint32_t last_depth;
     char base[64];
     char url[256];
 } fx;
@@ -44,6 +46,13 @@ static kt_status ingest(void *user, const model_event *ev, kt_err *err)
     return fx_events_add(&f->in, ev);
 }
 
+static kt_status ingest_depth(void *user, const model_event *ev, uint32_t depth, kt_err *err)
+{
+    fx *f = user;
+    f->last_depth = depth;
+    return ingest(user, ev, err);
+}
+
 static int setup(void **state)
 {
     fx *f = kt_xcalloc(1, sizeof(*f));
@@ -54,7 +63,9 @@ static int setup(void **state)
     kt_http_server_opts so = { .port = 0, .max_body_bytes = 64 * 1024 };
     assert_int_equal(kt_http_server_new(&f->srv, f->net, &so, &err), KT_OK);
     f->ops = mem_store_ops(&f->store);
-    svc_api_ops ops = { .ingest = ingest, .store = &f->ops, .user = f };
+    svc_api_ops ops = {
+        .ingest = ingest, .ingest_depth = ingest_depth, .store = &f->ops, .user = f
+    };
     svc_api_opts ao = { .metrics = f->reg, .max_data_bytes = 16 * 1024 };
     assert_int_equal(svc_api_mount(&f->api, f->srv, &ops, &ao, &err), KT_OK);
     assert_int_equal(kt_http_server_start(f->srv, &err), KT_OK);
@@ -139,6 +150,78 @@ static void test_ingress_binary_and_structured(void **state)
     assert_int_equal(f->in.ev[1]->cls, MODEL_EVENT_COMMAND);
     assert_string_equal(f->in.ev[1]->command, "updateaqi");
     assert_memory_equal(f->in.ev[1]->data, "{\"aqiLevel\":\"MODERATE\"}", 23);
+}
+
+static void test_ingress_loop_depth(void **state)
+{
+    fx *f = *state;
+    http_call c;
+    /* no ktwindepth: depth 0 */
+    const char *bin0[] = { "ce-specversion: 1.0",
+                           "ce-id: d-0",
+                           "ce-type: ktwin.real.x",
+                           "ce-source: x-1",
+                           "Content-Type: application/json",
+                           NULL };
+    f->last_depth = 77;
+    assert_int_equal(post(f, &c, "/", bin0, "{}"), 202);
+    http_call_fini(&c);
+    assert_int_equal(f->last_depth, 0);
+    /* a service handling an event of depth 3 posts this one: depth 4 */
+    const char *bin3[] = { "ce-specversion: 1.0",
+                           "ce-id: d-1",
+                           "ce-type: ktwin.real.x",
+                           "ce-source: x-1",
+                           "ce-ktwindepth: 3",
+                           "Content-Type: application/json",
+                           NULL };
+    assert_int_equal(post(f, &c, "/", bin3, "{}"), 202);
+    http_call_fini(&c);
+    assert_int_equal(f->last_depth, 4);
+    /* structured mode: a string or a number */
+    const char *st[] = { "Content-Type: application/cloudevents+json", NULL };
+    assert_int_equal(post(f, &c, "/", st,
+                          "{\"specversion\":\"1.0\",\"id\":\"d-2\",\"type\":\"ktwin.real.x\","
+                          "\"source\":\"x-1\",\"ktwindepth\":\"2\",\"data\":{}}"),
+                     202);
+    http_call_fini(&c);
+    assert_int_equal(f->last_depth, 3);
+    assert_int_equal(post(f, &c, "/", st,
+                          "{\"specversion\":\"1.0\",\"id\":\"d-3\",\"type\":\"ktwin.real.x\","
+                          "\"source\":\"x-1\",\"ktwindepth\":6,\"data\":{}}"),
+                     202);
+    http_call_fini(&c);
+    assert_int_equal(f->last_depth, 7);
+    /* garbage is refused, naming the attribute */
+    size_t before = f->in.n;
+    const char *badh[] = { "ce-specversion: 1.0",
+                           "ce-id: d-4",
+                           "ce-type: ktwin.real.x",
+                           "ce-source: x-1",
+                           "ce-ktwindepth: -1",
+                           "Content-Type: application/json",
+                           NULL };
+    assert_int_equal(post(f, &c, "/", badh, "{}"), 400);
+    error_has(&c, "ktwindepth");
+    http_call_fini(&c);
+    assert_int_equal(post(f, &c, "/", st,
+                          "{\"specversion\":\"1.0\",\"id\":\"d-5\",\"type\":\"ktwin.real.x\","
+                          "\"source\":\"x-1\",\"ktwindepth\":1.5,\"data\":{}}"),
+                     400);
+    error_has(&c, "ktwindepth");
+    http_call_fini(&c);
+    assert_int_equal(f->in.n, before);
+    /* the parser */
+    uint32_t d = 9;
+    kt_err err = { 0 };
+    assert_int_equal(svc_api_parse_depth("0", &d, &err), KT_OK);
+    assert_int_equal(d, 0);
+    assert_int_equal(svc_api_parse_depth("1000000", &d, &err), KT_OK);
+    assert_int_equal(d, 1000000);
+    assert_int_equal(svc_api_parse_depth("1000001", &d, &err), KT_EINVAL);
+    assert_int_equal(svc_api_parse_depth("", &d, &err), KT_EINVAL);
+    assert_int_equal(svc_api_parse_depth("12a", &d, &err), KT_EINVAL);
+    assert_int_equal(svc_api_parse_depth("99999999", &d, &err), KT_EINVAL);
 }
 
 static void test_ingress_refuses_garbage_with_clear_errors(void **state)
@@ -434,6 +517,7 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ingress_binary_and_structured, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ingress_loop_depth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingress_refuses_garbage_with_clear_errors, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ingress_backpressure_and_unknown, setup, teardown),

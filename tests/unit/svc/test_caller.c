@@ -55,6 +55,7 @@ typedef struct fx {
     char last_source[256];
     char last_id[256];
     char last_ct[256];
+    char last_depth[32];
     char last_body[256];
     /* results */
     int n_done;
@@ -140,6 +141,7 @@ static void on_ok(kt_http_req *req, void *user)
     copy_header(req, "ce-source", f->last_source, sizeof f->last_source);
     copy_header(req, "ce-id", f->last_id, sizeof f->last_id);
     copy_header(req, "content-type", f->last_ct, sizeof f->last_ct);
+    copy_header(req, SVC_DEPTH_HEADER, f->last_depth, sizeof f->last_depth);
     snprintf(f->last_body, sizeof f->last_body, "%.*s", (int)len, (const char *)b);
     kt_http_respond(req, 200, NULL, "", 0);
 }
@@ -340,6 +342,18 @@ static void test_binary_mode_and_reply(void **state)
     assert_string_equal(f->last_ct, "application/json");
     assert_string_equal(f->last_body, "{\"powerState\":\"on\"}");
     assert_string_equal(f->reply_type, "");
+    assert_string_equal(f->last_depth, "0"); /* the loop depth always goes along */
+
+    /* svc_caller_post_depth sends the event's loop depth as ce-ktwindepth */
+    {
+        kt_err derr = { 0 };
+        want_done = f->n_done + 1;
+        assert_int_equal(svc_caller_post_depth(f->caller, "city-pole", &ev, 5, done_cb, f, &derr),
+                         KT_OK);
+        assert_true(run_until(f, done_reached, 10000));
+        assert_int_equal(f->last_st, KT_OK);
+        assert_string_equal(f->last_depth, "5");
+    }
 
     endpoint(f, "city-pole", "/reply", (svc_endpoint_opts){ 0 }); /* replace */
     post_and_wait(f, "city-pole", &ev, 10000);
