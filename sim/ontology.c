@@ -148,10 +148,40 @@ static void set_event_store(cJSON *spec, const sim_event_store *e)
     must(cJSON_AddBoolToObject(es, "persistVirtualEvent", e->persist_virtual));
 }
 
+/*
+ * KTWIN's air-quality service commands the pole (ktwin.command.city-pole.
+ * updateairqualityindex, KTWIN.md §6.1-6.2), but the DTDL declares the
+ * command only on the neighborhood: without it on city-pole, routing drops
+ * the pole's commands (UNKNOWN_COMMAND).
+ */
+static void add_pole_command(cJSON *spec)
+{
+    cJSON *cmds = cJSON_GetObjectItemCaseSensitive(spec, "commands");
+    if (cmds == NULL) {
+        cmds = must(cJSON_AddArrayToObject(spec, "commands"));
+    }
+    cJSON *c = must(cJSON_CreateObject());
+    must(cJSON_AddItemToArray(cmds, c) ? c : NULL);
+    add_str(c, "name", "updateairqualityindex");
+    add_str(c, "comment", "Forwarded to the pole's neighborhood (KTWIN's city-pole service)");
+    cJSON *req = obj_child(c, "request");
+    add_str(req, "name", "updateAirQualityIndexRequest");
+    cJSON *ct = obj_child(obj_child(req, "schema"), "complexType");
+    add_str(ct, "type", "Object");
+    cJSON *fields = must(cJSON_AddArrayToObject(ct, "fields"));
+    cJSON *f = must(cJSON_CreateObject());
+    must(cJSON_AddItemToArray(fields, f) ? f : NULL);
+    add_str(f, "name", "aqiLevel");
+    add_str(obj_child(f, "schema"), "primitiveType", "string");
+}
+
 /* Apply every addition that names iface. */
 static void add_ktwin_extras(cJSON *doc, const char *iface)
 {
     cJSON *spec = obj_child(doc, "spec");
+    if (strcmp(iface, "city-pole") == 0) {
+        add_pole_command(spec);
+    }
     for (size_t i = 0; i < sizeof extra_rels / sizeof extra_rels[0]; i++) {
         if (strcmp(extra_rels[i].iface, iface) == 0) {
             add_relationship(spec, extra_rels[i].name, extra_rels[i].target);
