@@ -595,9 +595,35 @@ static void test_bad_data_fails_the_call_and_bad_config_refuses(void **state)
     assert_int_equal(svc_plugin_host_count(f->h), 1);
 }
 
+/* The commands the services send exist in the model, or routing drops them (UNKNOWN_COMMAND). */
+static void test_model_declares_the_commands_the_services_send(void **state)
+{
+    static const char *const cmds[][2] = {
+        { "city-pole", "updateairqualityindex" },
+        { "s4city-city-neighborhood", "updateairqualityindex" },
+        { "ngsi-ld-city-offstreetparking", "updatevehiclecount" },
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        const model_iface *mi = model_iface_get(g_model, cmds[i][0]);
+        bool found = false;
+        assert_non_null(mi);
+        for (size_t k = 0; k < mi->n_members; k++) {
+            if (mi->members[k]->kind == MODEL_MEMBER_COMMAND &&
+                strcmp(mi->members[k]->name, cmds[i][1]) == 0) {
+                found = true;
+            }
+        }
+        if (!found) {
+            fail_msg("%s has no command %s", cmds[i][0], cmds[i][1]);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_model_declares_the_commands_the_services_send),
         cmocka_unit_test_setup_teardown(test_aqi_stores_levels_and_commands_the_pole, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pole_forwards_to_its_neighborhood, setup, teardown),
