@@ -731,17 +731,30 @@ static kt_status op_latest(void *user,
 }
 
 /* POST /api/v1/twin-events: a store event, routed like one (latest here + outbox). */
-static kt_status op_put(void *user, const svc_record *rec, kt_err *err)
+/*
+ * A store event's data is upsert-merged into the latest state, here and at
+ * the hub: it must be one JSON object (no data counts as {}). KT_EINVAL
+ * (KT_ETOOBIG over 16 MiB) otherwise.
+ */
+static kt_status check_store_data(const void *data, size_t len, kt_err *err)
 {
-    agent_dispatch *d = user;
     kt_buf check;
     kt_buf_init(&check, (size_t)16 * 1024 * 1024);
-    kt_status st =
-        svc_merge_json(&check, NULL, 0, rec->data != NULL ? rec->data : (const uint8_t *)"{}",
-                       rec->data != NULL ? rec->data_len : 2, err);
+    kt_status st = svc_merge_json(&check, NULL, 0, data != NULL ? data : (const uint8_t *)"{}",
+                                  data != NULL ? len : 2, err);
     kt_buf_fini(&check);
     if (st != KT_OK) {
         return st == KT_ETOOBIG ? st : KT_EINVAL;
+    }
+    return KT_OK;
+}
+
+static kt_status op_put(void *user, const svc_record *rec, kt_err *err)
+{
+    agent_dispatch *d = user;
+    kt_status st = check_store_data(rec->data, rec->data_len, err);
+    if (st != KT_OK) {
+        return st;
     }
     model_event ev;
     memset(&ev, 0, sizeof ev);
@@ -768,11 +781,28 @@ static kt_status op_list(
     return agent_latest_list(d->latest, q, cb, cb_user, page, err);
 }
 
-/* POST /: KTWIN's broker accepts whatever it can route; drops are counted, not refused. */
+/*
+ * POST /: KTWIN's broker accepts whatever it can route; drops are counted,
+ * not refused. Except a store event whose data is no JSON object: the latest
+ * state would refuse it while the hub stored it, so it is refused here (400,
+ * counted as a drop "invalid") before anything is routed.
+ */
+static kt_status ingest(agent_dispatch *d, const model_event *ev, uint32_t depth, kt_err *err)
+{
+    if (ev->cls == MODEL_EVENT_STORE) {
+        kt_err derr = { 0 };
+        kt_status st = check_store_data(ev->data, ev->data_len, &derr);
+        if (st != KT_OK) {
+            drop(d, R_INVALID, ev, ev->iface, derr.msg);
+            return kt_err_set(err, st, "%s", derr.msg);
+        }
+    }
+    return agent_dispatch_event(d, ev, AGENT_DISPATCH_INGRESS, depth, err);
+}
+
 static kt_status op_ingest(void *user, const model_event *ev, kt_err *err)
 {
-    agent_dispatch *d = user;
-    return agent_dispatch_event(d, ev, AGENT_DISPATCH_INGRESS, 0, err);
+    return ingest(user, ev, 0, err);
 }
 
 /*
@@ -782,8 +812,7 @@ static kt_status op_ingest(void *user, const model_event *ev, kt_err *err)
  */
 static kt_status op_ingest_depth(void *user, const model_event *ev, uint32_t depth, kt_err *err)
 {
-    agent_dispatch *d = user;
-    return agent_dispatch_event(d, ev, AGENT_DISPATCH_INGRESS, depth, err);
+    return ingest(user, ev, depth, err);
 }
 
 const svc_api_ops *agent_dispatch_api_ops(agent_dispatch *d)

@@ -211,6 +211,8 @@ kt_status agent_dispatch_down_apply(
 
 /*
  * The ops for svc_api_mount: ingest = agent_dispatch_event(origin INGRESS),
+ * except that a store event whose data is not one JSON object is refused
+ * first (KT_EINVAL: the ingress answers 400; counted as a drop "invalid"),
  * store = the latest-state store ops (latest, put = upsert-merge into the
  * latest state + outbox, list = the latest state as one record per
  * instance). The structs live as long as d. Thread: loop.
