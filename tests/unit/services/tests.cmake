@@ -32,3 +32,15 @@ if(TARGET kt_sc_services)
               LIBS kt_sc_services kt_common
               CORPUS ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus/services)
 endif()
+
+# End to end: ktwin-sim's model on the real hub, every service from smartcity.so in the
+# real agent, devices on a real mosquitto.
+if(TARGET kt_sc_smartcity AND TARGET ktwin-agent AND TARGET ktwin-hub AND TARGET ktwin-sim)
+  add_test(NAME test_services_e2e
+           COMMAND ${PROJECT_SOURCE_DIR}/tests/unit/services/test_services_e2e.sh
+                   $<TARGET_FILE:ktwin-agent> $<TARGET_FILE:ktwin-hub>
+                   $<TARGET_FILE:ktwin-sim> $<TARGET_FILE:kt_sc_smartcity>)
+  math(EXPR _t "120 * ${KT_TEST_TIMEOUT_MULT}")
+  set_tests_properties(test_services_e2e PROPERTIES LABELS "integration;services"
+                       TIMEOUT ${_t} SKIP_RETURN_CODE 77)
+endif()

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# The smart-city services end to end, in the real system: `ktwin-sim model`
+# writes a one-neighborhood city on site-00, the real ktwin-hub gets it, and
+# the real ktwin-agent of site-00 runs every service from ONE plugin
+# ("*=smartcity.so"), with devices publishing KTWIN's payloads (KTWIN.md §2.3)
+# on the site's mosquitto. Checked on the agent's event API (latest state)
+# and, after the uplink, in the hub's event store:
+#   - an air-quality reading runs aqi -> pole -> neighborhood: the
+#     neighborhood's latest aqiLevel is MODERATE (the simulator's constant
+#     payload), with the pole's report and a refreshed dateObserved;
+#   - a low battery gets the virtual event {"measurementFrequency":60} on
+#     ktwin/virtual/ngsi-ld-city-device/<instance>;
+#   - a parking spot that becomes occupied updates its parking's counts
+#     (20 spots in the graph, 1 occupied); a repeated report does not;
+#   - weather and traffic readings get their derived fields.
+#
+# usage: test_services_e2e.sh AGENT HUB SIM SMARTCITY_SO
+set -uo pipefail
+AGENT=$1
+HUB=$2
+SIM=$3
+PLUGIN=$4
+. "$(dirname "$0")/../../lib/testlib.sh"
+for c in curl mosquitto mosquitto_pub mosquitto_sub; do
+    command -v $c >/dev/null || { echo "SKIP: $c missing"; exit 77; }
+done
+waitfor() {
+    local name=$1
+    shift
+    if wait_until 60 "$@"; then ok; else bad "$name: timed out"; fi
+}
+
+# ---- the model
+"$SIM" model --neighborhoods 1 --sites 1 -o "$T/model" >"$T/sim.out" 2>&1
+check "ktwin-sim model" 0 $?
+cat "$T/model/interfaces.yaml" "$T/model/policy.yaml" "$T/model"/instances-*.yaml >"$T/city.yaml"
+
+# ---- hub
+printf 'site-00 tok-00\n' >"$T/agents.txt"
+printf 'admin-secret\n' >"$T/admin.token"
+printf 'tok-00\n' >"$T/token"
+hub_port=$(free_port)
+cat >"$T/hub.yaml" <<EOF
+listen: {port: $hub_port}
+data_dir: $T/hubdata
+auth: {admin_token_file: $T/admin.token, agents_file: $T/agents.txt}
+sync: {heartbeat_ms: 1000}
+EOF
+"$HUB" --config "$T/hub.yaml" 2>>"$T/hub.log" &
+hub_pid=$!
+PIDS+=("$hub_pid")
+waitfor "hub ready" curl -sf "http://127.0.0.1:$hub_port/readyz" -o /dev/null
+curl -s -H "Authorization: Bearer admin-secret" -H 'Content-Type: application/yaml' \
+    --data-binary @"$T/city.yaml" "http://127.0.0.1:$hub_port/api/v1/apply" >"$T/apply.out"
+contains "model applied" "$T/apply.out" '"revision":[1-9]'
+
+# ---- the site's broker and agent
+mqtt_port=$(free_port)
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$mqtt_port" \
+    >"$T/mosquitto.conf"
+mosquitto -c "$T/mosquitto.conf" >>"$T/mosquitto.log" 2>&1 &
+PIDS+=("$!")
+agent_port=$(free_port)
+cat >"$T/agent.yaml" <<EOF
+site: site-00
+hub: {url: "ws://127.0.0.1:$hub_port/sync", token_file: $T/token}
+cache: {path: $T/agent.db}
+listen: {port: $agent_port}
+reconnect: {base_ms: 50ms, cap_ms: 1s}
+mqtt: {url: "tcp://127.0.0.1:$mqtt_port"}
+services:
+  specs:
+  - "*=$PLUGIN"
+EOF
+"$AGENT" --config "$T/agent.yaml" 2>>"$T/agent.log" &
+agent_pid=$!
+PIDS+=("$agent_pid")
+A="http://127.0.0.1:$agent_port"
+waitfor "agent up" curl -sf "$A/healthz" -o /dev/null
+placed() {
+    local f
+    curl -s "$A/api/v1/placement" >"$T/placement.json"
+    for f in city-pole s4city-city-neighborhood ngsi-ld-city-airqualityobserved \
+        ngsi-ld-city-offstreetparking ngsi-ld-city-parkingspot ngsi-ld-city-device; do
+        grep -q "\"interface\":\"$f\",\"where\":\"edge\"" "$T/placement.json" || return 1
+    done
+}
+waitfor "the services' interfaces are placed here" placed
+waitfor "agent subscribed to its devices" grep -qE 'id=MQTT-SUBSCRIBED' "$T/agent.log"
+
+pub() { # TOPIC-SUFFIX PAYLOAD
+    mosquitto_pub -p "$mqtt_port" -q 1 -t "ktwin/real/$1" -m "$2" || bad "mosquitto_pub $1"
+}
+has() { # IFACE INST PATTERN: the agent's latest state matches
+    curl -sf "$A/api/v1/twin-events/$1/$2/latest" | grep -qE "$3"
+}
+
+# ---- air quality -> pole -> neighborhood
+AQ='{"reliability":8,"volatileOrganicCompoundsTotal":0,"CO2Density":8,"CODensity":8,"PM1Density":8,"PM10Density":8,"PM25Density":8,"SO2Density":8,"C6H6Density":8,"NIDensity":8,"NODensity":8,"ASDensity":8,"CDDensity":8,"NO2Density":8,"O3Density":8,"PBDensity":8,"SH2Density":8,"precipitation":8,"temperature":8,"WindDirection":8,"WindSpeed":8,"relativeHumidity":8,"msg_count":0,"timestamp":"2024-06-22T00:50:00Z"}'
+pub ngsi-ld-city-airqualityobserved/ngsi-ld-city-airqualityobserved-nb001-p00007 "$AQ"
+waitfor "air quality graded" has ngsi-ld-city-airqualityobserved \
+    ngsi-ld-city-airqualityobserved-nb001-p00007 '"COAqiLevel":"MODERATE"'
+waitfor "neighborhood level from the pole's report" has s4city-city-neighborhood \
+    s4city-city-neighborhood-nb001 '"aqiLevel":"MODERATE"'
+curl -sf "$A/api/v1/twin-events/s4city-city-neighborhood/s4city-city-neighborhood-nb001/latest" \
+    >"$T/hood.json"
+contains "the pole's report is kept" "$T/hood.json" '"city-pole-nb001-p00007":\{"aqiLevel":"MODERATE"'
+contains "dateObserved set" "$T/hood.json" '"dateObserved":"20[0-9-]+T'
+
+# ---- battery: the virtual event back to the device
+mosquitto_sub -p "$mqtt_port" -q 1 -t 'ktwin/virtual/ngsi-ld-city-device/#' -v \
+    >"$T/virtual.out" 2>>"$T/mosquitto.log" &
+PIDS+=("$!")
+probe() {
+    mosquitto_pub -p "$mqtt_port" -q 1 -t ktwin/virtual/ngsi-ld-city-device/probe -m probe
+    grep -q 'probe$' "$T/virtual.out"
+}
+waitfor "device subscribed" probe
+pub ngsi-ld-city-device/ngsi-ld-city-device-aqo-nb001-p00001 \
+    '{"batteryLevel":10,"measurementFrequency":15,"msg_count":0,"timestamp":"2024-06-22T00:50:00Z"}'
+waitfor "virtual event with the new frequency" \
+    grep -q '^ktwin/virtual/ngsi-ld-city-device/ngsi-ld-city-device-aqo-nb001-p00001 {"measurementFrequency":60}$' \
+    "$T/virtual.out"
+waitfor "battery state stored" has ngsi-ld-city-device ngsi-ld-city-device-aqo-nb001-p00001 \
+    '"measurementFrequency":60'
+
+# ---- parking: spot -> off-street parking counts
+SPOT=ngsi-ld-city-offstreetparkingspot-nb001-ofp0001-s0003
+OFP=ngsi-ld-city-offstreetparking-nb001-ofp0001
+pub "ngsi-ld-city-parkingspot/$SPOT" '{"status":"occupied","msg_count":5}'
+waitfor "parking counts updated" has ngsi-ld-city-offstreetparking $OFP '"occupiedSpotNumber":1'
+contains "20 spots from the graph" <(curl -sf "$A/api/v1/twin-events/ngsi-ld-city-offstreetparking/$OFP/latest") \
+    '"totalSpotNumber":20'
+pub "ngsi-ld-city-parkingspot/$SPOT" '{"status":"occupied","msg_count":5}'
+pub ngsi-ld-city-trafficflowobserved/ngsi-ld-city-trafficflowobserved-nb001-p00001 \
+    '{"averageVehicleSpeed":10,"averageHeadwayTime":1,"averageGapDistance":3,"averageVehicleLength":200,"msg_count":0}'
+waitfor "traffic congestion" has ngsi-ld-city-trafficflowobserved \
+    ngsi-ld-city-trafficflowobserved-nb001-p00001 '"congested":true'
+# the repeated spot report was handled before the traffic one (one loop): no second entrance
+has ngsi-ld-city-offstreetparking $OFP '"occupiedSpotNumber":1,' && ok || bad "second entrance counted"
+has ngsi-ld-city-offstreetparking $OFP '"vehicleEntranceCount":1' && ok || bad "entrances not 1"
+
+# ---- weather
+pub ngsi-ld-city-weatherobserved/ngsi-ld-city-weatherobserved-nb001-p00002 \
+    '{"atmosphericPressure":10,"dewpoint":8,"temperature":8,"relativeHumidity":8,"WindSpeed":8,"msg_count":0}'
+waitfor "weather derived fields" has ngsi-ld-city-weatherobserved \
+    ngsi-ld-city-weatherobserved-nb001-p00002 '"dewpoint":-24.37'
+has ngsi-ld-city-weatherobserved ngsi-ld-city-weatherobserved-nb001-p00002 \
+    '"feelsLikeTemperature":4.06' && ok || bad "feels-like"
+
+# ---- the store events went up to the hub's event store
+H="http://127.0.0.1:$hub_port"
+waitfor "the neighborhood's store event reached the hub" \
+    sh -c "curl -sf '$H/api/v1/twin-events/s4city-city-neighborhood/s4city-city-neighborhood-nb001/latest' | grep -q '\"aqiLevel\":\"MODERATE\"'"
+lacks "no plugin failures" "$T/agent.log" 'id=SVC-PLUGIN-FAIL'
+lacks "no dispatch drops (e.g. unknown-command)" "$T/agent.log" 'id=DISPATCH-DROP'
+
+stop "$agent_pid" "agent"
+stop "$hub_pid" "hub"
+kt_finish
