@@ -434,16 +434,12 @@ static bool dev_advance(run *r, dev *d)
     return d->due_ns <= r->stop_ns;
 }
 
-static void publish(run *r, conn *c, dev *d, uint64_t now)
+/* false: paho's queue is full (flow control), d is unchanged and goes back in the heap. */
+static bool publish(run *r, conn *c, dev *d, uint64_t now)
 {
     char payload[SIM_PAYLOAD_CAP];
     size_t len = sim_payload_build(payload, sizeof payload, d->kind, d->msg_count, r->ts);
     KT_ASSERT(len > 0);
-    uint64_t late = now > d->due_ns ? now - d->due_ns : 0;
-    r->late_max_ns = late > r->late_max_ns ? late : r->late_max_ns;
-    r->late_last_ns = late > r->late_last_ns ? late : r->late_last_ns;
-    r->scheduled[d->kind]++;
-    r->cur_window = d->window;
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     ro.onSuccess = on_pub_ok;
     ro.onFailure = on_pub_fail;
@@ -452,6 +448,16 @@ static void publish(run *r, conn *c, dev *d, uint64_t now)
     d->last_pub_ns = now;
     d->awaiting = true;
     int rc = MQTTAsync_send(c->client, d->topic, (int)len, payload, r->o->qos, 0, &ro);
+    if (rc == MQTTASYNC_MAX_BUFFERED_MESSAGES) {
+        atomic_fetch_sub(&c->inflight, 1);
+        d->awaiting = false;
+        return false;
+    }
+    uint64_t late = now > d->due_ns ? now - d->due_ns : 0;
+    r->late_max_ns = late > r->late_max_ns ? late : r->late_max_ns;
+    r->late_last_ns = late > r->late_last_ns ? late : r->late_last_ns;
+    r->scheduled[d->kind]++;
+    r->cur_window = d->window;
     if (rc != MQTTASYNC_SUCCESS) {
         atomic_fetch_sub(&c->inflight, 1);
         atomic_fetch_add(&r->failed, 1);
@@ -459,6 +465,7 @@ static void publish(run *r, conn *c, dev *d, uint64_t now)
         KT_LOG(KT_LOG_DEBUG, "SIM-PUBLISH-FAILED", "site=%u topic=%s rc=%d", c->site, d->topic,
                rc);
     }
+    return true;
 }
 
 static void enter_draining(run *r);
@@ -479,7 +486,11 @@ static void on_conn_tick(uv_timer_t *t)
             return;
         }
         dev *d = heap_pop(c);
-        publish(r, c, d, now);
+        if (!publish(r, c, d, now)) {
+            heap_push(c, d);
+            uv_timer_start(&c->timer, on_conn_tick, 1, 0);
+            return;
+        }
         done++;
         if (dev_advance(r, d)) {
             heap_push(c, d);
@@ -895,6 +906,9 @@ static kt_status create_conns(run *r, kt_err *err)
         snprintf(id, sizeof id, "%s-%u-%u", prefix, c->site, c->idx);
         MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer;
         cro.sendWhileDisconnected = 0;
+        /* paho refuses sends past maxBufferedMessages queued commands (default 100),
+         * connected or not; our own window is the bound. */
+        cro.maxBufferedMessages = (int)o->max_inflight + 16;
         int rc = MQTTAsync_createWithOptions(&c->client, broker_of(r, c), id,
                                              MQTTCLIENT_PERSISTENCE_NONE, NULL, &cro);
         if (rc != MQTTASYNC_SUCCESS) {

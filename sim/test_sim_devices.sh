@@ -13,16 +13,16 @@ set -uo pipefail
 SIM=$1
 . "$(dirname "$0")/../tests/lib/testlib.sh"
 
-# start_broker NAME: a mosquitto on a free port; prints the port.
+# start_broker NAME: a mosquitto on a free port, which goes into $BROKER_PORT
+# (not echoed: a $(...) subshell would lose the PID).
 start_broker() {
-    local port
-    port=$(free_port)
+    BROKER_PORT=$(free_port)
     printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n' \
-        "$port" >"$T/$1.conf"
+        "$BROKER_PORT" >"$T/$1.conf"
     mosquitto -c "$T/$1.conf" >>"$T/$1.log" 2>&1 &
     PIDS+=("$!")
-    wait_until 20 mosquitto_pub -p "$port" -t probe/up -m x 2>/dev/null || bad "$1 did not start"
-    echo "$port"
+    wait_until 20 mosquitto_pub -p "$BROKER_PORT" -t probe/up -m x 2>/dev/null ||
+        bad "$1 did not start"
 }
 
 # sub_ready PORT FILE: publish probes until the subscriber writing FILE shows one.
@@ -47,20 +47,25 @@ check dead-broker-exit 1 $?
 contains dead-broker-names-site "$T/dead.out" "site-0 broker tcp://127.0.0.1:$dead: not connected"
 
 # ---- 2. one neighborhood, one site, full run at 100x, QoS 1
-port=$(start_broker site0)
+start_broker site0
+port=$BROKER_PORT
 mosquitto_sub -p "$port" -q 1 -v -t 'ktwin/real/#' >"$T/real.out" 2>>"$T/site0.log" &
 PIDS+=("$!")
 sub_ready "$port" "$T/real.out" || bad "subscriber not ready"
 # A fake battery service: answers the air-quality batteries of poles 1..5.
-(mosquitto_sub -p "$port" -q 1 -v -t 'ktwin/real/ngsi-ld-city-device/+' |
-    while read -r topic payload; do
-        case "$topic" in
-        */ngsi-ld-city-device-aqo-nb001-p0000[1-5])
-            mosquitto_pub -p "$port" -q 1 -t "ktwin/virtual/ngsi-ld-city-device/${topic##*/}" \
-                -m '{"measurementFrequency":15}'
-            ;;
-        esac
-    done) 2>>"$T/site0.log" &
+# (A FIFO, not a pipe, so both halves have PIDs that the cleanup kills.)
+mkfifo "$T/battery.fifo"
+mosquitto_sub -p "$port" -q 1 -v -t 'ktwin/real/ngsi-ld-city-device/+' >"$T/battery.fifo" \
+    2>>"$T/site0.log" &
+PIDS+=("$!")
+while read -r topic payload; do
+    case "$topic" in
+    */ngsi-ld-city-device-aqo-nb001-p0000[1-5])
+        mosquitto_pub -p "$port" -q 1 -t "ktwin/virtual/ngsi-ld-city-device/${topic##*/}" \
+            -m '{"measurementFrequency":15}'
+        ;;
+    esac
+done <"$T/battery.fifo" >/dev/null 2>>"$T/site0.log" &
 PIDS+=("$!")
 sleep 0.5 # the battery subscriber has no probe; it is only needed seconds later
 
@@ -138,7 +143,8 @@ cat "$T/check.out"
 contains stats-vs-mosquitto "$T/check.out" '^ALL OK$'
 
 # ---- 3. two neighborhoods on two sites: neighborhood k -> site k % 2
-port1=$(start_broker site1)
+start_broker site1
+port1=$BROKER_PORT
 mosquitto_sub -p "$port" -q 0 -v -t 'ktwin/real/#' >"$T/s0.out" 2>>"$T/site0.log" &
 PIDS+=("$!")
 mosquitto_sub -p "$port1" -q 0 -v -t 'ktwin/real/#' >"$T/s1.out" 2>>"$T/site1.log" &
@@ -160,7 +166,7 @@ contains two-final "$T/two.jsonl" '"final":true'
     --drain 1 --stats "$T/term.jsonl" >"$T/term.out" 2>&1 &
 sim=$!
 PIDS+=("$sim")
-wait_until 30 grep -q '"t"' "$T/term.jsonl" || bad "no stats line before SIGTERM"
+wait_until 30 grep -qs '"t"' "$T/term.jsonl" || bad "no stats line before SIGTERM"
 stop "$sim" sim-devices
 contains term-final "$T/term.jsonl" '"final":true.*"interrupted":true'
 contains term-summary "$T/term.out" '\(interrupted\)'
