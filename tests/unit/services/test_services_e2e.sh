@@ -14,7 +14,11 @@
 #     (20 spots in the graph, 1 occupied); a repeated report does not;
 #   - weather and traffic readings get their derived fields.
 #
-# usage: test_services_e2e.sh AGENT HUB SIM SMARTCITY_SO
+#   - (with STANDALONE) ktwin-smartcity-service, the same code in libktwin's
+#     HTTP mode against the agent's KTWIN APIs, handles an air-quality event;
+#     its store and command events flow through the agent like the plugin's.
+#
+# usage: test_services_e2e.sh AGENT HUB SIM SMARTCITY_SO [STANDALONE]
 set -uo pipefail
 AGENT=$1
 HUB=$2
@@ -147,6 +151,31 @@ waitfor "weather derived fields" has ngsi-ld-city-weatherobserved \
     ngsi-ld-city-weatherobserved-nb001-p00002 '"dewpoint":-24.37'
 has ngsi-ld-city-weatherobserved ngsi-ld-city-weatherobserved-nb001-p00002 \
     '"feelsLikeTemperature":4.06' && ok || bad "feels-like"
+
+# ---- the same code standalone (libktwin's HTTP mode), when built: KTWIN_* point at the agent
+if [ -n "${5:-}" ]; then
+    KTWIN_BROKER="$A/" KTWIN_EVENT_STORE="$A" KTWIN_GRAPH_URL="$A/api/v1/twin-graph" \
+        "$5" --address 127.0.0.1 --port 0 --port-file "$T/sa.port" --interface ngsi-ld-city-airqualityobserved \
+        2>>"$T/standalone.log" &
+    sa_pid=$!
+    PIDS+=("$sa_pid")
+    sa_port=$(wait_file "$T/sa.port" 60) || bad "standalone service did not write its port"
+    # a broker delivers an air-quality reading to it (binary mode, as KTWIN's Knative trigger)
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$sa_port/" \
+        -H "ce-specversion: 1.0" -H "ce-id: sa-1" \
+        -H "ce-type: ktwin.real.ngsi-ld-city-airqualityobserved" \
+        -H "ce-source: ngsi-ld-city-airqualityobserved-nb001-p00011" \
+        -H "Content-Type: application/json" --data '{"CODensity":8,"SO2Density":250}')
+    check "standalone service handled the event" 200 "$code"
+    waitfor "its store event reached the agent" has ngsi-ld-city-airqualityobserved \
+        ngsi-ld-city-airqualityobserved-nb001-p00011 '"aqiLevel":"UNHEALTHY"'
+    # its command went to the agent's pole service (in-process), then to the neighborhood
+    waitfor "its command reached the neighborhood via the pole" has s4city-city-neighborhood \
+        s4city-city-neighborhood-nb001 '"city-pole-nb001-p00011":\{"aqiLevel":"UNHEALTHY"'
+    has s4city-city-neighborhood s4city-city-neighborhood-nb001 '"aqiLevel":"UNHEALTHY"' && ok ||
+        bad "neighborhood level is not the worst pole's"
+    stop "$sa_pid" "standalone service"
+fi
 
 # ---- the store events went up to the hub's event store
 H="http://127.0.0.1:$hub_port"

@@ -39,7 +39,8 @@ if(TARGET kt_sc_smartcity AND TARGET ktwin-agent AND TARGET ktwin-hub AND TARGET
   add_test(NAME test_services_e2e
            COMMAND ${PROJECT_SOURCE_DIR}/tests/unit/services/test_services_e2e.sh
                    $<TARGET_FILE:ktwin-agent> $<TARGET_FILE:ktwin-hub>
-                   $<TARGET_FILE:ktwin-sim> $<TARGET_FILE:kt_sc_smartcity>)
+                   $<TARGET_FILE:ktwin-sim> $<TARGET_FILE:kt_sc_smartcity>
+                   $<$<TARGET_EXISTS:ktwin-smartcity-service>:$<TARGET_FILE:ktwin-smartcity-service>>)
   math(EXPR _t "120 * ${KT_TEST_TIMEOUT_MULT}")
   set_tests_properties(test_services_e2e PROPERTIES LABELS "integration;services"
                        TIMEOUT ${_t} SKIP_RETURN_CODE 77)
