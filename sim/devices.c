@@ -49,11 +49,12 @@
 #include "kt/log.h"
 #include "kt/map.h"
 #include "kt/mem.h"
+#include "model/event.h"
 #include "schedule.h"
 
 #define TICK_BATCH     2000u
 #define INBOX_DEPTH    65536u
-#define TOPIC_CAP      192u
+#define TOPIC_CAP      MODEL_TOPIC_CAP
 #define NAME_CAP       128u
 #define STATS_MS       1000u
 #define DRAIN_CHECK_MS 20u
@@ -103,7 +104,7 @@ typedef struct note {
     conn *c;
     int code;
     uint64_t t_ns;
-    char topic[]; /* N_RX */
+    char topic[]; /* N_RX, NUL-terminated */
 } note;
 
 typedef struct run {
@@ -359,23 +360,13 @@ static void check_all_ready(run *r)
 static void rx_virtual(run *r, const note *n)
 {
     r->virtual_rx++;
-    /* ktwin/virtual/<iface>/<instance> */
-    const char *p = n->topic;
-    const char *iface = NULL, *inst = NULL;
-    for (int slash = 0; *p != '\0'; p++) {
-        if (*p == '/') {
-            slash++;
-            if (slash == 2) {
-                iface = p + 1;
-            } else if (slash == 3) {
-                inst = p + 1;
-            }
-        }
+    model_topic t;
+    dev *d = NULL;
+    if (model_topic_parse(&t, n->topic, strlen(n->topic), NULL) == KT_OK &&
+        t.cls == MODEL_EVENT_VIRTUAL) {
+        d = kt_map_get(&r->by_instance, t.instance);
     }
-    dev *d = inst != NULL ? kt_map_get(&r->by_instance, inst) : NULL;
-    const char *want = d != NULL ? sim_kind_iface(d->kind) : NULL;
-    if (d == NULL || iface == NULL || !d->awaiting ||
-        strncmp(iface, want, strlen(want)) != 0 || iface[strlen(want)] != '/') {
+    if (d == NULL || !d->awaiting || strcmp(t.iface, sim_kind_iface(d->kind)) != 0) {
         r->unmatched++;
         return;
     }
@@ -857,16 +848,16 @@ static void build_devices(run *r)
             unsigned n = sim_schedule_devices((sim_kind)kind);
             for (unsigned i = 0; i < n; i++, di++) {
                 dev *d = &r->devs[di];
-                char inst[NAME_CAP], topic[TOPIC_CAP];
+                char inst[NAME_CAP], topic[MODEL_TOPIC_CAP];
                 sim_city_device_instance(inst, sizeof inst, (sim_kind)kind, k, i);
-                KT_ASSERT(inst[0] != '\0');
-                int len = snprintf(topic, sizeof topic, "ktwin/real/%s/%s",
-                                   sim_kind_iface((sim_kind)kind), inst);
-                KT_ASSERT(len > 0 && (size_t)len < sizeof topic);
+                kt_status tst = model_topic_build(topic, sizeof topic, MODEL_EVENT_REAL,
+                                                  sim_kind_iface((sim_kind)kind), inst, NULL);
+                KT_ASSERT(tst == KT_OK);
+                size_t len = strlen(topic);
                 d->kind = (sim_kind)kind;
                 d->site = k % o->n_sites;
                 d->topic = kt_xstrdup(topic);
-                d->instance = d->topic + (size_t)len - strlen(inst);
+                d->instance = d->topic + len - strlen(inst);
                 void *dup = kt_map_put(&r->by_instance, d->instance, d);
                 KT_ASSERT(dup == NULL);
             }
