@@ -27,6 +27,13 @@
  * wrappers over it), so a plugin never depends on symbols of the host
  * executable.
  *
+ * TWO WAYS TO RUN THE SAME CODE. (1) In-process: the agent or the hub loads
+ * the .so (services.specs "IFACE=/path/aqi.so"). (2) Standalone: link the
+ * same source with libktwin and a three-line main calling ktwin_http_main
+ * (ktwin_http.h); it serves KTWIN CloudEvents on HTTP POST / like KTWIN's
+ * Knative services, and its host table is KTWIN's HTTP APIs (KTWIN_BROKER,
+ * KTWIN_EVENT_STORE, KTWIN_GRAPH_URL). docs/sdk.md walks through both.
+ *
  * ABI STABILITY. Only C types appear here (no libuv, no cJSON, no project
  * types). Every struct that crosses the boundary starts with its size as
  * the side that filled it compiled it (struct_size); fields are only ever
@@ -43,6 +50,9 @@
  * intake, routing, every other service) waits while a handler runs. Heavy
  * or blocking services belong in an HTTP service instead. A plugin that
  * starts threads of its own must never call any ktwin_* function from them.
+ * Standalone (ktwin_http.h), handle runs on a worker thread, still one call
+ * at a time, and the host calls themselves block on HTTP; the same code is
+ * correct in both modes when it follows the in-process rules.
  *
  * OWNERSHIP. Everything the host hands to a plugin (the event, strings,
  * relationship arrays, latest-state views) is BORROWED and valid only until
@@ -342,6 +352,103 @@ ktwin_graph_relationship(ktwin_ctx *ctx, const char *instance, const char *rel_n
         }
     }
     return KTWIN_ENOTFOUND;
+}
+
+/* Internal: string equality (case-insensitive for ASCII when nocase), NULL-safe. */
+static inline int ktwin__streq(const char *a, const char *b, int nocase)
+{
+    if (a == NULL || b == NULL) {
+        return a == b;
+    }
+    for (;; a++, b++) {
+        char x = *a;
+        char y = *b;
+        if (nocase) {
+            x = (x >= 'A' && x <= 'Z') ? (char)(x - 'A' + 'a') : x;
+            y = (y >= 'A' && y <= 'Z') ? (char)(y - 'A' + 'a') : y;
+        }
+        if (x != y) {
+            return 0;
+        }
+        if (x == '\0') {
+            return 1;
+        }
+    }
+}
+
+/*
+ * The first outgoing relationship of instance whose other end has interface
+ * target_iface, like Go's GetTwinGraphByRelation(targetIface, srcInstance)
+ * (but looking at instance's own edges, which KTWIN's version forgets to
+ * do), among the instance's first 32 outgoing edges. Returns KTWIN_OK with
+ * *out filled (borrowed for the call), KTWIN_ENOTFOUND, or what
+ * ktwin_graph_relationships returned. Thread and ownership: as
+ * ktwin_graph_relationships (handle call only; nothing to free).
+ */
+static inline int ktwin_graph_relationship_to(ktwin_ctx *ctx,
+                                              const char *instance,
+                                              const char *target_iface,
+                                              ktwin_rel *out)
+{
+    ktwin_rel rels[32];
+    size_t total = 0;
+    size_t i;
+    int rc = ktwin_graph_relationships(ctx, instance, KTWIN_REL_OUT, rels, 32, &total);
+    if (rc != KTWIN_OK) {
+        return rc;
+    }
+    for (i = 0; i < total && i < 32; i++) {
+        if (ktwin__streq(rels[i].iface, target_iface, 0)) {
+            *out = rels[i];
+            return KTWIN_OK;
+        }
+    }
+    return KTWIN_ENOTFOUND;
+}
+
+/*
+ * Emit command to the instance at the end of instance's relationship
+ * rel_name, like Go's PublishCommand(cmd, payload, relName, instance, graph):
+ * ktwin.command.<rel iface>.<lower(command)> with source = the related
+ * instance. Returns KTWIN_ENOTFOUND when instance has no such relationship,
+ * else as ktwin_emit_command. data is copied. Handle call only.
+ */
+static inline int ktwin_emit_command_rel(ktwin_ctx *ctx,
+                                         const char *instance,
+                                         const char *rel_name,
+                                         const char *command,
+                                         const char *data,
+                                         size_t data_len)
+{
+    ktwin_rel rel;
+    int rc = ktwin_graph_relationship(ctx, instance, rel_name, &rel);
+    if (rc != KTWIN_OK) {
+        return rc;
+    }
+    return ktwin_emit_command(ctx, rel.iface, command, rel.instance, data, data_len);
+}
+
+/*
+ * Decoding filter, like Go's kevent.HandleEvent(ev, iface, cb) and
+ * kcommand.HandleCommand(ev, iface, cmd, ...): 1 when ev is of kind, its
+ * interface is iface (NULL: any) and, for KTWIN_EVENT_COMMAND, its command
+ * is command compared case-insensitively (NULL: any); else 0. The parts of
+ * the type ("ktwin.<kind>.<iface>[.<command>]") are already decoded in
+ * ev->kind, ev->iface and ev->command. Pure; any thread.
+ */
+static inline int
+ktwin_event_is(const ktwin_event *ev, ktwin_event_kind kind, const char *iface, const char *command)
+{
+    if (ev == NULL || ev->kind != kind) {
+        return 0;
+    }
+    if (iface != NULL && !ktwin__streq(ev->iface, iface, 0)) {
+        return 0;
+    }
+    if (kind == KTWIN_EVENT_COMMAND && command != NULL && !ktwin__streq(ev->command, command, 1)) {
+        return 0;
+    }
+    return 1;
 }
 
 /*
