@@ -21,13 +21,17 @@
 #include "kt/clock.h"
 #include "kt/json.h"
 #include "ktwin.h"
+#include "model/graph.h"
 #include "svc/plugin.h"
 #include "svc_fixture.h"
 
 #define T0_MS  1719017400000ull /* 2024-06-22T00:50:00Z */
 #define MIN_MS 60000ull
 
-static model *g_model;
+static model *g_model; /* the model the host serves: ktwin-sim's, or KTWIN's own graph */
+
+/* KTWIN's nb001 graph (2,631 instances) as its services load it. */
+#define KTWIN_GRAPH KT_FIXTURES_DIR "/ktwin-smart-cities-services/golang/twin-graph.txt"
 
 typedef struct fx {
     mem_store store;
@@ -620,6 +624,73 @@ static void test_model_declares_the_commands_the_services_send(void **state)
     }
 }
 
+/* ---- on KTWIN's own twin graph (tests/data/ktwin: golang/twin-graph.txt) ---- */
+
+static int ktwin_group_setup(void **state)
+{
+    model_diag diag;
+    kt_err err = { 0 };
+    kt_buf text;
+    (void)state;
+    g_model = model_new();
+    model_diag_init(&diag);
+    kt_buf_init(&text, 16u * 1024u * 1024u);
+    /* the interfaces (ktwin-sim's, from the DTDL), then KTWIN's instances */
+    if (model_load_path(g_model, KT_SC_MODEL_DIR "/interfaces.yaml", &diag, &err) != KT_OK ||
+        kt_buf_read_file(&text, KTWIN_GRAPH, &err) != KT_OK ||
+        model_graph_from_json(g_model, "twin-graph.txt", text.data, text.len, &diag, &err) !=
+            KT_OK) {
+        fprintf(stderr, "KTWIN graph: %s\n", err.msg);
+        kt_buf_fini(&text);
+        model_diag_fini(&diag);
+        return -1;
+    }
+    /* KTWIN's graph has dangling references (KTWIN.md §9): diagnostics, not a failure here */
+    (void)model_resolve(g_model, &diag);
+    kt_buf_fini(&text);
+    model_diag_fini(&diag);
+    return 0;
+}
+
+static void test_ktwin_graph_aqi_pole_neighborhood(void **state)
+{
+    fx *f = *state;
+    cJSON *d;
+    load(f, KT_SC_PLUGIN_smartcity, NULL);
+    send_ok(f, "ngsi-ld-city-airqualityobserved", NULL,
+            "ngsi-ld-city-airqualityobserved-nb001-p00042", 0, AQO_SIM_PAYLOAD);
+    assert_int_equal(f->out.n, 2);
+    cJSON_Delete(
+        emitted(f, 1, "ktwin.command.city-pole.updateairqualityindex", "city-pole-nb001-p00042"));
+    send_ok(f, "city-pole", "updateairqualityindex", "city-pole-nb001-p00042", 0,
+            "{\"aqiLevel\":\"MODERATE\"}");
+    assert_int_equal(f->out.n, 1);
+    d = emitted(f, 0, "ktwin.command.s4city-city-neighborhood.updateairqualityindex",
+                "s4city-city-neighborhood-nb001");
+    assert_string_equal(str(d, "refCityPole"), "city-pole-nb001-p00042");
+    cJSON_Delete(d);
+}
+
+static void test_ktwin_graph_parking_has_50_spots(void **state)
+{
+    fx *f = *state;
+    cJSON *d;
+    const char *ofp = "ngsi-ld-city-offstreetparking-nb001-ofp0003";
+    load(f, KT_SC_PLUGIN_smartcity, NULL);
+    send_ok(f, "ngsi-ld-city-parkingspot", NULL,
+            "ngsi-ld-city-offstreetparkingspot-nb001-ofp0003-s0017", 0,
+            "{\"status\":\"occupied\"}");
+    assert_int_equal(f->out.n, 2);
+    cJSON_Delete(
+        emitted(f, 1, "ktwin.command.ngsi-ld-city-offstreetparking.updatevehiclecount", ofp));
+    send_ok(f, "ngsi-ld-city-offstreetparking", "updatevehiclecount", ofp, 0,
+            "{\"vehicleEntranceCount\":1}");
+    d = emitted(f, 0, "ktwin.store.ngsi-ld-city-offstreetparking", ofp);
+    assert_int_equal((int)num(d, "totalSpotNumber"), 50); /* the graph's spots: KTWIN's 50 */
+    assert_int_equal((int)num(d, "occupiedSpotNumber"), 1);
+    cJSON_Delete(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -640,5 +711,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_data_fails_the_call_and_bad_config_refuses, setup,
                                         teardown),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    const struct CMUnitTest ktwin_tests[] = {
+        cmocka_unit_test_setup_teardown(test_ktwin_graph_aqi_pole_neighborhood, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ktwin_graph_parking_has_50_spots, setup, teardown),
+    };
+    int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return failed + cmocka_run_group_tests_name("ktwin_graph", ktwin_tests, ktwin_group_setup,
+                                                group_teardown);
 }
