@@ -129,6 +129,7 @@ typedef struct run {
     atomic_uint_fast64_t failed;
     atomic_uint_fast64_t dropped;
     uint64_t virtual_rx, unmatched;
+    size_t n_awaiting; /* batteries whose last publish waits for its virtual event (drain) */
     uint64_t late_max_ns, late_last_ns;
     uint32_t *rtt_us;
     size_t n_rtt, cap_rtt;
@@ -298,7 +299,7 @@ static kt_status conn_connect(conn *c, kt_err *err)
     co.cleansession = 1;
     co.automaticReconnect = 1;
     co.minRetryInterval = 1;
-    co.maxRetryInterval = 4;
+    co.maxRetryInterval = 2;
     co.connectTimeout = 5;
     co.maxInflight = (int)c->r->o->max_inflight;
     co.onFailure = on_connect_fail;
@@ -371,6 +372,9 @@ static void rx_virtual(run *r, const note *n)
         return;
     }
     d->awaiting = false;
+    if (d->kind == SIM_KIND_BATTERY) {
+        r->n_awaiting--;
+    }
     uint64_t rtt_ns = n->t_ns > d->last_pub_ns ? n->t_ns - d->last_pub_ns : 0;
     if (r->n_rtt == r->cap_rtt) {
         r->cap_rtt = r->cap_rtt != 0 ? r->cap_rtt * 2 : 1024;
@@ -425,7 +429,12 @@ static bool dev_advance(run *r, dev *d)
     return d->due_ns <= r->stop_ns;
 }
 
-/* false: paho's queue is full (flow control), d is unchanged and goes back in the heap. */
+/*
+ * Send d's pending message. false: paho's queue is full (flow control), d is
+ * unchanged and goes back in the heap. A message paho refuses otherwise is
+ * counted as failed. Replies are handled on this thread, so marking d as
+ * awaiting its virtual event after the send cannot race with the reply.
+ */
 static bool publish(run *r, conn *c, dev *d, uint64_t now)
 {
     char payload[SIM_PAYLOAD_CAP];
@@ -436,12 +445,9 @@ static bool publish(run *r, conn *c, dev *d, uint64_t now)
     ro.onFailure = on_pub_fail;
     ro.context = &c->ctx[d->kind];
     atomic_fetch_add(&c->inflight, 1);
-    d->last_pub_ns = now;
-    d->awaiting = true;
     int rc = MQTTAsync_send(c->client, d->topic, (int)len, payload, r->o->qos, 0, &ro);
     if (rc == MQTTASYNC_MAX_BUFFERED_MESSAGES) {
         atomic_fetch_sub(&c->inflight, 1);
-        d->awaiting = false;
         return false;
     }
     uint64_t late = now > d->due_ns ? now - d->due_ns : 0;
@@ -452,10 +458,15 @@ static bool publish(run *r, conn *c, dev *d, uint64_t now)
     if (rc != MQTTASYNC_SUCCESS) {
         atomic_fetch_sub(&c->inflight, 1);
         atomic_fetch_add(&r->failed, 1);
-        d->awaiting = false;
         KT_LOG(KT_LOG_DEBUG, "SIM-PUBLISH-FAILED", "site=%u topic=%s rc=%d", c->site, d->topic,
                rc);
+        return true;
     }
+    d->last_pub_ns = now;
+    if (!d->awaiting && d->kind == SIM_KIND_BATTERY) {
+        r->n_awaiting++;
+    }
+    d->awaiting = true;
     return true;
 }
 
@@ -580,17 +591,11 @@ static bool all_completed(run *r)
     return true;
 }
 
+/* Only batteries get answers (the battery service's virtual event). */
 static bool replies_pending(const run *r)
 {
-    if (r->virtual_rx == 0) {
-        return false; /* nobody answers (no service): do not wait for replies */
-    }
-    for (size_t i = 0; i < r->n_devs; i++) {
-        if (r->devs[i].awaiting && r->devs[i].kind == SIM_KIND_BATTERY) {
-            return true;
-        }
-    }
-    return false;
+    /* Nobody answered at all (no service running): do not wait for replies. */
+    return r->virtual_rx != 0 && r->n_awaiting != 0;
 }
 
 static void on_phase(uv_timer_t *t)

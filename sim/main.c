@@ -83,7 +83,7 @@ static void usage_devices(FILE *out)
           "  --brokers LIST       comma-separated broker URLs, site 0 first\n"
           "  --compress F         time compression: a window lasts 240/F s (default 1)\n"
           "  --qos Q              0 or 1 (default 1)\n"
-          "  --duration SECONDS   stop publishing after this (default: all six windows)\n"
+          "  --duration SECONDS   stop publishing after this (default or 0: all six windows)\n"
           "  --stats FILE         JSON lines once a second and a final one (devices.h)\n"
           "  --conns C            MQTT connections per site (default 1)\n"
           "  --inflight W         sends in flight per connection (default 1000)\n"
@@ -350,7 +350,7 @@ static int cmd_devices(int argc, char **argv)
             bad = strcmp(v, "0") == 0 || strcmp(v, "1") == 0 ? 0 : -1;
             o.qos = v[0] == '1' ? 1 : 0;
         } else if (strcmp(a, "--duration") == 0) {
-            bad = parse_double(v, 1e-3, 1e7, &o.duration_s);
+            bad = parse_double(v, 0, 1e7, &o.duration_s); /* 0: the full run */
         } else if (strcmp(a, "--stats") == 0) {
             o.stats_path = v;
         } else if (strcmp(a, "--conns") == 0) {
