@@ -200,8 +200,9 @@ const char *sim_city_device_instance(char *out, size_t cap, sim_kind kind, unsig
         break;
     case SIM_KIND_BATTERY:
         if (i < 3 * POLES_PER_NEIGHBORHOOD) {
-            n = snprintf(out, cap, IF_DEV "%s-nb%03u-p%05u", battery_prefix[i / POLES_PER_NEIGHBORHOOD],
-                         k, i % POLES_PER_NEIGHBORHOOD + 1);
+            n = snprintf(out, cap, IF_DEV "%s-nb%03u-p%05u",
+                         battery_prefix[i / POLES_PER_NEIGHBORHOOD], k,
+                         i % POLES_PER_NEIGHBORHOOD + 1);
         } else if (i < 4 * POLES_PER_NEIGHBORHOOD) {
             n = snprintf(out, cap, IF_DEV "-nb%03u-sl%05u", k, i % POLES_PER_NEIGHBORHOOD + 1);
         } else if (i == 4 * POLES_PER_NEIGHBORHOOD) {

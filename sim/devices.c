@@ -96,7 +96,14 @@ struct conn {
     pubctx ctx[SIM_KIND_COUNT];
 };
 
-typedef enum note_kind { N_CONNECTED, N_CONNECT_FAILED, N_LOST, N_SUBSCRIBED, N_SUB_FAILED, N_RX } note_kind;
+typedef enum note_kind {
+    N_CONNECTED,
+    N_CONNECT_FAILED,
+    N_LOST,
+    N_SUBSCRIBED,
+    N_SUB_FAILED,
+    N_RX
+} note_kind;
 
 typedef struct note {
     kt_inbox_msg link;
@@ -458,8 +465,7 @@ static bool publish(run *r, conn *c, dev *d, uint64_t now)
     if (rc != MQTTASYNC_SUCCESS) {
         atomic_fetch_sub(&c->inflight, 1);
         atomic_fetch_add(&r->failed, 1);
-        KT_LOG(KT_LOG_DEBUG, "SIM-PUBLISH-FAILED", "site=%u topic=%s rc=%d", c->site, d->topic,
-               rc);
+        KT_LOG(KT_LOG_DEBUG, "SIM-PUBLISH-FAILED", "site=%u topic=%s rc=%d", c->site, d->topic, rc);
         return true;
     }
     d->last_pub_ns = now;
@@ -608,8 +614,7 @@ static void on_phase(uv_timer_t *t)
                 conn *c = &r->conns[i];
                 if (!c->connected || (c->subscribes && !c->subscribed)) {
                     char what[512];
-                    snprintf(what, sizeof what,
-                             "site-%u broker %s: not %s within %.1f s", c->site,
+                    snprintf(what, sizeof what, "site-%u broker %s: not %s within %.1f s", c->site,
                              broker_of(r, c), c->connected ? "subscribed" : "connected",
                              r->o->connect_timeout_s);
                     fail(r, KT_ETIMEDOUT, what);
@@ -644,8 +649,8 @@ static void start_running(run *r)
 {
     r->ph = PH_RUNNING;
     r->start_ns = kt_clock_mono_ns();
-    r->stop_ns = r->o->duration_s > 0 ? r->start_ns + (uint64_t)(r->o->duration_s * 1e9)
-                                      : UINT64_MAX;
+    r->stop_ns =
+        r->o->duration_s > 0 ? r->start_ns + (uint64_t)(r->o->duration_s * 1e9) : UINT64_MAX;
     uv_timer_stop(&r->phase_timer);
     /* Devices are dealt round-robin to their site's connections. */
     r->n_active = 0;
@@ -653,8 +658,7 @@ static void start_running(run *r)
         dev *d = &r->devs[i];
         if (dev_advance(r, d)) {
             r->n_active++;
-            heap_push(&r->conns[(size_t)d->site * r->o->conns_per_site +
-                                i % r->o->conns_per_site],
+            heap_push(&r->conns[(size_t)d->site * r->o->conns_per_site + i % r->o->conns_per_site],
                       d);
         }
     }

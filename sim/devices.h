@@ -51,18 +51,19 @@
 #define SIM_DEVICES_MAX_SITES 9999u
 
 typedef struct sim_devices_opts {
-    unsigned n_neighborhoods;     /* >= 1 */
-    unsigned n_sites;             /* >= 1; neighborhood k publishes to site k % n_sites */
-    const char *const *brokers;   /* n_sites broker URLs (tcp://host:port), index = site */
-    double compress;              /* time-compression factor > 0; 1 = KTWIN's 24 min */
-    int qos;                      /* 0 or 1 */
-    double duration_s;            /* stop publishing after this many real seconds; 0: full run */
-    const char *stats_path;       /* stats file (above), or NULL */
-    unsigned conns_per_site;      /* paho connections per site, >= 1 (devices round-robin) */
-    unsigned max_inflight;        /* per connection, >= 1: sends not completed yet */
-    double connect_timeout_s;     /* every site must be connected within this, > 0 */
-    double drain_s;               /* after the last publish: wait for completions and replies */
-    const char *client_id_prefix; /* MQTT client ids are <prefix>-<site>-<conn>; NULL: ktwin-sim-<pid> */
+    unsigned n_neighborhoods;   /* >= 1 */
+    unsigned n_sites;           /* >= 1; neighborhood k publishes to site k % n_sites */
+    const char *const *brokers; /* n_sites broker URLs (tcp://host:port), index = site */
+    double compress;            /* time-compression factor > 0; 1 = KTWIN's 24 min */
+    int qos;                    /* 0 or 1 */
+    double duration_s;          /* stop publishing after this many real seconds; 0: full run */
+    const char *stats_path;     /* stats file (above), or NULL */
+    unsigned conns_per_site;    /* paho connections per site, >= 1 (devices round-robin) */
+    unsigned max_inflight;      /* per connection, >= 1: sends not completed yet */
+    double connect_timeout_s;   /* every site must be connected within this, > 0 */
+    double drain_s;             /* after the last publish: wait for completions and replies */
+    const char
+        *client_id_prefix; /* MQTT client ids are <prefix>-<site>-<conn>; NULL: ktwin-sim-<pid> */
 } sim_devices_opts;
 
 /* Defaults: compress 1, qos 1, 1 connection per site, 1000 in flight, 15 s connect, 5 s drain. */

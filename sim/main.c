@@ -411,8 +411,8 @@ static int cmd_devices(int argc, char **argv)
     }
     for (unsigned s = 0; s < o.n_sites; s++) {
         if (brokers[s] == NULL || brokers[s][0] == '\0') {
-            fprintf(stderr, "ktwin-sim devices: no broker for site-%u (--broker site-%u=URL)\n",
-                    s, s);
+            fprintf(stderr, "ktwin-sim devices: no broker for site-%u (--broker site-%u=URL)\n", s,
+                    s);
             goto done;
         }
     }

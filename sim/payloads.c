@@ -28,83 +28,120 @@ typedef enum field_type {
 typedef struct field {
     const char *key;
     field_type type;
-    int a, d, b;            /* F_INT: value A, default, value B */
+    int a, d, b;              /* F_INT: value A, default, value B */
     const char *sa, *sd, *sb; /* F_STR */
-    unsigned part, full;    /* the pattern's periods; 0 = PART_PERIOD / FULL_PERIOD */
+    unsigned part, full;      /* the pattern's periods; 0 = PART_PERIOD / FULL_PERIOD */
 } field;
 
-#define CONST_INT(k, v)        { (k), F_INT, (v), (v), (v), NULL, NULL, NULL, 0, 0 }
-#define PAT_INT(k, a, d, b)    { (k), F_INT, (a), (d), (b), NULL, NULL, NULL, 0, 0 }
-#define PAT_STR(k, a, d, b)    { (k), F_STR, 0, 0, 0, (a), (d), (b), 0, 0 }
-#define COUNT                  { "msg_count", F_COUNT, 0, 0, 0, NULL, NULL, NULL, 0, 0 }
-#define TS(k)                  { (k), F_TS, 0, 0, 0, NULL, NULL, NULL, 0, 0 }
-#define END                    { NULL, F_INT, 0, 0, 0, NULL, NULL, NULL, 0, 0 }
+#define CONST_INT(k, v)                                   \
+    {                                                     \
+        (k), F_INT, (v), (v), (v), NULL, NULL, NULL, 0, 0 \
+    }
+#define PAT_INT(k, a, d, b)                               \
+    {                                                     \
+        (k), F_INT, (a), (d), (b), NULL, NULL, NULL, 0, 0 \
+    }
+#define PAT_STR(k, a, d, b)                      \
+    {                                            \
+        (k), F_STR, 0, 0, 0, (a), (d), (b), 0, 0 \
+    }
+#define COUNT                                                 \
+    {                                                         \
+        "msg_count", F_COUNT, 0, 0, 0, NULL, NULL, NULL, 0, 0 \
+    }
+#define TS(k)                                      \
+    {                                              \
+        (k), F_TS, 0, 0, 0, NULL, NULL, NULL, 0, 0 \
+    }
+#define END                                          \
+    {                                                \
+        NULL, F_INT, 0, 0, 0, NULL, NULL, NULL, 0, 0 \
+    }
 
-static const field f_air_quality[] = {
-    CONST_INT("ASDensity", 8),     CONST_INT("C6H6Density", 8),  CONST_INT("CDDensity", 8),
-    CONST_INT("CO2Density", 8),    CONST_INT("CODensity", 8),    CONST_INT("NIDensity", 8),
-    CONST_INT("NO2Density", 8),    CONST_INT("NODensity", 8),    CONST_INT("O3Density", 8),
-    CONST_INT("PBDensity", 8),     CONST_INT("PM10Density", 8),  CONST_INT("PM1Density", 8),
-    CONST_INT("PM25Density", 8),   CONST_INT("SH2Density", 8),   CONST_INT("SO2Density", 8),
-    CONST_INT("WindDirection", 8), CONST_INT("WindSpeed", 8),    COUNT,
-    CONST_INT("precipitation", 8), CONST_INT("relativeHumidity", 8),
-    CONST_INT("reliability", 8),   CONST_INT("temperature", 8),  TS("timestamp"),
-    CONST_INT("volatileOrganicCompoundsTotal", 0),               END
-};
+static const field f_air_quality[] = { CONST_INT("ASDensity", 8),
+                                       CONST_INT("C6H6Density", 8),
+                                       CONST_INT("CDDensity", 8),
+                                       CONST_INT("CO2Density", 8),
+                                       CONST_INT("CODensity", 8),
+                                       CONST_INT("NIDensity", 8),
+                                       CONST_INT("NO2Density", 8),
+                                       CONST_INT("NODensity", 8),
+                                       CONST_INT("O3Density", 8),
+                                       CONST_INT("PBDensity", 8),
+                                       CONST_INT("PM10Density", 8),
+                                       CONST_INT("PM1Density", 8),
+                                       CONST_INT("PM25Density", 8),
+                                       CONST_INT("SH2Density", 8),
+                                       CONST_INT("SO2Density", 8),
+                                       CONST_INT("WindDirection", 8),
+                                       CONST_INT("WindSpeed", 8),
+                                       COUNT,
+                                       CONST_INT("precipitation", 8),
+                                       CONST_INT("relativeHumidity", 8),
+                                       CONST_INT("reliability", 8),
+                                       CONST_INT("temperature", 8),
+                                       TS("timestamp"),
+                                       CONST_INT("volatileOrganicCompoundsTotal", 0),
+                                       END };
 
-static const field f_weather[] = {
-    CONST_INT("WindDirection", 8),      CONST_INT("WindSpeed", 8),
-    CONST_INT("atmosphericPressure", 10), CONST_INT("dewpoint", 8),
-    CONST_INT("illuminance", 8),        COUNT,
-    CONST_INT("precipitation", 8),      CONST_INT("relativeHumidity", 8),
-    CONST_INT("snowHeight", 8),         CONST_INT("solarRadiation", 8),
-    CONST_INT("streamGauge", 8),        CONST_INT("temperature", 8),
-    TS("timestamp"),                    CONST_INT("uVIndexMax", 8),
-    CONST_INT("visibility", 8),         END
-};
+static const field f_weather[] = { CONST_INT("WindDirection", 8),
+                                   CONST_INT("WindSpeed", 8),
+                                   CONST_INT("atmosphericPressure", 10),
+                                   CONST_INT("dewpoint", 8),
+                                   CONST_INT("illuminance", 8),
+                                   COUNT,
+                                   CONST_INT("precipitation", 8),
+                                   CONST_INT("relativeHumidity", 8),
+                                   CONST_INT("snowHeight", 8),
+                                   CONST_INT("solarRadiation", 8),
+                                   CONST_INT("streamGauge", 8),
+                                   CONST_INT("temperature", 8),
+                                   TS("timestamp"),
+                                   CONST_INT("uVIndexMax", 8),
+                                   CONST_INT("visibility", 8),
+                                   END };
 
-static const field f_noise[] = {
-    CONST_INT("LASSoundPressure", 10),   CONST_INT("LAeqSoundPressure", 8),
-    CONST_INT("LAeq_dSoundPressure", 8), CONST_INT("LAmaxSoundPressure", 8),
-    COUNT,                               TS("timestamp"),
-    END
-};
+static const field f_noise[] = { CONST_INT("LASSoundPressure", 10),
+                                 CONST_INT("LAeqSoundPressure", 8),
+                                 CONST_INT("LAeq_dSoundPressure", 8),
+                                 CONST_INT("LAmaxSoundPressure", 8),
+                                 COUNT,
+                                 TS("timestamp"),
+                                 END };
 
-static const field f_crowd_flow[] = {
-    PAT_INT("averageCrowdSpeed", 2, 2, 8), PAT_INT("averageHeadwayTime", 1, 2, 6),
-    TS("dateObservedFrom"),                TS("dateObservedTo"),
-    COUNT,                                 PAT_INT("peopleCount", 50, 2, 5),
-    END
-};
+static const field f_crowd_flow[] = { PAT_INT("averageCrowdSpeed", 2, 2, 8),
+                                      PAT_INT("averageHeadwayTime", 1, 2, 6),
+                                      TS("dateObservedFrom"),
+                                      TS("dateObservedTo"),
+                                      COUNT,
+                                      PAT_INT("peopleCount", 50, 2, 5),
+                                      END };
 
-static const field f_traffic_flow[] = {
-    PAT_INT("averageGapDistance", 3, 3, 50),    PAT_INT("averageHeadwayTime", 1, 5, 5),
-    PAT_INT("averageVehicleLength", 200, 200, 5), PAT_INT("averageVehicleSpeed", 10, 10, 50),
-    TS("dateObservedFrom"),                     TS("dateObservedTo"),
-    COUNT,                                      END
-};
+static const field f_traffic_flow[] = { PAT_INT("averageGapDistance", 3, 3, 50),
+                                        PAT_INT("averageHeadwayTime", 1, 5, 5),
+                                        PAT_INT("averageVehicleLength", 200, 200, 5),
+                                        PAT_INT("averageVehicleSpeed", 10, 10, 50),
+                                        TS("dateObservedFrom"),
+                                        TS("dateObservedTo"),
+                                        COUNT,
+                                        END };
 
-static const field f_streetlight[] = {
-    COUNT, PAT_STR("powerState", "off", "off", "on"), TS("timestamp"), END
-};
+static const field f_streetlight[] = { COUNT, PAT_STR("powerState", "off", "off", "on"),
+                                       TS("timestamp"), END };
 
-static const field f_ev_charging[] = {
-    PAT_INT("availableCapacity", 1, 1, 3), COUNT, TS("timestamp"), END
-};
+static const field f_ev_charging[] = { PAT_INT("availableCapacity", 1, 1, 3), COUNT,
+                                       TS("timestamp"), END };
 
-static const field f_parking_spot[] = {
-    COUNT, PAT_STR("status", "free", "free", "occupied"), TS("timestamp"), END
-};
+static const field f_parking_spot[] = { COUNT, PAT_STR("status", "free", "free", "occupied"),
+                                        TS("timestamp"), END };
 
 /* measurementFrequency: KTWIN calls the pattern with part + part/3, full + part/3. */
-static const field f_battery[] = {
-    PAT_INT("batteryLevel", 90, 90, 12),
-    { "measurementFrequency", F_INT, 15, 90, 60, NULL, NULL, NULL, PART_PERIOD + PART_PERIOD / 3,
-      FULL_PERIOD + PART_PERIOD / 3 },
-    COUNT,
-    TS("timestamp"),
-    END
-};
+static const field f_battery[] = { PAT_INT("batteryLevel", 90, 90, 12),
+                                   { "measurementFrequency", F_INT, 15, 90, 60, NULL, NULL, NULL,
+                                     PART_PERIOD + PART_PERIOD / 3, FULL_PERIOD + PART_PERIOD / 3 },
+                                   COUNT,
+                                   TS("timestamp"),
+                                   END };
 
 typedef struct kind_info {
     const char *iface;
@@ -142,8 +179,7 @@ const char *sim_payload_timestamp(char *out, size_t cap, uint64_t wall_ms)
     if (cap == 0) {
         return out;
     }
-    if (gmtime_r(&secs, &tm) == NULL ||
-        strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+    if (gmtime_r(&secs, &tm) == NULL || strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
         out[0] = '\0';
     }
     return out;

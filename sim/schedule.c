@@ -6,8 +6,8 @@
  */
 #include "schedule.h"
 
-#define W SIM_WINDOW_MS
-#define S(x) ((uint32_t)(x) * 1000u)
+#define W    SIM_WINDOW_MS
+#define S(x) ((uint32_t)(x)*1000u)
 
 static const sim_profile profiles[SIM_KIND_COUNT] = {
     [SIM_KIND_AIR_QUALITY] = { { W, W, W, W, W, W }, { S(10), S(10), S(10), S(10), S(10), S(10) } },
@@ -22,7 +22,7 @@ static const sim_profile profiles[SIM_KIND_COUNT] = {
 };
 
 static const unsigned devices[SIM_KIND_COUNT] = {
-    [SIM_KIND_AIR_QUALITY] = 50, [SIM_KIND_WEATHER] = 50,     [SIM_KIND_NOISE] = 50,
+    [SIM_KIND_AIR_QUALITY] = 50, [SIM_KIND_WEATHER] = 50,      [SIM_KIND_NOISE] = 50,
     [SIM_KIND_CROWD_FLOW] = 50,  [SIM_KIND_TRAFFIC_FLOW] = 50, [SIM_KIND_STREETLIGHT] = 50,
     [SIM_KIND_EV_CHARGING] = 1,  [SIM_KIND_PARKING_SPOT] = 1,  [SIM_KIND_BATTERY] = 201,
 };

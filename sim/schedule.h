@@ -35,9 +35,9 @@
 
 #include "payloads.h"
 
-#define SIM_WINDOWS     6u
-#define SIM_WINDOW_MS   240000u
-#define SIM_RUN_MS      (SIM_WINDOWS * SIM_WINDOW_MS)
+#define SIM_WINDOWS                  6u
+#define SIM_WINDOW_MS                240000u
+#define SIM_RUN_MS                   (SIM_WINDOWS * SIM_WINDOW_MS)
 #define SIM_DEVICES_PER_NEIGHBORHOOD 503u
 
 typedef struct sim_profile {

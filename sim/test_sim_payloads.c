@@ -144,10 +144,14 @@ static void test_battery_patterns(void **state)
     assert_string_equal(build(SIM_KIND_BATTERY, 1),
                         "{\"batteryLevel\":90,\"measurementFrequency\":15,\"msg_count\":1,"
                         "\"timestamp\":\"" TS "\"}");
-    assert_non_null(strstr(build(SIM_KIND_BATTERY, 4), "\"batteryLevel\":90,\"measurementFrequency\":15,"));
-    assert_non_null(strstr(build(SIM_KIND_BATTERY, 5), "\"batteryLevel\":12,\"measurementFrequency\":90,"));
-    assert_non_null(strstr(build(SIM_KIND_BATTERY, 6), "\"batteryLevel\":12,\"measurementFrequency\":60,"));
-    assert_non_null(strstr(build(SIM_KIND_BATTERY, 10), "\"batteryLevel\":90,\"measurementFrequency\":60,"));
+    assert_non_null(
+        strstr(build(SIM_KIND_BATTERY, 4), "\"batteryLevel\":90,\"measurementFrequency\":15,"));
+    assert_non_null(
+        strstr(build(SIM_KIND_BATTERY, 5), "\"batteryLevel\":12,\"measurementFrequency\":90,"));
+    assert_non_null(
+        strstr(build(SIM_KIND_BATTERY, 6), "\"batteryLevel\":12,\"measurementFrequency\":60,"));
+    assert_non_null(
+        strstr(build(SIM_KIND_BATTERY, 10), "\"batteryLevel\":90,\"measurementFrequency\":60,"));
 }
 
 static void test_every_payload_is_json_and_fits(void **state)

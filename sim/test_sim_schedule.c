@@ -27,7 +27,7 @@ static void test_counts_match_ktwin_table(void **state)
 {
     (void)state;
     static const uint64_t want[SIM_KIND_COUNT] = {
-        [SIM_KIND_AIR_QUALITY] = 144, [SIM_KIND_WEATHER] = 144,     [SIM_KIND_NOISE] = 144,
+        [SIM_KIND_AIR_QUALITY] = 144, [SIM_KIND_WEATHER] = 144,      [SIM_KIND_NOISE] = 144,
         [SIM_KIND_CROWD_FLOW] = 144,  [SIM_KIND_TRAFFIC_FLOW] = 240, [SIM_KIND_STREETLIGHT] = 4,
         [SIM_KIND_EV_CHARGING] = 134, [SIM_KIND_PARKING_SPOT] = 278, [SIM_KIND_BATTERY] = 4,
     };
