@@ -11,7 +11,6 @@
  *
  * Thread: the host's loop. Ownership: every tree is freed before return.
  */
-#include <string.h>
 
 #include "formulas.h"
 #include "sc_plugin.h"
@@ -21,7 +20,7 @@ static int pole_handle(ktwin_ctx *ctx, const ktwin_event *ev, const sc_config *c
     cJSON *doc = NULL;
     int rc;
     (void)cfg;
-    if (ev->kind != KTWIN_EVENT_COMMAND || strcmp(ev->command, "updateairqualityindex") != 0) {
+    if (!ktwin_event_is(ev, KTWIN_EVENT_COMMAND, NULL, "updateAirQualityIndex")) {
         return KTWIN_OK;
     }
     rc = sc_event_object(ctx, ev, &doc);

@@ -43,7 +43,7 @@ static int hood_handle(ktwin_ctx *ctx, const ktwin_event *ev, const sc_config *c
     sc_aqi_level worst;
     int64_t now;
     int rc;
-    if (ev->kind != KTWIN_EVENT_COMMAND || strcmp(ev->command, "updateairqualityindex") != 0) {
+    if (!ktwin_event_is(ev, KTWIN_EVENT_COMMAND, NULL, "updateAirQualityIndex")) {
         return KTWIN_OK;
     }
     rc = sc_event_object(ctx, ev, &cmd);

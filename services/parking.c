@@ -139,7 +139,7 @@ static int offstreet_handle(ktwin_ctx *ctx, const ktwin_event *ev, const sc_conf
     int64_t in = 0, out = 0, total, occupied = 0;
     double v = 0.0;
     int rc;
-    if (ev->kind != KTWIN_EVENT_COMMAND || strcmp(ev->command, "updatevehiclecount") != 0) {
+    if (!ktwin_event_is(ev, KTWIN_EVENT_COMMAND, NULL, "updateVehicleCount")) {
         return KTWIN_OK;
     }
     rc = sc_event_object(ctx, ev, &cmd);

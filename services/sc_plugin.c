@@ -267,15 +267,17 @@ int sc_command_along(ktwin_ctx *ctx,
                      const char *command,
                      const cJSON *obj)
 {
-    ktwin_rel rel;
-    int rc = ktwin_graph_relationship(ctx, instance, rel_name, &rel);
+    char *text = cJSON_PrintUnformatted(obj);
+    int rc;
+    if (text == NULL) {
+        return KTWIN_ENOMEM;
+    }
+    rc = ktwin_emit_command_rel(ctx, instance, rel_name, command, text, strlen(text));
+    cJSON_free(text);
     if (rc == KTWIN_ENOTFOUND) {
         sc_logf(ctx, KTWIN_LOG_DEBUG, "%s has no relationship %s: no %s command", instance,
                 rel_name, command);
         return KTWIN_OK;
     }
-    if (rc != KTWIN_OK) {
-        return rc;
-    }
-    return sc_emit(ctx, KTWIN_EVENT_COMMAND, rel.iface, command, rel.instance, obj);
+    return rc;
 }

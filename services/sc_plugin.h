@@ -146,7 +146,7 @@ int sc_emit(ktwin_ctx *ctx,
  * The related instance of ev's instance along relationship rel_name (like
  * KTWIN's PublishCommand lookup) and emit command `command` with obj to it.
  * No such relationship: logged at debug, KTWIN_OK and nothing emitted, as
- * KTWIN does (it logs and drops).
+ * KTWIN does (it logs and drops). Built on ktwin_emit_command_rel.
  */
 int sc_command_along(ktwin_ctx *ctx,
                      const char *instance,
