@@ -110,7 +110,7 @@
 extern "C" {
 #endif
 
-int ktwin_http_main(const ktwin_plugin *plugin, int argc, char **argv);
+KTWIN_EXPORT int ktwin_http_main(const ktwin_plugin *plugin, int argc, char **argv);
 
 #ifdef __cplusplus
 }

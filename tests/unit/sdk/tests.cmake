@@ -21,3 +21,15 @@ if(TARGET ktwin-echo-service AND TARGET ktwin-agent AND TARGET ktwin-hub)
   set_tests_properties(test_sdk_http_e2e PROPERTIES LABELS "integration;sdk"
                        TIMEOUT ${_t} SKIP_RETURN_CODE 77)
 endif()
+
+# The same end-to-end run with the service linked against libktwin.so
+# (only with -DKT_SDK_SHARED=ON).
+if(TARGET ktwin-echo-service-shared AND TARGET ktwin-agent AND TARGET ktwin-hub)
+  add_test(NAME test_sdk_http_e2e_shared
+           COMMAND ${PROJECT_SOURCE_DIR}/tests/unit/sdk/test_http_e2e.sh
+                   $<TARGET_FILE:ktwin-echo-service-shared> $<TARGET_FILE:ktwin-agent>
+                   $<TARGET_FILE:ktwin-hub>)
+  math(EXPR _t "180 * ${KT_TEST_TIMEOUT_MULT}")
+  set_tests_properties(test_sdk_http_e2e_shared PROPERTIES LABELS "integration;sdk"
+                       TIMEOUT ${_t} SKIP_RETURN_CODE 77)
+endif()
