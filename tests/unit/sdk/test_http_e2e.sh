@@ -19,11 +19,15 @@
 #     502, no graph yet -> 503; metrics count them;
 #   - usage errors exit 2; SIGTERM exits 0.
 #
-# usage: test_http_e2e.sh ECHO_SERVICE AGENT HUB
+#   - then the agent loads echo_plugin.so (the same code, in-process) and the
+#     next event of pole-2 continues from the state the standalone run stored.
+#
+# usage: test_http_e2e.sh ECHO_SERVICE AGENT HUB [ECHO_PLUGIN_SO]
 set -uo pipefail
 SVC=$1
 AGENT=$2
 HUB=$3
+PLUGIN=${4:-}
 . "$(dirname "$0")/../../lib/testlib.sh"
 command -v python3 >/dev/null || { echo "SKIP: python3 missing"; exit 77; }
 waitfor() {
@@ -260,6 +264,27 @@ wait "$svc_pid"
 check "SIGTERM exits 0" 0 "$?"
 contains "stop logged" "$T/svc.log" 'id=SDK-STOP'
 lacks "no sanitizer report" "$T/svc.log" 'ERROR: (Address|Undefined|Leak)Sanitizer|runtime error'
+
+# ---- the same plugin code in-process: the agent loads echo_plugin.so instead
+if [ -n "$PLUGIN" ]; then
+    stop "$agent_pid" "agent"
+    grep -v '^  - "city-pole,hood=' "$T/agent.yaml" >"$T/agent2.yaml"
+    echo "  - 'city-pole,hood=$PLUGIN config={\"command\":\"Notify\"}'" >>"$T/agent2.yaml"
+    mv "$T/agent2.yaml" "$T/agent.yaml"
+    "$AGENT" --config "$T/agent.yaml" 2>>"$T/agent2.log" &
+    agent_pid=$!
+    PIDS+=("$agent_pid")
+    waitfor "agent up with the plugin" curl -sf "$A/healthz" -o /dev/null
+    contains "plugin loaded in-process" "$T/agent2.log" 'id=SVC-PLUGIN-LOADED .*plugin=echo'
+    waitfor "placement back at the edge" placed
+    check "in-process: device event accepted" 202 "$(curl -s -o /dev/null -w '%{http_code}' \
+        -X POST "$A/" -H "ce-specversion: 1.0" -H "ce-id: ip-1" -H "ce-type: ktwin.real.city-pole" \
+        -H "ce-source: pole-2" -H "Content-Type: application/json" --data '{"powerState":"bright"}')"
+    # same code, same answer: seen continues from the state the standalone run stored
+    waitfor "in-process store event" has_latest city-pole pole-2 '"bright"'
+    check "in-process: same result as standalone" \
+        '{"seen":2,"peers":2,"last":{"powerState":"bright"}}' "$(latest city-pole pole-2)"
+fi
 
 stop "$agent_pid" "agent"
 kt_finish
