@@ -8,9 +8,12 @@
  *     DIR/hub/      hub.yaml, agents.txt, hub.log, data/ (hub.db, events.db)
  *     DIR/model/    the `ktwin-sim model` output, the hub's watch_dir
  *     DIR/devices.log, DIR/devices.jsonl (the devices' stats lines)
- *   The runner only polls: /metrics of the hub and agents (libcurl, 2 s
+ *   The runner only polls: /metrics of the hub and agents (libcurl, 3 s
  *   timeout), the last line of the devices' stats file, /proc of its
- *   children. It never parses a child's log.
+ *   children, and once, before the devices start, each broker's log for the
+ *   agent's subscriptions (mosquitto logs each SUBSCRIBE with `log_type
+ *   subscribe`; a message published before its subscription exists would be
+ *   dropped by the broker, so the devices wait for all of them).
  *
  *   Offline window: the hub is frozen with SIGSTOP and thawed with SIGCONT.
  *   Its sockets stay open but nothing answers, so each agent's sync session
@@ -60,6 +63,7 @@
 #include "kt/err.h"
 #include "kt/json.h"
 #include "kt/mem.h"
+#include "payloads.h"
 #include "report.h"
 
 #ifndef KT_PAPER_DIR
@@ -90,6 +94,7 @@ typedef struct site_rt {
     unsigned agent_port;
     int mosq; /* index in run.kids */
     int agent;
+    double last_processed, last_outbox; /* the last /metrics answer's figures */
 } site_rt;
 
 /* One histogram (summed over agents) for one interface. */
@@ -767,7 +772,12 @@ static kt_status start_site(run *r, site_rt *s, const char *token, kt_err *err)
              "allow_anonymous true\n"
              "persistence false\n"
              "max_queued_messages 0\n"
-             "max_inflight_messages 0\n",
+             "max_inflight_messages 0\n"
+             "log_dest stderr\n"
+             "log_type error\n"
+             "log_type warning\n"
+             "log_type notice\n"
+             "log_type subscribe\n",
              s->name, s->mqtt_port);
     kt_status st = write_text(path, text, err);
     if (st != KT_OK) {
@@ -849,6 +859,29 @@ static kt_status start_site(run *r, site_rt *s, const char *token, kt_err *err)
     return KT_OK;
 }
 
+/*
+ * The first device interface the broker of s has no subscription for yet
+ * (from its log: "<ts>: <client> <qos> ktwin/real/<iface>/+"), or NULL.
+ */
+static const char *missing_subscription(const run *r, const site_rt *s, kt_buf *b)
+{
+    char path[RUN_PATH + 32];
+    snprintf(path, sizeof path, "%s/mosquitto.log", s->dir);
+    kt_buf_reset(b);
+    if (kt_buf_read_file(b, path, NULL) != KT_OK || b->len == 0) {
+        return sim_kind_iface((sim_kind)0);
+    }
+    (void)r;
+    for (int k = 0; k < SIM_KIND_COUNT; k++) {
+        char pat[192];
+        snprintf(pat, sizeof pat, " ktwin/real/%s/+", sim_kind_iface((sim_kind)k));
+        if (strstr(b->data, pat) == NULL) {
+            return sim_kind_iface((sim_kind)k);
+        }
+    }
+    return NULL;
+}
+
 /* Wait until the hub has the model and every agent its subgraph and broker. */
 static kt_status wait_model(run *r, kt_err *err)
 {
@@ -857,6 +890,7 @@ static kt_status wait_model(run *r, kt_err *err)
     double dl = mono_s() + 300;
     kt_status st = KT_ETIMEDOUT;
     const char *why = "the hub did not load the model";
+    char whybuf[256];
     while (mono_s() < dl && !g_interrupted) {
         if (!kid_alive(r, r->hub)) {
             why = "ktwin-hub exited";
@@ -877,11 +911,19 @@ static kt_status wait_model(run *r, kt_err *err)
             if (!ready) {
                 why = "an agent did not receive its subgraph or connect to its broker";
             }
+            const char *miss = ready ? missing_subscription(r, s, &b) : NULL;
+            if (miss != NULL) {
+                ready = false;
+                snprintf(whybuf, sizeof whybuf,
+                         "the agent of %s did not subscribe to ktwin/real/%s/+ at its broker",
+                         s->name, miss);
+                why = whybuf;
+            }
         }
         if (ready) {
             st = KT_OK;
             printf("model loaded: hub revision %.0f, %u agent(s) hold their subgraph and are "
-                   "subscribed to their site's broker\n",
+                   "subscribed to every device topic at their site's broker\n",
                    rev, r->o.n_sites);
             break;
         }
@@ -934,8 +976,9 @@ static kt_status start_devices(run *r, kt_err *err)
 /* ---- the run ------------------------------------------------------------------ */
 
 typedef struct poll_view {
-    double published, processed, stored, outbox, journal, down_queued;
+    double published, processed, stored, outbox, down_queued;
     bool hub_ok;
+    bool agents_ok; /* every agent answered (else its last figures are used) */
 } poll_view;
 
 static void poll_all(run *r, kt_buf *b, poll_view *v)
@@ -946,14 +989,20 @@ static void poll_all(run *r, kt_buf *b, poll_view *v)
     if (d != NULL) {
         v->published = devices_published(d);
         cJSON_Delete(d);
+    } else if (r->n_samples > 0) {
+        v->published = r->samples[r->n_samples - 1].published;
     }
+    v->agents_ok = true;
     for (unsigned i = 0; i < r->o.n_sites; i++) {
-        if (!http_get(r, r->sites[i].agent_port, "/metrics", b)) {
-            continue;
+        site_rt *s = &r->sites[i];
+        if (http_get(r, s->agent_port, "/metrics", b)) {
+            s->last_processed = metric_sum(b->data, LAT_METRIC "_count", NULL, NULL);
+            s->last_outbox = metric_sum(b->data, "ktwin_agent_outbox_events", NULL, NULL);
+        } else {
+            v->agents_ok = false; /* busy past the timeout: keep its last figures */
         }
-        v->processed += metric_sum(b->data, LAT_METRIC "_count", NULL, NULL);
-        v->outbox += metric_sum(b->data, "ktwin_agent_outbox_events", NULL, NULL);
-        v->journal += metric_sum(b->data, "ktwin_agent_journal_bytes", NULL, NULL);
+        v->processed += s->last_processed;
+        v->outbox += s->last_outbox;
     }
     if (!r->hub_frozen && http_get(r, r->hub_port, "/metrics", b)) {
         v->hub_ok = true;
@@ -1098,7 +1147,7 @@ static kt_status drive(run *r, kt_err *err)
     return st;
 }
 
-/* After the devices: wait until every outbox and journal is empty and the counts settle. */
+/* After the devices: wait until every outbox is empty and the counts settle. */
 static kt_status drain(run *r, kt_err *err)
 {
     kt_buf b;
@@ -1126,7 +1175,7 @@ static kt_status drain(run *r, kt_err *err)
         nap_ms(500);
         poll_all(r, &b, &v);
         /* (the journal's size on disk is not a backlog: it is reported, not waited for) */
-        bool quiet = v.hub_ok && v.outbox == 0 && v.down_queued == 0 &&
+        bool quiet = v.hub_ok && v.agents_ok && v.outbox == 0 && v.down_queued == 0 &&
                      v.processed == last.processed && v.stored == last.stored;
         settled = quiet ? settled + 1 : 0;
         last = v;
