@@ -32,6 +32,9 @@
 #include "formulas.h"
 #include "sc_plugin.h"
 
+/* Stored counts above this are not a parking's (a corrupt state): ignored. */
+#define SPOTS_MAX 1e6
+
 static int spot_handle(ktwin_ctx *ctx, const ktwin_event *ev, const sc_config *cfg)
 {
     cJSON *doc = NULL;
@@ -160,11 +163,11 @@ static int offstreet_handle(ktwin_ctx *ctx, const ktwin_event *ev, const sc_conf
     }
     if (rc == KTWIN_OK) {
         if (total == 0) {
-            total = sc_get_num(latest, "totalSpotNumber", &v) && v >= 0.0
+            total = sc_get_num(latest, "totalSpotNumber", &v) && v >= 0.0 && v <= SPOTS_MAX
                         ? (int64_t)v
                         : cfg->parking_default_total;
         }
-        if (sc_get_num(latest, "occupiedSpotNumber", &v) && v >= 0.0) {
+        if (sc_get_num(latest, "occupiedSpotNumber", &v) && v >= 0.0 && v <= SPOTS_MAX) {
             occupied = (int64_t)v;
         }
         occupied = sc_parking_occupied(occupied, total, in, out);

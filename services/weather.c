@@ -11,6 +11,8 @@
  *                         (|change| < pressure_steady_hpa: steady; no
  *                         previous state: steady), needs P.
  * Emits ktwin.store.<iface> with the payload plus those fields (2 decimals).
+ * Readings outside physical ranges (T -90..70, RH 0..100, wind 0..150 m/s,
+ * P 0..2000 hPa) count as missing.
  *
  * Differences from KTWIN: KTWIN's dew point was T - (100 - RH)/5 (a rough
  * rule for RH > 50 %), its feels-like was a wind-chill variant applied at
@@ -22,6 +24,17 @@
 
 #include "formulas.h"
 #include "sc_plugin.h"
+
+/* A reading of key within [lo, hi] (physically plausible), else unknown (*out stays NAN). */
+static bool in_range(const cJSON *doc, const char *key, double lo, double hi, double *out)
+{
+    double v = 0.0;
+    if (!sc_get_num(doc, key, &v) || v < lo || v > hi) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
 
 static int weather_handle(ktwin_ctx *ctx, const ktwin_event *ev, const sc_config *cfg)
 {
@@ -38,10 +51,10 @@ static int weather_handle(ktwin_ctx *ctx, const ktwin_event *ev, const sc_config
     if (rc != KTWIN_OK) {
         return rc;
     }
-    has_t = sc_get_num(doc, "temperature", &t);
-    (void)sc_get_num(doc, "relativeHumidity", &rh);
-    (void)sc_get_num(doc, "windSpeed", &wind);
-    if (sc_get_num(doc, "atmosphericPressure", &p)) {
+    has_t = in_range(doc, "temperature", -90.0, 70.0, &t);
+    (void)in_range(doc, "relativeHumidity", 0.0, 100.0, &rh);
+    (void)in_range(doc, "windSpeed", 0.0, 150.0, &wind);
+    if (in_range(doc, "atmosphericPressure", 0.0, 2000.0, &p)) {
         rc = sc_latest_object(ctx, ev->iface, ev->instance, &latest);
         if (rc != KTWIN_OK) {
             cJSON_Delete(doc);

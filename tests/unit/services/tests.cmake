@@ -31,6 +31,11 @@ if(TARGET kt_sc_services)
   kt_add_fuzz(fuzz_services SOURCES ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_services.c
               LIBS kt_sc_services kt_common
               CORPUS ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus/services)
+  # every handler on arbitrary payloads and stored states, through a fake host
+  kt_add_fuzz(fuzz_services_handlers
+              SOURCES ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_services_handlers.c
+              LIBS kt_sc_services kt_common
+              CORPUS ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus/services_handlers)
 endif()
 
 # End to end: ktwin-sim's model on the real hub, every service from smartcity.so in the
