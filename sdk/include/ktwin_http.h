@@ -71,9 +71,8 @@
  *   --help
  * ENVIRONMENT (the names KTWIN's Go SDK reads): KTWIN_BROKER (required:
  * where emits go), KTWIN_EVENT_STORE (optional: without it ktwin_latest
- * answers KTWIN_ENOTFOUND, with a warning at start), KTWIN_GRAPH_URL (optional: without it the graph
- * is empty and ktwin_graph_* answer KTWIN_ENOTFOUND), PORT,
- * KTWIN_SERVICE_CONFIG.
+ * answers KTWIN_ENOTFOUND, with a warning at start), KTWIN_GRAPH_URL (optional: without it the
+ * graph is empty and ktwin_graph_* answer KTWIN_ENOTFOUND), PORT, KTWIN_SERVICE_CONFIG.
  *
  * GRAPH REFRESH POLICY: loaded once at start (a failure is logged and
  * retried); before handling an event, the graph is reloaded when it is

@@ -27,7 +27,8 @@ static kt_status add_bare_iface(kt_buf *docs, kt_map *seen, const char *name)
         return KT_OK;
     }
     kt_map_set(seen, name, (void *)name);
-    st = kt_buf_puts(docs, "---\napiVersion: dtd.ktwin/v0\nkind: TwinInterface\nmetadata:\n  name: '");
+    st = kt_buf_puts(docs,
+                     "---\napiVersion: dtd.ktwin/v0\nkind: TwinInterface\nmetadata:\n  name: '");
     for (p = name; st == KT_OK && *p != '\0'; p++) {
         st = *p == '\'' ? kt_buf_puts(docs, "''") : kt_buf_putc(docs, *p);
     }
@@ -44,8 +45,7 @@ static kt_status diag_to_err(const model_diag *d, const char *source, kt_err *er
     for (i = 0; i < d->n; i++) {
         const model_diag_entry *e = &d->entries[i];
         if (e->severity == MODEL_DIAG_ERROR) {
-            return kt_err_set(err, KT_EINVAL, "%s: %s%s%s", source,
-                              e->path != NULL ? e->path : "",
+            return kt_err_set(err, KT_EINVAL, "%s: %s%s%s", source, e->path != NULL ? e->path : "",
                               e->path != NULL && e->path[0] != '\0' ? ": " : "",
                               e->msg != NULL ? e->msg : "invalid");
         }
@@ -97,8 +97,8 @@ ktwin_gindex_build(model **out, const char *source, const char *json, size_t len
         goto fail;
     }
     if (docs.len > 0) {
-        st = model_load_buffer(m, "twin-graph-interfaces", (const char *)docs.data, docs.len,
-                               &diag, err);
+        st = model_load_buffer(m, "twin-graph-interfaces", (const char *)docs.data, docs.len, &diag,
+                               err);
         if (st != KT_OK) {
             goto fail;
         }

@@ -457,8 +457,8 @@ static void on_signal(uv_signal_t *h, int signum)
         return;
     }
     s->stopping = true;
-    KT_LOG(KT_LOG_NOTICE, "SDK-STOP", "signal=%d running=%d queued=%zu", signum,
-           s->running != NULL, s->n_queued);
+    KT_LOG(KT_LOG_NOTICE, "SDK-STOP", "signal=%d running=%d queued=%zu", signum, s->running != NULL,
+           s->n_queued);
     uv_close((uv_handle_t *)&s->sigint, NULL);
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     while ((j = s->head) != NULL) {
@@ -671,8 +671,7 @@ static int read_env(srv *s, const char *prog)
     const char *store = getenv("KTWIN_EVENT_STORE");
     const char *graph = getenv("KTWIN_GRAPH_URL");
     if (broker == NULL || broker[0] == '\0') {
-        fprintf(stderr, "%s: KTWIN_BROKER is not set (the broker ingress URL emits go to)\n",
-                prog);
+        fprintf(stderr, "%s: KTWIN_BROKER is not set (the broker ingress URL emits go to)\n", prog);
         return EXIT_USAGE;
     }
     if (!set_url(s->broker, sizeof(s->broker), broker, false) ||
@@ -727,8 +726,8 @@ static int serve(srv *s, const args *a)
                kt_log_quote(q, sizeof(q), e.msg));
         rc = EXIT_RUNTIME;
     } else {
-        KT_LOG(KT_LOG_NOTICE, "SDK-LISTEN", "plugin=%s address=%s port=%d broker=%s", s->plugin->name,
-               a->address, kt_http_server_port(hs), s->broker);
+        KT_LOG(KT_LOG_NOTICE, "SDK-LISTEN", "plugin=%s address=%s port=%d broker=%s",
+               s->plugin->name, a->address, kt_http_server_port(hs), s->broker);
         if (a->port_file != NULL) {
             kt_buf pf;
             kt_buf_init(&pf, 64);
@@ -812,12 +811,11 @@ int ktwin_http_main(const ktwin_plugin *plugin, int argc, char **argv)
         store_ops.latest = latest_op;
         store_ops.user = s;
         /* no metrics: the host runs on the worker, metrics are loop-only (counted here instead) */
-        svc_plugin_host_new(&s->host,
-                            &(svc_plugin_host_opts){ .graph = graph_cb,
-                                                     .store = s->store[0] != '\0' ? &store_ops
-                                                                                  : NULL,
-                                                     .user = s },
-                            &e);
+        svc_plugin_host_new(
+            &s->host,
+            &(svc_plugin_host_opts){
+                .graph = graph_cb, .store = s->store[0] != '\0' ? &store_ops : NULL, .user = s },
+            &e);
         if (svc_plugin_host_add(s->host, plugin, plugin->name, s->n_ifaces > 0 ? s->ifaces : NULL,
                                 s->n_ifaces, config.data, &e) != KT_OK) {
             fprintf(stderr, "%s: %s\n", prog, e.msg);

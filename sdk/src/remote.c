@@ -19,9 +19,9 @@
 #include "kt/buf.h"
 #include "kt/mem.h"
 
-#define DEFAULT_TIMEOUT_MS  10000u
-#define DEFAULT_BODY_BYTES  (1024u * 1024u)
-#define CONNECT_TIMEOUT_MS  2000L
+#define DEFAULT_TIMEOUT_MS 10000u
+#define DEFAULT_BODY_BYTES (1024u * 1024u)
+#define CONNECT_TIMEOUT_MS 2000L
 
 struct ktwin_remote {
     CURL *curl;
@@ -86,8 +86,8 @@ static void copy_value(char *dst, size_t cap, const char *v, size_t len)
         v++;
         len--;
     }
-    while (len > 0 && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' ' ||
-                       v[len - 1] == '\t')) {
+    while (len > 0 &&
+           (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' ' || v[len - 1] == '\t')) {
         len--;
     }
     if (len >= cap) {
@@ -153,8 +153,8 @@ static void prepare(ktwin_remote *r, const char *url)
 }
 
 /* Run the prepared request; *status_out gets the HTTP status. */
-static kt_status perform(ktwin_remote *r, const char *what, const char *url, long *status_out,
-                         kt_err *err)
+static kt_status
+perform(ktwin_remote *r, const char *what, const char *url, long *status_out, kt_err *err)
 {
     CURLcode rc = curl_easy_perform(r->curl);
     *status_out = 0;
@@ -193,7 +193,8 @@ kt_status ktwin_remote_get(ktwin_remote *r, const char *url, ktwin_remote_reply 
     return KT_OK;
 }
 
-kt_status ktwin_remote_post_event(ktwin_remote *r, const char *url, const model_event *ev, kt_err *err)
+kt_status
+ktwin_remote_post_event(ktwin_remote *r, const char *url, const model_event *ev, kt_err *err)
 {
     model_ce_headers h;
     struct curl_slist *list = NULL;

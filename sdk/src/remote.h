@@ -59,7 +59,8 @@ kt_status ktwin_remote_get(ktwin_remote *r, const char *url, ktwin_remote_reply 
  * 2xx (KTWIN's broker answers 202); KT_EDEP (dep "http", dep_code = status)
  * for another status; KT_EIO / KT_ETIMEDOUT for transport failures.
  */
-kt_status ktwin_remote_post_event(ktwin_remote *r, const char *url, const model_event *ev, kt_err *err);
+kt_status
+ktwin_remote_post_event(ktwin_remote *r, const char *url, const model_event *ev, kt_err *err);
 
 /* The response headers a reply keeps (bounded copies, "" when absent). */
 typedef struct ktwin_remote_hdrs {

@@ -69,9 +69,9 @@ static int probe_handle(ktwin_ctx *ctx, const ktwin_event *ev, void *state)
     char num[32];
     (void)state;
     /* outgoing + incoming edges of the event's instance */
-    assert_int_equal(ktwin_graph_relationships(ctx, ev->instance, KTWIN_REL_OUT | KTWIN_REL_IN,
-                                               rels, 8, &total),
-                     KTWIN_OK);
+    assert_int_equal(
+        ktwin_graph_relationships(ctx, ev->instance, KTWIN_REL_OUT | KTWIN_REL_IN, rels, 8, &total),
+        KTWIN_OK);
     for (i = 0; i < total && i < 8; i++) {
         note(rels[i].incoming ? "in:%s<-%s;" : "out:%s->%s;", rels[i].name, rels[i].instance);
     }
@@ -92,17 +92,16 @@ static int probe_handle(ktwin_ctx *ctx, const ktwin_event *ev, void *state)
                      KTWIN_ENOTFOUND);
     if (ktwin_event_is(ev, KTWIN_EVENT_REAL, "ngsi-ld-city-airqualityobserved", NULL)) {
         /* Go's PublishCommand(cmd, payload, "citypole", instance, graph) */
-        assert_int_equal(ktwin_emit_command_rel(ctx, ev->instance, "citypole", "Alarm",
-                                                "{\"level\":3}", 11),
-                         KTWIN_OK);
+        assert_int_equal(
+            ktwin_emit_command_rel(ctx, ev->instance, "citypole", "Alarm", "{\"level\":3}", 11),
+            KTWIN_OK);
         assert_int_equal(ktwin_emit_command_rel(ctx, ev->instance, "nosuch", "Alarm", NULL, 0),
                          KTWIN_ENOTFOUND);
     }
     return KTWIN_OK;
 }
 
-static const char *const probe_ifaces[] = { "ngsi-ld-city-airqualityobserved", "city-pole",
-                                            NULL };
+static const char *const probe_ifaces[] = { "ngsi-ld-city-airqualityobserved", "city-pole", NULL };
 static const ktwin_plugin probe_plugin = {
     .struct_size = (uint32_t)sizeof(ktwin_plugin),
     .abi_version = KTWIN_PLUGIN_ABI_VERSION,
@@ -173,10 +172,9 @@ static void test_graph_index_answers_the_plugin(void **state)
     /* aq-1: an edge to a device outside the graph is still listed; relationship_to finds the
        pole; the command goes to pole-1 as ktwin.command.city-pole.alarm */
     run_probe(m, "ngsi-ld-city-airqualityobserved", "aq-1", &out);
-    assert_string_equal(g_seen.text,
-                        "out:refDevice->dev-missing;out:citypole->pole-1;"
-                        "count:1 second:-;iface:ngsi-ld-city-airqualityobserved;"
-                        "to-pole:citypole/pole-1;");
+    assert_string_equal(g_seen.text, "out:refDevice->dev-missing;out:citypole->pole-1;"
+                                     "count:1 second:-;iface:ngsi-ld-city-airqualityobserved;"
+                                     "to-pole:citypole/pole-1;");
     assert_int_equal(out.n, 1);
     assert_string_equal(out.type, "ktwin.command.city-pole.alarm");
     assert_string_equal(out.source, "pole-1");
@@ -192,9 +190,8 @@ static void test_incoming_edges_of_a_neighborhood(void **state)
     (void)state;
     assert_int_equal(ktwin_gindex_build(&m, "test", GRAPH, sizeof(GRAPH) - 1, &err), KT_OK);
     run_probe(m, "s4city-city-neighborhood", "nb-1", &out);
-    assert_string_equal(g_seen.text,
-                        "in:refNeighborhood<-pole-1;in:refNeighborhood<-pole-2;"
-                        "count:2 second:nb-2;iface:s4city-city-neighborhood;");
+    assert_string_equal(g_seen.text, "in:refNeighborhood<-pole-1;in:refNeighborhood<-pole-2;"
+                                     "count:2 second:nb-2;iface:s4city-city-neighborhood;");
     model_free(m);
 }
 
