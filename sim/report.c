@@ -527,7 +527,7 @@ static void section_latency(kt_buf *b, const cJSON *res)
     const cJSON *s = NULL;
     cJSON_ArrayForEach(s, lat)
     {
-        snprintf(g[i].name, sizeof g[i].name, "%s", s->string);
+        snprintf(g[i].name, sizeof g[i].name, "%s", s->string != NULL ? s->string : "?");
         (void)kt_buf_puts(b, "<tr><td>");
         html_text(b, s->string);
         (void)kt_buf_puts(b, "</td>");
@@ -743,6 +743,19 @@ kt_status sim_report_write(const cJSON *res, const char *paper_dir, const char *
 {
     kt_buf b;
     kt_buf_init(&b, (size_t)256 << 20);
+    kt_status st = sim_report_render(res, paper_dir, &b);
+    if (st != KT_OK) {
+        (void)kt_err_set(err, st, "report %s: larger than 256 MiB or out of memory", path);
+    } else {
+        st = kt_buf_write_file(&b, path, err);
+    }
+    kt_buf_fini(&b);
+    return st;
+}
+
+kt_status sim_report_render(const cJSON *res, const char *paper_dir, kt_buf *out)
+{
+    kt_buf b = *out; /* appended to, then handed back */
     const cJSON *sc = cJSON_GetObjectItemCaseSensitive(res, "scenario");
     const cJSON *tot = cJSON_GetObjectItemCaseSensitive(res, "totals");
     bool ok = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "ok"));
@@ -819,9 +832,12 @@ kt_status sim_report_write(const cJSON *res, const char *paper_dir, const char *
     }
     section_paper(&b, res, paper_dir, shade, n_shade);
     section_resources(&b, res);
-    (void)kt_buf_puts(&b, "</body></html>\n");
-    kt_status st = kt_buf_write_file(&b, path, err);
-    kt_buf_fini(&b);
+    kt_status st = kt_buf_puts(&b, "</body></html>\n");
+    /* appends are small (< 64 KiB): one that failed at the cap left the buffer near it */
+    if (st == KT_OK && b.max - b.len < ((size_t)64 << 10)) {
+        st = KT_ETOOBIG;
+    }
+    *out = b;
     return st;
 }
 

@@ -16,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "kt/buf.h"
 #include "kt/err.h"
 
 /*
@@ -26,6 +27,14 @@
  */
 kt_status
 sim_report_write(const cJSON *results, const char *paper_dir, const char *path, kt_err *err);
+
+/*
+ * Append the report of `results` to out (the paper's CSVs read from
+ * paper_dir as above). Any JSON object is accepted: missing or mistyped
+ * members show as "-" or leave their section out. Returns KT_OK, or
+ * KT_ETOOBIG / KT_ENOMEM when out cannot hold it (out keeps what fit).
+ */
+kt_status sim_report_render(const cJSON *results, const char *paper_dir, kt_buf *out);
 
 /*
  * `ktwin-sim report --results FILE [--paper DIR] -o FILE`: the same report

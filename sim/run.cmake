@@ -22,3 +22,12 @@ add_test(NAME test_sim_run
          COMMAND ${CMAKE_CURRENT_LIST_DIR}/test_sim_run.sh $<TARGET_FILE:ktwin-sim>)
 set_tests_properties(test_sim_run PROPERTIES LABELS "integration;sim" TIMEOUT ${_sim_run_t}
                      RUN_SERIAL TRUE)
+
+# report.html from any results.json (the input of `ktwin-sim report`).
+kt_add_fuzz(fuzz_sim_report
+  SOURCES ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_sim_report.c ${CMAKE_CURRENT_LIST_DIR}/report.c
+  LIBS kt_common PkgConfig::CJSON m
+  CORPUS ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus/sim_report)
+target_include_directories(fuzz_sim_report PRIVATE ${CMAKE_CURRENT_LIST_DIR})
+target_compile_definitions(fuzz_sim_report PRIVATE
+  KT_PAPER_DIR="${PROJECT_SOURCE_DIR}/data/ktwin-article")
