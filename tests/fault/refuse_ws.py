@@ -247,10 +247,11 @@ def client(host, port, mode, site, token, arg):
             opcode, payload = c.recv_frame(deadline)
             if opcode == 8:
                 close = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
-                try:
-                    c.send_frame(8, payload[:2])
-                except OSError:
-                    pass
+                if mode != "raw-garbage":  # after garbage the hub has given up on the socket
+                    try:
+                        c.send_frame(8, payload[:2])
+                    except OSError:
+                        pass
                 break
             if opcode == 2:
                 num, code = envelope_kind(payload)
