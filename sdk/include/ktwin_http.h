@@ -58,7 +58,8 @@
  *   --config JSON|FILE the plugin's init config: JSON text when it starts
  *                      with '{' or '[', else a file holding it; default
  *                      $KTWIN_SERVICE_CONFIG, else "{}". Must be a JSON object.
- *   --interface I      serve I (repeatable); default: the plugin's list.
+ *   --interface I      serve I (repeatable); default: the plugin's list (a
+ *                      plugin without a list needs at least one --interface).
  *                      Events of any interface are handed to the plugin
  *                      (aggregated events, commands), as the broker sends them.
  *   --graph-refresh S  reload the graph when it is older than S seconds
