@@ -988,6 +988,39 @@ static void test_ws_message_over_cap_closes_1009(void **state)
     ws_teardown(&f);
 }
 
+static bool cli_is_open_or_closed(void *arg)
+{
+    wsfix *f = arg;
+    return f->cli_open > 0 || f->cli_closed > 0;
+}
+
+/* binary_only: a text message closes with 1003, is counted and never delivered. */
+static void test_ws_binary_only_refuses_text(void **state)
+{
+    (void)state;
+    wsfix f;
+    kt_ws_opts so = { .binary_only = true };
+    ws_setup(&f, NULL, &so);
+    f.n_to_send = 1; /* one binary message first: echoed */
+    char url[128];
+    kt_ws_client_opts co = client_opts(&f, url, sizeof url, "ws");
+    assert_int_equal(kt_ws_client_new(&f.cli, f.net, &co, NULL), KT_OK);
+    assert_true(run_until(&f.loop, cli_got_all, &f, 20000));
+    assert_int_equal(f.cli_msgs, 1);
+    assert_true(run_until(&f.loop, cli_is_open_or_closed, &f, 20000));
+    assert_int_equal(kt_ws_conn_send_text(f.cli, "{\"hello\":1}", 11), KT_OK);
+    assert_true(run_until(&f.loop, both_closed, &f, 20000));
+    assert_int_equal(f.cli_close_code, 1003);
+    assert_int_equal(f.srv_close_code, 1003);
+    assert_int_equal(f.srv_msgs, 1); /* the text message never reached on_message */
+    assert_int_equal(
+        kt_metrics_value(kt_metrics_find(f.reg, "ktwin_net_ws_text_refused_total", NULL)), 1);
+    /* both sides closed with a handshake: nothing counted as aborted */
+    assert_int_equal(kt_metrics_value(kt_metrics_find(f.reg, "ktwin_net_ws_aborted_total", NULL)),
+                     0);
+    ws_teardown(&f);
+}
+
 static void test_ws_handshake_header_and_refusal(void **state)
 {
     (void)state;
@@ -1584,6 +1617,7 @@ int main(void)
         cmocka_unit_test(test_ws_connect_failure_reported),
         cmocka_unit_test(test_ws_send_queue_cap_eagain),
         cmocka_unit_test(test_ws_message_over_cap_closes_1009),
+        cmocka_unit_test(test_ws_binary_only_refuses_text),
         cmocka_unit_test(test_ws_handshake_header_and_refusal),
         cmocka_unit_test(test_ws_close_while_connecting_and_in_open),
         cmocka_unit_test(test_ws_host_name_resolved_off_loop),
