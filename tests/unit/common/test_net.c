@@ -1001,18 +1001,19 @@ static void test_ws_binary_only_refuses_text(void **state)
     wsfix f;
     kt_ws_opts so = { .binary_only = true };
     ws_setup(&f, NULL, &so);
-    f.n_to_send = 1; /* one binary message first: echoed */
+    f.n_to_send = 10; /* binary messages first, up to 300 KiB (fragmented): all echoed */
     char url[128];
     kt_ws_client_opts co = client_opts(&f, url, sizeof url, "ws");
     assert_int_equal(kt_ws_client_new(&f.cli, f.net, &co, NULL), KT_OK);
     assert_true(run_until(&f.loop, cli_got_all, &f, 20000));
-    assert_int_equal(f.cli_msgs, 1);
+    assert_int_equal(f.cli_msgs, 10);
+    assert_int_equal(f.cli_mismatch, 0);
     assert_true(run_until(&f.loop, cli_is_open_or_closed, &f, 20000));
     assert_int_equal(kt_ws_conn_send_text(f.cli, "{\"hello\":1}", 11), KT_OK);
     assert_true(run_until(&f.loop, both_closed, &f, 20000));
     assert_int_equal(f.cli_close_code, 1003);
     assert_int_equal(f.srv_close_code, 1003);
-    assert_int_equal(f.srv_msgs, 1); /* the text message never reached on_message */
+    assert_int_equal(f.srv_msgs, 10); /* the text message never reached on_message */
     assert_int_equal(
         kt_metrics_value(kt_metrics_find(f.reg, "ktwin_net_ws_text_refused_total", NULL)), 1);
     /* both sides closed with a handshake: nothing counted as aborted */
