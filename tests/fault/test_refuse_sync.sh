@@ -11,8 +11,9 @@
 #                                        ktwin_net_ws_message_too_big_total
 #   - a text frame (holding a valid Hello) -> close 1003, never a Welcome;
 #                                        NET-WS-TEXT-REFUSED, ktwin_net_ws_text_refused_total
-#   - a valid Hello of site-a with a bad token -> Reject UNAUTHENTICATED;
-#                                        SYNC-AUTH-FAIL, ktwin_hub_sync_auth_failures_total
+#   - a valid Hello of site-a with a bad token, or of an unknown site ->
+#                                        Reject UNAUTHENTICATED; SYNC-AUTH-FAIL,
+#                                        ktwin_hub_sync_auth_failures_total
 # Each closes only that connection: a store event posted at the real agent's
 # ingress while each attack runs (and during a burst of all of them at
 # once) reaches the hub's event store exactly once, and the agent's own
@@ -74,6 +75,9 @@ attack "bad token" bad-token '^welcome=0 reject=1 ' SYNC-AUTH-FAIL \
     ktwin_hub_sync_auth_failures_total site-a wrong-token
 check "bad token counted as a Reject" 1 "$(hub_m 'ktwin_hub_sync_rejects_total{code="unauthenticated"}')"
 contains "bad token: named in the log" "$T/hub.log" 'id=SYNC-AUTH-FAIL .*site="site-a".*reason=bad-token'
+attack "unknown site" bad-token '^welcome=0 reject=1 ' SYNC-AUTH-FAIL \
+    ktwin_hub_sync_auth_failures_total site-zz tok-a
+contains "unknown site: named in the log" "$T/hub.log" 'id=SYNC-AUTH-FAIL .*site="site-zz"'
 
 # All of them at once while events keep coming.
 bpids=()
