@@ -21,9 +21,12 @@ Python 3 standard library only. Two roles:
   fakehub PORT_FILE LOG_FILE
       A fake hub: accepts WebSocket upgrades on 127.0.0.1 (port chosen by the
       OS, written to PORT_FILE), reads the agent's first frame (its Hello),
-      answers with a binary frame of garbage and waits for the agent to end
-      the connection. One line per connection in LOG_FILE:
-        conn <n> hello_bytes=<len> ended=<close code or eof>
+      answers in turn (connection 1, 2, 3, 4, ...) with a binary frame of
+      garbage, a binary frame of 200 KiB (over the agent's
+      hub.max_message_bytes when that is 64KiB), a text frame of garbage,
+      garbage again, ... and waits for the agent to end the connection. One
+      line per connection in LOG_FILE:
+        conn <n> sent=<garbage|oversized|text> hello_bytes=<len> ended=<close code or eof>
 
 Invariants: nothing here is timing-asserted; every socket read has a
 deadline. Thread: the client is single threaded; fakehub serves one
@@ -289,6 +292,7 @@ def fakehub(port_file, log_file):
         deadline = time.monotonic() + 30
         ended = "timeout"
         hello_len = -1
+        sent = ("garbage", "oversized", "text")[(n - 1) % 3]
         try:
             head, rest = read_http_head(sock, deadline)
             hdrs = {ln.split(":", 1)[0].strip().lower(): ln.split(":", 1)[1].strip()
@@ -301,7 +305,10 @@ def fakehub(port_file, log_file):
             c.buf = rest
             op, payload = c.recv_frame(deadline)
             hello_len = len(payload) if op == 2 else -1
-            c.send_frame(2, GARBAGE)
+            if sent == "oversized":
+                c.send_frame(2, b"\x52" * (200 * 1024))
+            else:
+                c.send_frame(1 if sent == "text" else 2, GARBAGE)
             while True:
                 op, payload = c.recv_frame(deadline)
                 if op == 8:
@@ -316,7 +323,7 @@ def fakehub(port_file, log_file):
         except (TimeoutError, OSError):
             pass
         sock.close()
-        log.write("conn %d hello_bytes=%d ended=%s\n" % (n, hello_len, ended))
+        log.write("conn %d sent=%s hello_bytes=%d ended=%s\n" % (n, sent, hello_len, ended))
 
 
 def main(argv):

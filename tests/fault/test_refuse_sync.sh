@@ -19,8 +19,10 @@
 # once) reaches the hub's event store exactly once, and the agent's own
 # session is never dropped (no reconnect, no SYNC-DUPLICATE).
 # Reverse direction: an agent facing a fake hub that answers its Hello with
-# garbage logs UPLINK-SYNC-ERR, counts ktwin_agent_sync_errors_total and
-# reconnects with backoff (UPLINK-RETRY), again and again, without dying.
+# garbage (binary or text: UPLINK-SYNC-ERR, ktwin_agent_sync_errors_total) or
+# a frame over hub.max_message_bytes (NET-WS-TOO-BIG,
+# ktwin_net_ws_message_too_big_total) drops that connection and reconnects
+# with backoff (UPLINK-RETRY), again and again, without dying.
 #
 # usage: test_refuse_sync.sh HUB AGENT
 HUB=$1
@@ -117,7 +119,7 @@ PIDS+=("$!")
 fake_port=$(wait_file "$T/fakehub.port") || bad "fake hub port"
 cat >"$T/agent2.yaml" <<EOF
 site: site-b
-hub: {url: "ws://127.0.0.1:$fake_port/sync", token_file: $T/token}
+hub: {url: "ws://127.0.0.1:$fake_port/sync", token_file: $T/token, max_message_bytes: 64KiB}
 cache: {path: $T/agent2.db}
 listen: {port: 0}
 reconnect: {base_ms: 50ms, cap_ms: 400ms}
@@ -126,11 +128,16 @@ EOF
 agent2_pid=$!
 PIDS+=("$agent2_pid")
 agent2_port=$(wait_file "$T/agent2.port" 60) || bad "agent2 port"
-three_conns() { [ "$(grep -c '^conn .* hello_bytes=[1-9]' "$T/fakehub.log" 2>/dev/null)" -ge 3 ]; }
-wait_until 60 three_conns && ok || bad "agent did not reconnect to the fake hub 3 times"
+four_conns() { [ "$(grep -c '^conn .* hello_bytes=[1-9]' "$T/fakehub.log" 2>/dev/null)" -ge 4 ]; }
+wait_until 60 four_conns && ok || bad "agent did not reconnect to the fake hub 4 times"
 agent2_errs() { metric "$agent2_port" ktwin_agent_sync_errors_total; }
 grew "agent: sync errors counted" 1 agent2_errs
 contains "agent: garbage logged" "$T/agent2.log" 'id=UPLINK-SYNC-ERR .*status=eproto'
+contains "agent: oversized frame logged" "$T/agent2.log" 'id=NET-WS-TOO-BIG .*client=1'
+too_big=$(metric "$agent2_port" ktwin_net_ws_message_too_big_total)
+[ "${too_big:-0}" -ge 1 ] && ok || bad "agent: oversized frame not counted ('$too_big')"
+contains "fake hub: the agent closed the oversized one with 1009" "$T/fakehub.log" \
+    'sent=oversized hello_bytes=[1-9][0-9]* ended=1009'
 contains "agent: retries with backoff" "$T/agent2.log" 'id=UPLINK-RETRY .*in_ms=[0-9]+ attempt=[2-9]'
 check "agent: still serving" 200 \
     "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$agent2_port/healthz")"
