@@ -902,6 +902,10 @@ static kt_status create_conns(run *r, kt_err *err)
         uv_timer_init(&r->loop, &c->retry);
         c->retry.data = c;
         r->handles_open += 2;
+    }
+    /* Every handle exists before anything can fail, so finish() can close them all. */
+    for (size_t i = 0; i < r->n_conns; i++) {
+        conn *c = &r->conns[i];
         char id[96];
         snprintf(id, sizeof id, "%s-%u-%u", prefix, c->site, c->idx);
         MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer;

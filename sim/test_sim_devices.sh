@@ -40,6 +40,9 @@ check usage-site-1-missing 2 $?
 check usage-qos 2 $?
 "$SIM" devices --neighborhoods 1 --broker site-0=tcp://127.0.0.1:1 --compress 0 >/dev/null 2>&1
 check usage-compress 2 $?
+"$SIM" devices --neighborhoods 1 --broker site-0=bogus://127.0.0.1:1 >"$T/bogus.out" 2>&1
+check bad-url-exit 1 $?
+contains bad-url-names-site "$T/bogus.out" 'site-0 broker bogus://127.0.0.1:1'
 dead=$(free_port)
 "$SIM" devices --neighborhoods 1 --broker "site-0=tcp://127.0.0.1:$dead" --connect-timeout 1 \
     >"$T/dead.out" 2>&1
