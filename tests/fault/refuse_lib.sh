@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/fault/refuse_lib.sh — what the refusal fault tests share (sourced
 # after tests/lib/testlib.sh, with HUB and AGENT set to the binaries).
 #
