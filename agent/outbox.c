@@ -35,6 +35,7 @@ enum {
     S_INSERT,
     S_PEEK,
     S_DELETE,
+    S_ACKED_SUM,
     S_META_GET,
     S_META_SET,
     S_BEGIN,
@@ -52,6 +53,8 @@ static const char *const stmt_sql[S_COUNT] = {
     [S_PEEK] = "SELECT seq,id,type,source,subject,time_ms,dct,data,bytes FROM events "
                "WHERE seq >= ? ORDER BY seq LIMIT ?",
     [S_DELETE] = "DELETE FROM events WHERE seq <= ?",
+    /* rows at or below the acked seq: a range from the table's start (older ones are gone) */
+    [S_ACKED_SUM] = "SELECT count(*), coalesce(sum(bytes),0) FROM events WHERE seq <= ?",
     [S_META_GET] = "SELECT value FROM meta WHERE key = ?",
     [S_META_SET] = "INSERT INTO meta(key,value) VALUES(?,?) "
                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -601,9 +604,29 @@ kt_status agent_outbox_ack(agent_outbox *ob, uint64_t seq, kt_err *err)
     if (st != KT_OK) {
         return st;
     }
+    /*
+     * What the delete removes, counted over the acked range only (a recount of
+     * the whole table per ack made a long drain quadratic); the counters are
+     * restored by the rollback of a failed ack.
+     */
+    sqlite3_stmt *c = ob->st[S_ACKED_SUM];
+    sqlite3_bind_int64(c, 1, (sqlite3_int64)seq);
+    int rc = sqlite3_step(c);
+    if (rc == SQLITE_ROW) {
+        uint64_t n = (uint64_t)sqlite3_column_int64(c, 0);
+        uint64_t b = (uint64_t)sqlite3_column_int64(c, 1);
+        ob->c.events = ob->c.events >= n ? ob->c.events - n : 0;
+        ob->c.bytes = ob->c.bytes >= b ? ob->c.bytes - b : 0;
+    }
+    sqlite3_reset(c);
+    if (rc != SQLITE_ROW) {
+        st = db_err(ob, err, rc, "count acked");
+        agent_outbox_rollback(ob);
+        return st;
+    }
     sqlite3_stmt *s = ob->st[S_DELETE];
     sqlite3_bind_int64(s, 1, (sqlite3_int64)seq);
-    int rc = sqlite3_step(s);
+    rc = sqlite3_step(s);
     sqlite3_reset(s);
     if (rc != SQLITE_DONE) {
         st = db_err(ob, err, rc, "delete acked");
@@ -615,22 +638,6 @@ kt_status agent_outbox_ack(agent_outbox *ob, uint64_t seq, kt_err *err)
         agent_outbox_rollback(ob);
         return st;
     }
-    /* Recount what is left (the deleted rows' bytes are not tracked one by one). */
-    sqlite3_stmt *c = NULL;
-    rc = sqlite3_prepare_v2(ob->db, "SELECT count(*), coalesce(sum(bytes),0) FROM events", -1, &c,
-                            NULL);
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_step(c);
-    }
-    if (rc != SQLITE_ROW) {
-        st = db_err(ob, err, rc, "count");
-        sqlite3_finalize(c);
-        agent_outbox_rollback(ob);
-        return st;
-    }
-    ob->c.events = (uint64_t)sqlite3_column_int64(c, 0);
-    ob->c.bytes = (uint64_t)sqlite3_column_int64(c, 1);
-    sqlite3_finalize(c);
     st = agent_outbox_commit(ob, err);
     if (st != KT_OK) {
         return st;
