@@ -374,6 +374,19 @@ static kt_status op_up_next(const sync_event **events_out,
 {
     agent_uplink *u = uplink_of(user);
     kt_arena_reset(&u->up_arena);
+    /*
+     * While batches are in flight (sent: below from_seq; acked: up to the
+     * outbox's acked seq), wait for a quarter of the window to be free
+     * rather than filling a sliver of it: each ack would otherwise split the
+     * window into ever smaller batches (a long drain degraded to a few
+     * events per batch, one hub commit each). An ack comes, and pumps again.
+     */
+    if (from_seq > agent_outbox_acked_seq(u->outbox) + 1 &&
+        max_bytes < sync_client_window_bytes(u->sc) / 4) {
+        *events_out = u->up_events;
+        *n_out = 0;
+        return KT_OK;
+    }
     up_collect c = { u, from_seq, 0 };
     size_t n = 0;
     kt_status st = agent_outbox_peek(u->outbox, from_seq, max_events, max_bytes, up_collect_cb, &c,
