@@ -10,6 +10,8 @@
 #     DISPATCH-DROP reason=invalid, ktwin_agent_dispatch_dropped_total{reason="invalid"})
 #   - a structured-mode body that is no JSON, and batch mode
 #   - data over services.max_data_bytes (413)
+#   - a body over the HTTP server's 1 MiB cap: 413 from kt_net before any
+#     handler, ktwin_net_http_body_too_big_total
 # Good store events posted before, between and after them reach the hub's
 # event store exactly once, and nothing of a refused request is stored.
 #
@@ -82,12 +84,22 @@ big=$(python3 -c 'print("{\"count\": 908, \"pad\": \"" + "x" * 3000 + "\"}")')
 bad_post "data over services.max_data_bytes" 413 too_big "${CE[@]}" -H 'ce-id: b8' \
     -H 'ce-type: ktwin.store.city-pole' --data-binary "$big"
 good 5
+# A body over the HTTP server's cap (1 MiB): refused by kt_net before any handler.
+python3 -c 'import sys; sys.stdout.write("{\"count\": 909, \"pad\": \"" + "x" * (2 << 20) + "\"}")' \
+    >"$T/huge.json"
+tb0=$(am ktwin_net_http_body_too_big_total)
+code=$(curl -s -o "$T/huge.out" -w '%{http_code}' -X POST "$A/" "${CE[@]}" -H 'ce-id: b9' \
+    -H 'ce-type: ktwin.store.city-pole' --data-binary @"$T/huge.json")
+check "body over the HTTP cap: status" 413 "$code"
+contains "body over the HTTP cap: error body" "$T/huge.out" '^\{"error":\{"code":413,"message":"[^"]+"\}\}$'
+check "body over the HTTP cap: counted" "$((${tb0:-0} + 1))" "$(am ktwin_net_http_body_too_big_total)"
+good 6
 
 hub_has_counts "${want# }"
 outbox_empty() { test "$(metric "$agent_port" ktwin_agent_outbox_events)" = 0; }
 wait_until 30 outbox_empty || bad "the hub's acks did not empty the outbox"
 body=$(curl -s "$A/api/v1/twin-events/city-pole/pole-1/latest")
-check "latest state: the last good event" '{"count":5}' "$body"
+check "latest state: the last good event" '{"count":6}' "$body"
 check "agent still connected" 1 "$(metric "$agent_port" ktwin_agent_connected)"
 lacks "no sanitizer report (agent)" "$T/agent.log" 'ERROR: (Address|Undefined)Sanitizer|runtime error'
 stop "$agent_pid" "agent"
