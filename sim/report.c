@@ -92,7 +92,7 @@ static double nice_max(double v)
         return 1;
     }
     double p = pow(10, floor(log10(v)));
-    static const double steps[] = { 1, 2, 2.5, 5, 10 };
+    static const double steps[] = { 1, 1.2, 1.6, 2, 2.4, 3, 4, 5, 6, 8, 10 };
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
         if (v <= steps[i] * p) {
             return steps[i] * p;
@@ -129,7 +129,7 @@ static void svg_lines(kt_buf *b,
         }
     }
     ymax = nice_max(ymax * 1.05);
-    xmax = xmax > 0 ? xmax : 1;
+    xmax = nice_max(xmax);
     double pw = W - L - R, ph = H - T - B;
 #define PX(x) (L + (x) / xmax * pw)
 #define PY(y) (T + ph - (y) / ymax * ph)
@@ -611,6 +611,9 @@ section_paper(kt_buf *b, const cJSON *res, const char *dir, double (*shade)[2], 
         cJSON_ArrayForEach(s, series)
         {
             x[i] = 100.0 * jnum(s, "t") / dur;
+            if (!(x[i] <= 100)) {
+                continue; /* the drain after the devices stopped */
+            }
             y[i] = jnum(s, "published_per_s");
             y[n + i] = jnum(s, "processed_per_s");
             y[2 * n + i] = jnum(s, "stored_per_s");
@@ -622,9 +625,9 @@ section_paper(kt_buf *b, const cJSON *res, const char *dir, double (*shade)[2], 
             sh[k][0] = 100.0 * shade[k][0] / dur;
             sh[k][1] = 100.0 * shade[k][1] / dur;
         }
-        line_series ls[3] = { { "device events/s", x, y, n },
-                              { "service calls/s", x, y + n, n },
-                              { "stored at the hub/s", x, y + 2 * n, n } };
+        line_series ls[3] = { { "device events/s", x, y, i },
+                              { "service calls/s", x, y + n, i },
+                              { "stored at the hub/s", x, y + 2 * n, i } };
         char title[96];
         snprintf(title, sizeof title, "This run (time x%g): events/s", jnum(sc, "compress"));
         svg_lines(b, title, "% of the run", "events/s", ls, 3, 100, (const double(*)[2])sh, ns,

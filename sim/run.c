@@ -1432,6 +1432,11 @@ static kt_status collect(run *r, cJSON *res, double run_s, kt_err *err)
     return st;
 }
 
+static double rate(double now, double before, double dt)
+{
+    return now > before ? round((now - before) / dt * 10) / 10 : 0;
+}
+
 static void add_series(run *r, cJSON *res)
 {
     cJSON *arr = cJSON_AddArrayToObject(res, "series");
@@ -1441,13 +1446,12 @@ static void add_series(run *r, cJSON *res)
         double dt = p != NULL ? s->t - p->t : s->t;
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "t", round(s->t * 10) / 10);
-        if (dt > 0) {
+        if (dt > 0) { /* a counter never goes back; 0 if a process restarted its count */
             cJSON_AddNumberToObject(o, "published_per_s",
-                                    round((s->published - (p ? p->published : 0)) / dt * 10) / 10);
+                                    rate(s->published, p ? p->published : 0, dt));
             cJSON_AddNumberToObject(o, "processed_per_s",
-                                    round((s->processed - (p ? p->processed : 0)) / dt * 10) / 10);
-            cJSON_AddNumberToObject(o, "stored_per_s",
-                                    round((s->stored - (p ? p->stored : 0)) / dt * 10) / 10);
+                                    rate(s->processed, p ? p->processed : 0, dt));
+            cJSON_AddNumberToObject(o, "stored_per_s", rate(s->stored, p ? p->stored : 0, dt));
         }
         cJSON_AddNumberToObject(o, "outbox", s->outbox);
         cJSON_AddBoolToObject(o, "offline", s->offline);
