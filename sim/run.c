@@ -1028,6 +1028,12 @@ static void add_sample(run *r, double t, const poll_view *v)
     r->n_samples++;
 }
 
+/* Events/s between two readings of a counter (0 if it went back: a restarted count). */
+static double rate_of(double now, double before, double dt)
+{
+    return now > before ? round((now - before) / dt * 10) / 10 : 0;
+}
+
 /* One progress line: rates over the last `window` seconds of samples. */
 static void progress(run *r, double window)
 {
@@ -1043,8 +1049,8 @@ static void progress(run *r, double window)
         }
     }
     double dt = p != NULL ? s->t - p->t : s->t;
-    double rate = dt > 0 ? (s->published - (p != NULL ? p->published : 0)) / dt : 0;
-    double prate = dt > 0 ? (s->processed - (p != NULL ? p->processed : 0)) / dt : 0;
+    double rate = dt > 0 ? rate_of(s->published, p != NULL ? p->published : 0, dt) : 0;
+    double prate = dt > 0 ? rate_of(s->processed, p != NULL ? p->processed : 0, dt) : 0;
     char hub[96];
     if (r->hub_frozen) {
         snprintf(hub, sizeof hub, "hub OFFLINE (frozen %.0f s)", s->t - r->off_from);
@@ -1432,11 +1438,6 @@ static kt_status collect(run *r, cJSON *res, double run_s, kt_err *err)
     return st;
 }
 
-static double rate(double now, double before, double dt)
-{
-    return now > before ? round((now - before) / dt * 10) / 10 : 0;
-}
-
 static void add_series(run *r, cJSON *res)
 {
     cJSON *arr = cJSON_AddArrayToObject(res, "series");
@@ -1448,10 +1449,10 @@ static void add_series(run *r, cJSON *res)
         cJSON_AddNumberToObject(o, "t", round(s->t * 10) / 10);
         if (dt > 0) { /* a counter never goes back; 0 if a process restarted its count */
             cJSON_AddNumberToObject(o, "published_per_s",
-                                    rate(s->published, p ? p->published : 0, dt));
+                                    rate_of(s->published, p ? p->published : 0, dt));
             cJSON_AddNumberToObject(o, "processed_per_s",
-                                    rate(s->processed, p ? p->processed : 0, dt));
-            cJSON_AddNumberToObject(o, "stored_per_s", rate(s->stored, p ? p->stored : 0, dt));
+                                    rate_of(s->processed, p ? p->processed : 0, dt));
+            cJSON_AddNumberToObject(o, "stored_per_s", rate_of(s->stored, p ? p->stored : 0, dt));
         }
         cJSON_AddNumberToObject(o, "outbox", s->outbox);
         cJSON_AddBoolToObject(o, "offline", s->offline);
