@@ -190,6 +190,19 @@ static dev *heap_pop(conn *c)
     return top;
 }
 
+/* Whether neighborhood k runs in this process. */
+static bool runs_here(const sim_devices_opts *o, unsigned k)
+{
+    return o->only_site < 0 || k % o->n_sites == (unsigned)o->only_site;
+}
+
+/* The connection device number i (of the devices here) of site `site` uses. */
+static conn *conn_for(run *r, unsigned site, size_t i)
+{
+    size_t base = r->o->only_site < 0 ? (size_t)site * r->o->conns_per_site : 0;
+    return &r->conns[base + i % r->o->conns_per_site];
+}
+
 /* ---- paho threads: atomics and inbox only ----------------------------------------- */
 
 static void push_note(run *r, conn *c, note_kind kind, int code)
@@ -658,8 +671,7 @@ static void start_running(run *r)
         dev *d = &r->devs[i];
         if (dev_advance(r, d)) {
             r->n_active++;
-            heap_push(&r->conns[(size_t)d->site * r->o->conns_per_site + i % r->o->conns_per_site],
-                      d);
+            heap_push(conn_for(r, d->site, i), d);
         }
     }
     KT_LOG(KT_LOG_INFO, "SIM-DEVICES-START", "devices=%zu connections=%zu compress=%g qos=%d",
@@ -808,6 +820,7 @@ void sim_devices_opts_init(sim_devices_opts *o)
     o->max_inflight = 1000;
     o->connect_timeout_s = 15.0;
     o->drain_s = 5.0;
+    o->only_site = -1;
 }
 
 static kt_status check_opts(const sim_devices_opts *o, kt_err *err)
@@ -824,6 +837,9 @@ static kt_status check_opts(const sim_devices_opts *o, kt_err *err)
         return kt_err_set(err, KT_EINVAL, "no broker URLs");
     }
     for (unsigned s = 0; s < o->n_sites; s++) {
+        if (o->only_site >= 0 && s != (unsigned)o->only_site) {
+            continue;
+        }
         if (o->brokers[s] == NULL || o->brokers[s][0] == '\0') {
             return kt_err_set(err, KT_EINVAL, "no broker for site-%u", s);
         }
@@ -837,6 +853,9 @@ static kt_status check_opts(const sim_devices_opts *o, kt_err *err)
     if (o->duration_s < 0 || o->drain_s < 0 || !(o->connect_timeout_s > 0)) {
         return kt_err_set(err, KT_EINVAL, "negative duration, drain or connect timeout");
     }
+    if (o->only_site >= 0 && (unsigned)o->only_site >= o->n_sites) {
+        return kt_err_set(err, KT_EINVAL, "only site %d: want 0..%u", o->only_site, o->n_sites - 1);
+    }
     if (o->conns_per_site < 1 || o->conns_per_site > 64 || o->max_inflight < 1 ||
         o->max_inflight > 65535) {
         return kt_err_set(err, KT_EINVAL, "connections per site 1..64, in flight 1..65535");
@@ -847,12 +866,19 @@ static kt_status check_opts(const sim_devices_opts *o, kt_err *err)
 static void build_devices(run *r)
 {
     const sim_devices_opts *o = r->o;
-    r->n_devs = (size_t)o->n_neighborhoods * SIM_DEVICES_PER_NEIGHBORHOOD;
+    size_t n_nb = 0;
+    for (unsigned k = 1; k <= o->n_neighborhoods; k++) {
+        n_nb += runs_here(o, k) ? 1 : 0;
+    }
+    r->n_devs = n_nb * SIM_DEVICES_PER_NEIGHBORHOOD;
     r->devs = kt_xcalloc(r->n_devs, sizeof *r->devs);
     kt_map_init(&r->by_instance);
     kt_map_reserve(&r->by_instance, r->n_devs);
     size_t di = 0;
     for (unsigned k = 1; k <= o->n_neighborhoods; k++) {
+        if (!runs_here(o, k)) {
+            continue;
+        }
         for (int kind = 0; kind < SIM_KIND_COUNT; kind++) {
             unsigned n = sim_schedule_devices((sim_kind)kind);
             for (unsigned i = 0; i < n; i++, di++) {
@@ -878,7 +904,7 @@ static void build_devices(run *r)
 static kt_status create_conns(run *r, kt_err *err)
 {
     const sim_devices_opts *o = r->o;
-    r->n_conns = (size_t)o->n_sites * o->conns_per_site;
+    r->n_conns = (size_t)(o->only_site < 0 ? o->n_sites : 1) * o->conns_per_site;
     r->conns = kt_xcalloc(r->n_conns, sizeof *r->conns);
     char prefix[64];
     if (o->client_id_prefix != NULL) {
@@ -889,7 +915,7 @@ static kt_status create_conns(run *r, kt_err *err)
     for (size_t i = 0; i < r->n_conns; i++) {
         conn *c = &r->conns[i];
         c->r = r;
-        c->site = (unsigned)(i / o->conns_per_site);
+        c->site = o->only_site < 0 ? (unsigned)(i / o->conns_per_site) : (unsigned)o->only_site;
         c->idx = (unsigned)(i % o->conns_per_site);
         c->subscribes = c->idx == 0;
         atomic_init(&c->inflight, 0);

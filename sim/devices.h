@@ -53,7 +53,8 @@
 typedef struct sim_devices_opts {
     unsigned n_neighborhoods;   /* >= 1 */
     unsigned n_sites;           /* >= 1; neighborhood k publishes to site k % n_sites */
-    const char *const *brokers; /* n_sites broker URLs (tcp://host:port), index = site */
+    const char *const *brokers; /* n_sites broker URLs (tcp://host:port), index = site; */
+                                /* with only_site >= 0 only that one is read */
     double compress;            /* time-compression factor > 0; 1 = KTWIN's 24 min */
     int qos;                    /* 0 or 1 */
     double duration_s;          /* stop publishing after this many real seconds; 0: full run */
@@ -64,9 +65,16 @@ typedef struct sim_devices_opts {
     double drain_s;             /* after the last publish: wait for completions and replies */
     const char
         *client_id_prefix; /* MQTT client ids are <prefix>-<site>-<conn>; NULL: ktwin-sim-<pid> */
+    /* -1: every site. Else run only the neighborhoods of this site (k % n_sites == only_site)
+     * and connect only to its broker, so one process per site can use a core each (paho has
+     * one send thread per process). */
+    int only_site;
 } sim_devices_opts;
 
-/* Defaults: compress 1, qos 1, 1 connection per site, 1000 in flight, 15 s connect, 5 s drain. */
+/*
+ * Defaults: compress 1, qos 1, 1 connection per site, 1000 in flight, 15 s
+ * connect, 5 s drain, every site.
+ */
 void sim_devices_opts_init(sim_devices_opts *o);
 
 typedef struct sim_devices_result {

@@ -70,7 +70,8 @@ static void usage_devices(FILE *out)
           "                         (--broker site-K=URL ... | --brokers URL,URL,...)\n"
           "                         [--compress F] [--qos 0|1] [--duration SECONDS]\n"
           "                         [--stats FILE] [--conns C] [--inflight W]\n"
-          "                         [--connect-timeout S] [--drain S] [--client-id PREFIX]\n"
+          "                         [--connect-timeout S] [--drain S] [--only-site K]\n"
+          "                         [--client-id PREFIX]\n"
           "\n"
           "Publish MQTT as KTWIN's smart-city devices do: 503 devices per neighborhood,\n"
           "KTWIN's payloads, periods and six 240 s windows. Neighborhood k publishes to\n"
@@ -89,6 +90,7 @@ static void usage_devices(FILE *out)
           "  --inflight W         sends in flight per connection (default 1000)\n"
           "  --connect-timeout S  every broker must accept us within S s (default 15)\n"
           "  --drain S            wait up to S s after the last publish (default 5)\n"
+          "  --only-site K        run only site K's neighborhoods (one process per site)\n"
           "  --client-id PREFIX   MQTT client ids PREFIX-<site>-<conn>\n"
           "  --log-level L        err|warn|notice|info|debug (default warn)\n",
           out);
@@ -361,6 +363,10 @@ static int cmd_devices(int argc, char **argv)
             bad = parse_double(v, 1e-3, 3600, &o.connect_timeout_s);
         } else if (strcmp(a, "--drain") == 0) {
             bad = parse_double(v, 0, 3600, &o.drain_s);
+        } else if (strcmp(a, "--only-site") == 0) {
+            unsigned k = 0;
+            bad = strcmp(v, "0") == 0 ? 0 : parse_count(v, SIM_DEVICES_MAX_SITES - 1, &k);
+            o.only_site = (int)k;
         } else if (strcmp(a, "--client-id") == 0) {
             o.client_id_prefix = v;
         } else if (strcmp(a, "--log-level") == 0) {
@@ -409,7 +415,15 @@ static int cmd_devices(int argc, char **argv)
         }
         brokers[b_site[i]] = b_url[i];
     }
+    if (o.only_site >= 0 && (unsigned)o.only_site >= o.n_sites) {
+        fprintf(stderr, "ktwin-sim devices: --only-site %d, but --sites is %u\n", o.only_site,
+                o.n_sites);
+        goto done;
+    }
     for (unsigned s = 0; s < o.n_sites; s++) {
+        if (o.only_site >= 0 && s != (unsigned)o.only_site) {
+            continue;
+        }
         if (brokers[s] == NULL || brokers[s][0] == '\0') {
             fprintf(stderr, "ktwin-sim devices: no broker for site-%u (--broker site-%u=URL)\n", s,
                     s);

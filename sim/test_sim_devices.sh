@@ -164,6 +164,22 @@ lacks site0-only-nb002 "$T/s0.out" 'nb001'
 lacks site1-only-nb001 "$T/s1.out" 'nb002'
 contains two-final "$T/two.jsonl" '"final":true'
 
+# One process per site: --only-site 1 needs only site 1's broker and runs only nb001.
+lines0=$(wc -l <"$T/s0.out")
+"$SIM" devices --neighborhoods 2 --sites 2 --only-site 1 --broker "site-1=tcp://127.0.0.1:$port1" \
+    --compress 100 --qos 1 --duration 1 --drain 1 --stats "$T/only.jsonl" >"$T/only.out" 2>&1
+check only-site-exit 0 $?
+lacks site1-still-only-nb001 "$T/s1.out" 'nb002'
+python3 - "$T/only.jsonl" >"$T/only.check" <<'PY'
+import json, sys
+f = [json.loads(l) for l in open(sys.argv[1])][-1]
+# 100 model seconds of one neighborhood: 3 x 500 + 150 + 500 + 1 + 1
+ok = f["final"] and f["published"] == f["scheduled"] and sum(f["published"].values()) == 2152
+print("ONLY OK" if ok else "ONLY BAD %s" % f)
+PY
+contains only-site-counts "$T/only.check" '^ONLY OK$'
+check only-site-nothing-on-site-0 "$lines0" "$(wc -l <"$T/s0.out")"
+
 # ---- 4. SIGTERM mid-run: final line, exit 0
 "$SIM" devices --neighborhoods 1 --broker "tcp://127.0.0.1:$port" --compress 10 \
     --drain 1 --stats "$T/term.jsonl" >"$T/term.out" 2>&1 &
