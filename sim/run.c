@@ -911,7 +911,12 @@ static kt_status wait_model(run *r, kt_err *err)
             if (!ready) {
                 why = "an agent did not receive its subgraph or connect to its broker";
             }
-            const char *miss = ready ? missing_subscription(r, s, &b) : NULL;
+            /* neighborhood k (from 1) is at site k % S: a site may have none (N < S) */
+            bool hosts = false;
+            for (unsigned k = 1; k <= r->o.n_nb && k <= r->o.n_sites; k++) {
+                hosts = hosts || k % r->o.n_sites == i;
+            }
+            const char *miss = ready && hosts ? missing_subscription(r, s, &b) : NULL;
             if (miss != NULL) {
                 ready = false;
                 snprintf(whybuf, sizeof whybuf,
