@@ -55,7 +55,7 @@ fl_log "published $(load_total) device messages"
 fl_check_exactly_once "link cut ${CUT_SECONDS}s"
 check "outbox not full" 0 "$(metric "$agent_port" ktwin_agent_outbox_full)"
 
-stop "$agent_pid" agent
+fl_stop_agent
 stop "$hub_pid" hub
 stop "$proxy_pid" faultproxy
 kt_finish
