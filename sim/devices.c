@@ -289,6 +289,15 @@ static void on_sub_ok(void *context, MQTTAsync_successData *resp)
     push_note(c->r, c, N_SUBSCRIBED, 0);
 }
 
+/* paho's own errors into our log (STYLE §6). */
+static void on_trace(enum MQTTASYNC_TRACE_LEVELS level, char *message)
+{
+    if (level >= MQTTASYNC_TRACE_ERROR) {
+        char q[512];
+        KT_LOG(KT_LOG_WARN, "SIM-PAHO", "msg=%s", kt_log_quote(q, sizeof q, message));
+    }
+}
+
 static void on_sub_fail(void *context, MQTTAsync_failureData *resp)
 {
     conn *c = context;
@@ -929,6 +938,8 @@ static kt_status create_conns(run *r, kt_err *err)
         c->retry.data = c;
         r->handles_open += 2;
     }
+    MQTTAsync_setTraceCallback(on_trace);
+    MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_ERROR);
     /* Every handle exists before anything can fail, so finish() can close them all. */
     for (size_t i = 0; i < r->n_conns; i++) {
         conn *c = &r->conns[i];
