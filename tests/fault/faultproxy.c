@@ -22,7 +22,9 @@
  *              upstream -> "ok blackhole"
  *   restore    forwarding again: stalled connections resume where they were
  *              (no byte lost), held ones are connected upstream -> "ok pass"
- *   status     "ok MODE conns=N accepted=N refused=N up_bytes=N down_bytes=N"
+ *   status     "ok MODE conns=N accepted=N refused=N up_bytes=N down_bytes=N
+ *              pending=N" (pending: bytes read and not yet written, all
+ *              connections; bounded by backpressure)
  * Anything else gets "error unknown command"; a line over 256 bytes closes
  * the control connection. From a shell:
  *   exec 3<>/dev/tcp/127.0.0.1/$ctl; echo cut >&3; read -r reply <&3
@@ -520,11 +522,15 @@ static void ctl_command(ctl_conn *cc, const char *cmd)
         return;
     }
     if (strcmp(cmd, "status") == 0) {
+        uint64_t pending = 0;
+        for (const conn *c = p->conns; c != NULL; c = c->next) {
+            pending += c->cli.pending_bytes + c->up.pending_bytes;
+        }
         (void)snprintf(reply, sizeof(reply),
                        "ok %s conns=%" PRIu64 " accepted=%" PRIu64 " refused=%" PRIu64
-                       " up_bytes=%" PRIu64 " down_bytes=%" PRIu64,
+                       " up_bytes=%" PRIu64 " down_bytes=%" PRIu64 " pending=%" PRIu64,
                        mode_name(p->mode), p->n_conns, p->accepted, p->refused, p->up_bytes,
-                       p->down_bytes);
+                       p->down_bytes, pending);
     } else {
         (void)snprintf(reply, sizeof(reply), "ok %s", mode_name(p->mode));
     }

@@ -10,6 +10,13 @@ set(_fault_dir ${PROJECT_SOURCE_DIR}/tests/fault)
 add_executable(faultproxy ${_fault_dir}/faultproxy.c)
 target_link_libraries(faultproxy PRIVATE kt_common PkgConfig::UV kt_warnings)
 
+# The proxy's own test: transfer + half-close, backpressure, blackhole, cut,
+# restore, control errors, clean exit.
+add_test(NAME fault_proxy
+         COMMAND ${_fault_dir}/test_faultproxy.sh $<TARGET_FILE:faultproxy>)
+math(EXPR _fp_t "60 * ${KT_TEST_TIMEOUT_MULT}")
+set_tests_properties(fault_proxy PROPERTIES LABELS "fault" TIMEOUT ${_fp_t} SKIP_RETURN_CODE 77)
+
 if(TARGET ktwin-hub AND TARGET ktwin-agent AND TARGET ktwin_echo_plugin)
   # name -> timeout in seconds before KT_TEST_TIMEOUT_MULT (the cut test holds
   # the link down for 60 s, as issue 4 says).
