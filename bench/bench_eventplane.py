@@ -141,9 +141,9 @@ def hist_quantile(port, name, q):
     return prev_le
 
 
-def vm_hwm_mib(pid):
+def vm_hwm_mib(pid, key="VmHWM"):
     for line in open("/proc/%d/status" % pid):
-        if line.startswith("VmHWM:"):
+        if line.startswith(key + ":"):
             return int(line.split()[1]) / 1024.0
     return 0.0
 
@@ -385,6 +385,8 @@ def load_run(a, name):
         rows = rig.events(0, count)
         agent = rig.procs["agent"]
         rss = vm_hwm_mib(agent.pid)
+        rss_anon = vm_hwm_mib(agent.pid, "RssAnon")
+        rss_file = vm_hwm_mib(agent.pid, "RssFile")
         svc_p99 = hist_quantile(rig.agent_port, "ktwin_agent_service_latency_seconds", 0.99)
         svc_p50 = hist_quantile(rig.agent_port, "ktwin_agent_service_latency_seconds", 0.5)
     finally:
@@ -400,7 +402,8 @@ def load_run(a, name):
             "handler_p99_ms": round(pct(handler, 0.99), 3),
             "agent_hist_p50_ms": round(svc_p50 * 1000, 3) if svc_p50 is not None else None,
             "agent_hist_p99_ms": round(svc_p99 * 1000, 3) if svc_p99 is not None else None,
-            "rss_mib": round(rss, 1), "lost": lost, "duplicates": dups}
+            "rss_mib": round(rss, 1), "rss_anon_mib": round(rss_anon, 1),
+            "rss_file_mib": round(rss_file, 1), "lost": lost, "duplicates": dups}
 
 
 def mode_latency(a):

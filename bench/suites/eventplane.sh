@@ -122,9 +122,10 @@ ep_rss() {
     record agent-rss "$ep_common \
 The agent syncs the site (snapshot), then takes 1,300 device messages/s (the paper's \
 20-neighborhood load) for ${KT_BENCH_EP_DURATION:-30} s. \`rss_mib\`: the agent's \`VmHWM\` \
-(peak resident set, snapshot included) at the end. Median of the runs by time. Target: \
-under 16 MiB." \
-        "$(pick "$run" rss_mib rate events p99_ms lost duplicates)"
+(peak resident set, snapshot included) at the end; \`rss_anon_mib\`/\`rss_file_mib\`: its \
+current anonymous and file-backed (shared libraries: OpenSSL, libwebsockets, libcurl, SQLite, \
+paho...) resident memory. Median of the runs by time. Target: under 16 MiB." \
+        "$(pick "$run" rss_mib rss_anon_mib rss_file_mib rate events p99_ms lost duplicates)"
 }
 
 bench_agent_coldstart() {
