@@ -63,8 +63,8 @@
 
 #define PROXY_READ_BYTES 65536
 #define PROXY_HIGH_WATER (256 * 1024)
-#define PROXY_LOW_WATER (64 * 1024)
-#define PROXY_CTL_LINE 256
+#define PROXY_LOW_WATER  (64 * 1024)
+#define PROXY_CTL_LINE   256
 
 typedef enum proxy_mode { MODE_PASS, MODE_CUT, MODE_BLACKHOLE } proxy_mode;
 
@@ -92,10 +92,10 @@ struct conn {
     uv_connect_t connect;   /* upstream connect request */
     uv_shutdown_t shut_cli; /* shutdown of cli's write side */
     uv_shutdown_t shut_up;
-    bool connecting;   /* upstream connect in flight */
-    bool connected;    /* upstream connected */
-    bool closing;      /* close started */
-    int handles_open;  /* handles not yet closed (close callbacks pending) */
+    bool connecting;  /* upstream connect in flight */
+    bool connected;   /* upstream connected */
+    bool closing;     /* close started */
+    int handles_open; /* handles not yet closed (close callbacks pending) */
 };
 
 typedef struct ctl_conn {
@@ -381,8 +381,8 @@ static void conn_connect_upstream(conn *c)
         return;
     }
     c->connect.data = c;
-    int rc = uv_tcp_connect(&c->connect, &c->up.tcp, (const struct sockaddr *)&p->upstream,
-                            on_connect);
+    int rc =
+        uv_tcp_connect(&c->connect, &c->up.tcp, (const struct sockaddr *)&p->upstream, on_connect);
     if (rc != 0) {
         KT_LOG(KT_LOG_INFO, "PROXY-UPSTREAM-FAILED", "err=%s", uv_strerror(rc));
         conn_close(c, true);

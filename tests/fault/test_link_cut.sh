@@ -8,12 +8,16 @@
 #   - after the restore the outbox drains to 0 and every device message has
 #     exactly one store event in the hub's event store (read through the
 #     hub's KTWIN event-store API, all pages; fault_lib.sh).
+# Then the nastier partition: the link is black-holed for 20 s (the proxy
+# stops moving bytes without closing anything, as a dead path would), and
+# restored; exactly once still holds.
 # The 60 s is the length of the fault, not a timing assert: every wait
 # polls with a generous deadline.
 #
 # usage: test_link_cut.sh HUB AGENT ECHO_PLUGIN FAULTPROXY
 . "$(dirname "$0")/fault_lib.sh" "$@"
 CUT_SECONDS=${FL_CUT_SECONDS:-60}
+BLACKHOLE_SECONDS=${FL_BLACKHOLE_SECONDS:-20}
 RATE=20 # messages per second per instance
 
 fl_start_all
@@ -50,6 +54,18 @@ waitfor "agent reconnects" 60 connected
 # Keep publishing a little after the restore, then stop the load.
 more() { [ "$(hub_count)" -gt "$hub_before_restore" ]; }
 waitfor "store events flow again" 120 more
+
+# Black hole: nothing moves, nothing is closed by the proxy.
+check "proxy blackhole" "ok blackhole" "$(proxy_cmd blackhole)"
+fl_log "link black-holed for ${BLACKHOLE_SECONDS}s"
+sleep "$BLACKHOLE_SECONDS"
+ob_bh=$(outbox_events)
+fl_log "end of black hole: outbox $ob_bh"
+[ "${ob_bh:-0}" -gt 0 ] && ok || bad "outbox empty after a ${BLACKHOLE_SECONDS}s black hole under load"
+check "proxy restore after black hole" "ok pass" "$(proxy_cmd restore)"
+hub_bh=$(hub_count)
+more_bh() { [ "$(hub_count)" -gt "$hub_bh" ]; }
+waitfor "store events flow after the black hole" 120 more_bh
 for inst in $FL_INSTANCES; do load_stop "$inst"; done
 fl_log "published $(load_total) device messages"
 fl_check_exactly_once "link cut ${CUT_SECONDS}s"
