@@ -11,6 +11,8 @@
 #     at its quota, ktwin_agent_outbox_full = 1, MQTT-PAUSED is logged, the
 #     agent is off the broker (ktwin_agent_mqtt_connected = 0), and no
 #     message is refused (ktwin_agent_events_rejected_total all 0);
+#   - the agent is SIGKILLed while full and restarted (still offline): it
+#     keeps its outbox and pauses again;
 #   - the link is restored: the outbox drains, ingest resumes (MQTT-RESUMED),
 #     ktwin_agent_outbox_full goes back to 0, and every published message has
 #     exactly one store event in the hub's event store (hub API, all pages).
@@ -47,6 +49,26 @@ check "nothing reached the hub" 0 "$(hub_count)"
 # Paused means paused: the outbox stays where it is while the hub is away.
 sleep 2
 check "outbox unchanged while paused" "$ob_events" "$(outbox_events)"
+
+# SIGKILL while full and paused, restart offline: the outbox keeps what it
+# held, the agent fills up to the quota again and pauses again.
+fl_kill_agent
+fl_log "agent SIGKILLed while full; restarting offline"
+fl_start_agent_offline() {
+    rm -f "$T/agent.port"
+    echo "---- agent start $(date +%T)" >>"$T/agent.log"
+    "$FL_AGENT" --config "$T/agent.yaml" --port-file "$T/agent.port" 2>>"$T/agent.log" &
+    agent_pid=$!
+    PIDS+=("$agent_pid")
+    agent_port=$(wait_file "$T/agent.port" 60)
+}
+fl_start_agent_offline || bad "agent restart"
+paused_again() { [ "$(grep -c 'id=MQTT-PAUSED' "$T/agent.log")" -ge 2 ] && full; }
+waitfor "full and paused again after the restart" 120 paused_again
+ob_after=$(outbox_events)
+fl_log "after restart: outbox $ob_after events"
+[ "${ob_after:-0}" -ge "$ob_events" ] && ok || bad "outbox lost events across SIGKILL: $ob_events -> $ob_after"
+check "still nothing at the hub" 0 "$(hub_count)"
 
 check "proxy restore" "ok pass" "$(proxy_cmd restore)"
 fl_log "link restored"
