@@ -72,7 +72,7 @@ typedef struct sim_devices_opts {
 } sim_devices_opts;
 
 /*
- * Defaults: compress 1, qos 1, 1 connection per site, 1000 in flight, 15 s
+ * Defaults: compress 1, qos 1, 1 connection per site, 200 in flight, 15 s
  * connect, 5 s drain, every site.
  */
 void sim_devices_opts_init(sim_devices_opts *o);

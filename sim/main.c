@@ -87,7 +87,7 @@ static void usage_devices(FILE *out)
           "  --duration SECONDS   stop publishing after this (default or 0: all six windows)\n"
           "  --stats FILE         JSON lines once a second and a final one (devices.h)\n"
           "  --conns C            MQTT connections per site (default 1)\n"
-          "  --inflight W         sends in flight per connection (default 1000)\n"
+          "  --inflight W         sends in flight per connection (default 200)\n"
           "  --connect-timeout S  every broker must accept us within S s (default 15)\n"
           "  --drain S            wait up to S s after the last publish (default 5)\n"
           "  --only-site K        run only site K's neighborhoods (one process per site)\n"
