@@ -316,7 +316,7 @@ static void on_sub_fail(void *context, MQTTAsync_failureData *resp)
 
 static void finish(run *r);
 
-static void fail(run *r, kt_status st, const char *what)
+static void run_fail(run *r, kt_status st, const char *what)
 {
     if (r->st == KT_OK) {
         r->st = kt_err_set(r->err, st, "%s", what);
@@ -647,7 +647,7 @@ static void on_phase(uv_timer_t *t)
                     snprintf(what, sizeof what, "site-%u broker %s: not %s within %.1f s", c->site,
                              broker_of(r, c), c->connected ? "subscribed" : "connected",
                              r->o->connect_timeout_s);
-                    fail(r, KT_ETIMEDOUT, what);
+                    run_fail(r, KT_ETIMEDOUT, what);
                     return;
                 }
             }
@@ -764,7 +764,7 @@ static void on_signal(uv_signal_t *s, int signum)
         r->n_active = 0;
         enter_draining(r);
     } else if (r->ph == PH_CONNECTING) {
-        fail(r, KT_ECLOSED, "interrupted while connecting");
+        run_fail(r, KT_ECLOSED, "interrupted while connecting");
     } else {
         finish(r);
     }
