@@ -74,6 +74,7 @@ typedef struct dev {
     unsigned window;      /* of the pending message */
     sim_kind kind;
     unsigned site;        /* neighborhood k % n_sites */
+    uint32_t offset_ms;   /* start offset in model ms (--spread), 0 by default */
     bool awaiting;        /* a publish waits for its virtual event */
     char *topic;          /* ktwin/real/<iface>/<instance> */
     const char *instance; /* inside topic */
@@ -462,7 +463,7 @@ static bool dev_advance(run *r, dev *d)
                            &d->window)) {
         return false;
     }
-    d->due_ns = r->start_ns + sim_schedule_real_ns(t_ms, r->o->compress);
+    d->due_ns = r->start_ns + sim_schedule_real_ns(t_ms + d->offset_ms, r->o->compress);
     return d->due_ns <= r->stop_ns;
 }
 
@@ -870,6 +871,10 @@ static kt_status check_opts(const sim_devices_opts *o, kt_err *err)
     if (o->duration_s < 0 || o->drain_s < 0 || !(o->connect_timeout_s > 0)) {
         return kt_err_set(err, KT_EINVAL, "negative duration, drain or connect timeout");
     }
+    if (o->spread_s < 0 || o->spread_s > SIM_WINDOW_MS / 1000u) {
+        return kt_err_set(err, KT_EINVAL, "spread %g s: want 0..%u", o->spread_s,
+                          SIM_WINDOW_MS / 1000u);
+    }
     if (o->only_site >= 0 && (unsigned)o->only_site >= o->n_sites) {
         return kt_err_set(err, KT_EINVAL, "only site %d: want 0..%u", o->only_site, o->n_sites - 1);
     }
@@ -878,6 +883,23 @@ static kt_status check_opts(const sim_devices_opts *o, kt_err *err)
         return kt_err_set(err, KT_EINVAL, "connections per site 1..64, in flight 1..65535");
     }
     return KT_OK;
+}
+
+/*
+ * Device i's start offset in [0, spread_s) model seconds, from a hash of i
+ * (splitmix64), so runs are repeatable.
+ */
+static uint32_t spread_offset_ms(const sim_devices_opts *o, size_t i)
+{
+    uint64_t spread_ms = (uint64_t)(o->spread_s * 1000.0);
+    if (spread_ms == 0) {
+        return 0;
+    }
+    uint64_t z = (uint64_t)i + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return (uint32_t)(z % spread_ms);
 }
 
 static void build_devices(run *r)
@@ -908,6 +930,7 @@ static void build_devices(run *r)
                 size_t len = strlen(topic);
                 d->kind = (sim_kind)kind;
                 d->site = k % o->n_sites;
+                d->offset_ms = spread_offset_ms(o, di);
                 d->topic = kt_xstrdup(topic);
                 d->instance = d->topic + len - strlen(inst);
                 void *dup = kt_map_put(&r->by_instance, d->instance, d);

@@ -69,6 +69,10 @@ typedef struct sim_devices_opts {
      * and connect only to its broker, so one process per site can use a core each (paho has
      * one send thread per process). */
     int only_site;
+    /* 0 (default): every device starts at once, as KTWIN's containers did, so messages of a
+     * kind come in bursts. Else each device starts at its own offset in [0, spread_s) model
+     * seconds (repeatable per device); counts per run are unchanged. At most 240. */
+    double spread_s;
 } sim_devices_opts;
 
 /*

@@ -70,7 +70,8 @@ static void usage_devices(FILE *out)
           "                         (--broker site-K=URL ... | --brokers URL,URL,...)\n"
           "                         [--compress F] [--qos 0|1] [--duration SECONDS]\n"
           "                         [--stats FILE] [--conns C] [--inflight W]\n"
-          "                         [--connect-timeout S] [--drain S] [--only-site K]\n"
+          "                         [--connect-timeout S] [--drain S] [--spread S]\n"
+          "                         [--only-site K]\n"
           "                         [--client-id PREFIX]\n"
           "\n"
           "Publish MQTT as KTWIN's smart-city devices do: 503 devices per neighborhood,\n"
@@ -90,6 +91,8 @@ static void usage_devices(FILE *out)
           "  --inflight W         sends in flight per connection (default 200)\n"
           "  --connect-timeout S  every broker must accept us within S s (default 15)\n"
           "  --drain S            wait up to S s after the last publish (default 5)\n"
+          "  --spread S           start each device at its own offset in [0, S) model\n"
+          "                       seconds instead of all at once (default 0, as KTWIN)\n"
           "  --only-site K        run only site K's neighborhoods (one process per site)\n"
           "  --client-id PREFIX   MQTT client ids PREFIX-<site>-<conn>\n"
           "  --log-level L        err|warn|notice|info|debug (default warn)\n",
@@ -363,6 +366,8 @@ static int cmd_devices(int argc, char **argv)
             bad = parse_double(v, 1e-3, 3600, &o.connect_timeout_s);
         } else if (strcmp(a, "--drain") == 0) {
             bad = parse_double(v, 0, 3600, &o.drain_s);
+        } else if (strcmp(a, "--spread") == 0) {
+            bad = parse_double(v, 0, 240, &o.spread_s);
         } else if (strcmp(a, "--only-site") == 0) {
             unsigned k = 0;
             bad = strcmp(v, "0") == 0 ? 0 : parse_count(v, SIM_DEVICES_MAX_SITES - 1, &k);

@@ -120,6 +120,49 @@ static void test_devices_per_site(void **state)
     run_fini(&r);
 }
 
+static void test_spread_offsets(void **state)
+{
+    (void)state;
+    sim_devices_opts o;
+    sim_devices_opts_init(&o);
+    o.n_neighborhoods = 2;
+    run r;
+    run_init(&r, &o);
+    build_devices(&r);
+    for (size_t i = 0; i < r.n_devs; i++) {
+        assert_int_equal(r.devs[i].offset_ms, 0); /* default: all at once, as KTWIN */
+    }
+    run_fini(&r);
+    o.spread_s = 10;
+    run_init(&r, &o);
+    build_devices(&r);
+    uint32_t lo = UINT32_MAX, hi = 0;
+    for (size_t i = 0; i < r.n_devs; i++) {
+        lo = r.devs[i].offset_ms < lo ? r.devs[i].offset_ms : lo;
+        hi = r.devs[i].offset_ms > hi ? r.devs[i].offset_ms : hi;
+    }
+    assert_true(hi < 10000);
+    assert_true(hi - lo > 9000); /* spread over the range */
+    /* The schedule shifts, the count does not. */
+    dev *d = &r.devs[0];
+    r.start_ns = 1;
+    r.stop_ns = UINT64_MAX;
+    size_t n = 0;
+    uint64_t first = 0;
+    while (dev_advance(&r, d)) {
+        first = n == 0 ? d->due_ns : first;
+        n++;
+    }
+    assert_int_equal(n, 144);
+    assert_int_equal(first, 1 + (uint64_t)(10000 + d->offset_ms) * 1000000u);
+    run_fini(&r);
+    o.spread_s = 241;
+    kt_err err = { 0 };
+    const char *b[1] = { "tcp://127.0.0.1:1" };
+    o.brokers = b;
+    assert_int_equal(sim_devices_run(&o, NULL, &err), KT_EINVAL);
+}
+
 static note *mk(const char *topic, uint64_t t_ns)
 {
     note *n = kt_xcalloc(1, sizeof *n + strlen(topic) + 1);
@@ -249,6 +292,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_heap_pops_in_due_order),
         cmocka_unit_test(test_devices_per_site),
+        cmocka_unit_test(test_spread_offsets),
         cmocka_unit_test(test_round_trips_match_once_per_publish),
         cmocka_unit_test(test_percentiles_nearest_rank),
         cmocka_unit_test(test_bad_options_are_refused),
