@@ -23,7 +23,9 @@
  *   "published"   {"<iface>": n, ...} messages the broker took (QoS 1: PUBACK
  *                 received; QoS 0: written to the socket), per interface,
  *                 cumulative; every interface of the run is listed
- *   "scheduled"   {"<iface>": n, ...} messages whose time has come, cumulative
+ *   "scheduled"   {"<iface>": n, ...} messages whose time has come and that
+ *                 were handed to paho (or failed), cumulative; at the end
+ *                 published + failed == scheduled unless the drain timed out
  *   "failed"      publishes refused by paho or failed by the broker, cumulative
  *   "inflight"    publishes sent and not completed yet
  *   "late_ms_max" worst lateness of a publish behind its schedule, whole run
@@ -33,7 +35,11 @@
  *                 so far (nearest-rank percentiles; 0 when n is 0)
  * The final line adds "final": true, "elapsed_s" (start to end, drain
  * included), "unmatched" (virtual events for no device of ours or with no
- * publish waiting) and "dropped" (virtual events lost to a full queue).
+ * publish waiting), "dropped" (virtual events lost to a full queue) and
+ * "interrupted" (true when SIGINT/SIGTERM ended the run early). With
+ * --only-site every figure covers that process's devices only. Virtual
+ * events that arrive after the drain are not counted: give a pipeline that
+ * lags (sanitizer builds) a longer drain_s.
  *
  * Thread: sim_devices_run owns a private libuv loop on the calling thread
  * and returns when the run is over; paho's threads only hand data to that

@@ -76,7 +76,7 @@ static void usage_devices(FILE *out)
           "\n"
           "Publish MQTT as KTWIN's smart-city devices do: 503 devices per neighborhood,\n"
           "KTWIN's payloads, periods and six 240 s windows. Neighborhood k publishes to\n"
-          "site (k %% S)'s broker, like the ktwin.io/site labels of `ktwin-sim model`.\n"
+          "site (k % S)'s broker, like the ktwin.io/site labels of `ktwin-sim model`.\n"
           "Subscribes to ktwin/virtual/# and measures device round trips.\n"
           "\n"
           "  --neighborhoods N    1..99999\n"
