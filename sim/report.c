@@ -485,15 +485,15 @@ static void section_rate(kt_buf *b, const cJSON *res, double (*shade)[2], size_t
         return;
     }
     double *x = kt_xcalloc(n, sizeof *x);
-    double *y = kt_xcalloc(4 * n, sizeof *y);
+    double *y = kt_xcalloc(5 * n, sizeof *y);
     static const char *const keys[] = { "published_per_s", "processed_per_s", "stored_per_s",
-                                        "outbox" };
+                                        "outbox", "p99_ms" };
     size_t i = 0;
     const cJSON *s = NULL;
     cJSON_ArrayForEach(s, series)
     {
         x[i] = jnum(s, "t");
-        for (size_t k = 0; k < 4; k++) {
+        for (size_t k = 0; k < 5; k++) {
             y[k * n + i] = jnum(s, keys[k]);
         }
         i++;
@@ -506,6 +506,10 @@ static void section_rate(kt_buf *b, const cJSON *res, double (*shade)[2], size_t
     line_series ob = { "events waiting in the agents' outboxes", x, y + 3 * n, n };
     svg_lines(b, "Outbox backlog (store-and-forward)", "seconds since the devices started",
               "events", &ob, 1, 0, (const double(*)[2])shade, n_shade, "hub offline");
+    line_series lp = { "p99 of all service calls in each interval", x, y + 4 * n, n };
+    svg_lines(b, "Twin-service latency p99 over time (ms, at the agents)",
+              "seconds since the devices started", "ms", &lp, 1, 0, (const double(*)[2])shade,
+              n_shade, "hub offline");
     kt_free(x);
     kt_free(y);
 }

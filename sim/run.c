@@ -110,6 +110,7 @@ typedef struct sample {
     double t;
     double published, processed, stored; /* cumulative */
     double outbox;
+    double p99_ms; /* every service's calls since the previous sample; NAN = none or unknown */
     bool offline;
 } sample;
 
@@ -134,6 +135,7 @@ typedef struct run {
     int hub, devices;
     unsigned hub_port;
     bool hub_frozen;
+    struct lat_hist *lat_prev; /* all services merged, at the previous sample (NULL: none) */
     double hub_frozen_at;
     double t0;               /* monotonic s when the devices started */
     double off_from, off_to; /* actual offline window, s since t0 (-1 = none) */
@@ -980,8 +982,44 @@ static kt_status start_devices(run *r, kt_err *err)
 
 /* ---- the run ------------------------------------------------------------------ */
 
+/* Add every interface of src[0..n) into one histogram `all` (same bounds family). */
+static void hist_merge(lat_hist *all, const lat_hist *src, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < src[i].n; k++) {
+            size_t j = 0;
+            while (j < all->n && all->le[j] != src[i].le[k]) {
+                j++;
+            }
+            if (j == all->n && all->n < LAT_BOUNDS) {
+                all->le[all->n++] = src[i].le[k];
+            }
+            if (j < all->n) {
+                all->cum[j] += src[i].cum[k];
+            }
+        }
+        all->count += src[i].count;
+    }
+}
+
+/* p99 (ms) of the calls between two cumulative merged histograms; NAN when none. */
+static double interval_p99(const lat_hist *now, const lat_hist *before)
+{
+    static lat_hist d;
+    d = *now;
+    for (size_t k = 0; k < d.n; k++) {
+        for (size_t j = 0; j < before->n; j++) {
+            if (before->le[j] == d.le[k]) {
+                d.cum[k] -= before->cum[j];
+            }
+        }
+    }
+    d.count = now->count - before->count;
+    return d.count > 0 ? 1000 * hist_quantile(&d, 0.99) : NAN;
+}
+
 typedef struct poll_view {
-    double published, processed, stored, outbox, down_queued;
+    double published, processed, stored, outbox, down_queued, p99_ms;
     bool hub_ok;
     bool agents_ok; /* every agent answered (else its last figures are used) */
 } poll_view;
@@ -998,16 +1036,34 @@ static void poll_all(run *r, kt_buf *b, poll_view *v)
         v->published = r->samples[r->n_samples - 1].published;
     }
     v->agents_ok = true;
+    v->p99_ms = NAN;
+    static lat_hist per_iface[RUN_MAX_IFACES];
+    static lat_hist all;
+    memset(&all, 0, sizeof all);
     for (unsigned i = 0; i < r->o.n_sites; i++) {
         site_rt *s = &r->sites[i];
         if (http_get(r, s->agent_port, "/metrics", b)) {
             s->last_processed = metric_sum(b->data, LAT_METRIC "_count", NULL, NULL);
             s->last_outbox = metric_sum(b->data, "ktwin_agent_outbox_events", NULL, NULL);
+            size_t n = 0;
+            hist_add(per_iface, &n, b->data);
+            hist_merge(&all, per_iface, n);
         } else {
             v->agents_ok = false; /* busy past the timeout: keep its last figures */
         }
         v->processed += s->last_processed;
         v->outbox += s->last_outbox;
+    }
+    if (v->agents_ok) {
+        if (r->lat_prev != NULL) {
+            v->p99_ms = interval_p99(&all, r->lat_prev);
+        } else {
+            r->lat_prev = kt_xcalloc(1, sizeof *r->lat_prev);
+        }
+        *r->lat_prev = all;
+    } else if (r->lat_prev != NULL) {
+        kt_free(r->lat_prev); /* the next interval would mix agents' periods */
+        r->lat_prev = NULL;
     }
     if (!r->hub_frozen && http_get(r, r->hub_port, "/metrics", b)) {
         v->hub_ok = true;
@@ -1029,6 +1085,7 @@ static void add_sample(run *r, double t, const poll_view *v)
     /* the frozen hub cannot answer: keep its last figure */
     s->stored = v->hub_ok || r->n_samples == 0 ? v->stored : r->samples[r->n_samples - 1].stored;
     s->outbox = v->outbox;
+    s->p99_ms = v->p99_ms;
     s->offline = r->hub_frozen;
     r->n_samples++;
 }
@@ -1231,6 +1288,46 @@ static void set_num(cJSON *obj, const char *key, double v)
     cJSON_ReplaceItemInObjectCaseSensitive(obj, key, num(v));
 }
 
+static int type_rank(const char *t)
+{
+    static const char *const order[] = { "ktwin.real.", "ktwin.command.", "ktwin.store.",
+                                         "ktwin.virtual." };
+    for (int i = 0; i < 4; i++) {
+        if (t != NULL && strncmp(t, order[i], strlen(order[i])) == 0) {
+            return i;
+        }
+    }
+    return 4;
+}
+
+static int cmp_rows(const void *a, const void *b)
+{
+    const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+    int rx = type_rank(x->string), ry = type_rank(y->string);
+    if (rx != ry) {
+        return rx - ry;
+    }
+    return strcmp(x->string != NULL ? x->string : "", y->string != NULL ? y->string : "");
+}
+
+/* Order the rows: device (real) events, commands, store events, virtual events, others. */
+static void sort_rows(cJSON *events)
+{
+    size_t n = (size_t)cJSON_GetArraySize(events);
+    if (n < 2) {
+        return;
+    }
+    cJSON **rows = kt_xcalloc(n, sizeof *rows);
+    for (size_t i = 0; i < n; i++) {
+        rows[i] = cJSON_DetachItemViaPointer(events, events->child);
+    }
+    qsort(rows, n, sizeof *rows, cmp_rows);
+    for (size_t i = 0; i < n; i++) {
+        cJSON_AddItemToArray(events, rows[i]); /* keeps the row's key */
+    }
+    kt_free(rows);
+}
+
 /* Rows of the hub's event store by CloudEvent type: stored and duplicate ids. */
 static kt_status read_store(run *r, cJSON *events, double *stored, double *dups, kt_err *err)
 {
@@ -1421,6 +1518,7 @@ static kt_status collect(run *r, cJSON *res, double run_s, kt_err *err)
         }
     }
     lost += outbox_left;
+    sort_rows(events);
 
     cJSON *tot = cJSON_AddObjectToObject(res, "totals");
     cJSON_AddNumberToObject(tot, "published", published);
@@ -1460,6 +1558,7 @@ static void add_series(run *r, cJSON *res)
             cJSON_AddNumberToObject(o, "stored_per_s", rate_of(s->stored, p ? p->stored : 0, dt));
         }
         cJSON_AddNumberToObject(o, "outbox", s->outbox);
+        cJSON_AddItemToObject(o, "p99_ms", num(round(s->p99_ms * 100) / 100));
         cJSON_AddBoolToObject(o, "offline", s->offline);
         cJSON_AddItemToArray(arr, o);
     }
@@ -1776,6 +1875,7 @@ int sim_run_main(int argc, char **argv)
     kt_buf_fini(&b);
     cJSON_Delete(res);
     kt_free(r.samples);
+    kt_free(r.lat_prev);
     curl_easy_cleanup(r.curl);
     curl_global_cleanup();
     return rc;
