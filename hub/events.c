@@ -1126,6 +1126,12 @@ static void on_cloud_timer(uv_timer_t *t)
     cloud_pump_all(ev);
 }
 
+static double sample_cloud_queued(void *user)
+{
+    cloud_q *q = user;
+    return (double)hub_evstore_down_count(q->ev->store, q->site);
+}
+
 static void cloud_q_add(hub_events *ev, const char *iface, bool http)
 {
     if (find_cq(ev, iface) != NULL) {
@@ -1145,6 +1151,10 @@ static void cloud_q_add(hub_events *ev, const char *iface, bool http)
                                  "Events a cloud service could not take after the retries "
                                  "(deleted from its durable queue), by interface",
                                  labels, &err);
+        (void)kt_metrics_gauge_fn(ev->metrics, "ktwin_hub_cloud_queued",
+                                  "Events in a cloud service's durable queue (not yet delivered "
+                                  "or dead-lettered), by interface",
+                                  labels, sample_cloud_queued, q, &err);
     }
     ev->cq = kt_xrealloc(ev->cq, (ev->n_cq + 1) * sizeof(*ev->cq));
     ev->cq[ev->n_cq++] = q;
@@ -1826,6 +1836,9 @@ void hub_events_free(hub_events *ev)
     model_route_table_free(ev->table);
     if (ev->metrics != NULL) {
         kt_metrics_detach(ev->metrics, ev);
+        for (size_t i = 0; i < ev->n_cq; i++) {
+            kt_metrics_detach(ev->metrics, ev->cq[i]);
+        }
     }
     while (ev->sessions != NULL) {
         hub_events_session *es = ev->sessions;

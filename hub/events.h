@@ -66,7 +66,8 @@
  * ktwin_hub_retention_deleted_total, ktwin_hub_downstream_queued{site},
  * ktwin_hub_downstream_full_total{site}, ktwin_hub_events_dropped_total{reason},
  * ktwin_hub_evstore_commit_failures_total, ktwin_hub_cloud_dispatch_total{result},
- * ktwin_hub_upstream_deferred_total{site}, ktwin_hub_cloud_dead_letters_total{iface}.
+ * ktwin_hub_upstream_deferred_total{site}, ktwin_hub_cloud_dead_letters_total{iface},
+ * ktwin_hub_cloud_queued{iface} (events in a cloud service's durable queue).
  *
  * LIFECYCLE (hub/main.c): hub_events_new() after the graph, metrics and the
  * HTTP server exist and before kt_http_server_start(); then
