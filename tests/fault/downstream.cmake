@@ -11,12 +11,16 @@
 #   fault_downstream_loop   an HTTP service that posts back to the ingress an
 #                           event routed to itself: services.max_depth stops
 #                           the loop on the agent and on the hub (reason depth)
+#   fault_downstream_backpressure  site-a's downstream queue full (cap 2, agent
+#                           away): site-b's commands and a later store event
+#                           wait unacked in its outbox (HUB-BACKPRESSURE), then
+#                           all arrive in order, exactly once, when site-a returns
 # Included from tests/fault/tests.cmake (included from tests/CMakeLists.txt).
 
 set(_dl_dir ${PROJECT_SOURCE_DIR}/tests/fault)
 
 if(TARGET ktwin-hub AND TARGET ktwin-agent)
-  foreach(_dl downstream:240 downstream_cloud:180 downstream_loop:120)
+  foreach(_dl downstream:240 downstream_cloud:180 downstream_loop:120 downstream_backpressure:180)
     string(REPLACE ":" ";" _dl_pair ${_dl})
     list(GET _dl_pair 0 _dl_name)
     list(GET _dl_pair 1 _dl_timeout)
