@@ -886,8 +886,10 @@ static kt_status check_opts(const sim_devices_opts *o, kt_err *err)
 }
 
 /*
- * Device i's start offset in [0, spread_s) model seconds, from a hash of i
- * (splitmix64), so runs are repeatable.
+ * The start offset in [0, spread_s) model seconds of KTWIN "container" i =
+ * (neighborhood, device kind): KTWIN ran one container per kind per
+ * neighborhood, whose devices started together while the containers started
+ * seconds apart. A hash of i (splitmix64), so runs are repeatable.
  */
 static uint32_t spread_offset_ms(const sim_devices_opts *o, size_t i)
 {
@@ -930,7 +932,7 @@ static void build_devices(run *r)
                 size_t len = strlen(topic);
                 d->kind = (sim_kind)kind;
                 d->site = k % o->n_sites;
-                d->offset_ms = spread_offset_ms(o, di);
+                d->offset_ms = spread_offset_ms(o, (size_t)k * SIM_KIND_COUNT + (size_t)kind);
                 d->topic = kt_xstrdup(topic);
                 d->instance = d->topic + len - strlen(inst);
                 void *dup = kt_map_put(&r->by_instance, d->instance, d);

@@ -75,9 +75,11 @@ typedef struct sim_devices_opts {
      * and connect only to its broker, so one process per site can use a core each (paho has
      * one send thread per process). */
     int only_site;
-    /* 0 (default): every device starts at once, as KTWIN's containers did, so messages of a
-     * kind come in bursts. Else each device starts at its own offset in [0, spread_s) model
-     * seconds (repeatable per device); counts per run are unchanged. At most 240. */
+    /* 0 (default): every device starts at once, so messages of a kind come in bursts of
+     * every neighborhood's devices. Else the devices of one kind in one neighborhood (one
+     * KTWIN container: its devices started together, the containers seconds apart) start at
+     * their own offset in [0, spread_s) model seconds, repeatable; counts per run are
+     * unchanged. At most 240. */
     double spread_s;
 } sim_devices_opts;
 

@@ -91,8 +91,9 @@ static void usage_devices(FILE *out)
           "  --inflight W         sends in flight per connection (default 200)\n"
           "  --connect-timeout S  every broker must accept us within S s (default 15)\n"
           "  --drain S            wait up to S s after the last publish (default 5)\n"
-          "  --spread S           start each device at its own offset in [0, S) model\n"
-          "                       seconds instead of all at once (default 0, as KTWIN)\n"
+          "  --spread S           start each neighborhood's devices of a kind (one KTWIN\n"
+          "                       container) at an offset in [0, S) model seconds, not\n"
+          "                       all at once (default 0)\n"
           "  --only-site K        run only site K's neighborhoods (one process per site)\n"
           "  --client-id PREFIX   MQTT client ids PREFIX-<site>-<conn>\n"
           "  --log-level L        err|warn|notice|info|debug (default warn)\n",
