@@ -330,7 +330,14 @@ static void pause_ingest(agent_mqtt *m)
     uv_timer_stop(&m->retry);
     if (m->client != NULL && (m->connected || m->connecting)) {
         MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-        d.timeout = 0;
+        /*
+         * Not 0: a zero timeout closes the socket at once, dropping the
+         * PUBACKs of messages already journaled; the broker then redelivers
+         * them on the next connect and they are ingested twice (found by
+         * tests/fault/test_quota_offline.sh). With a timeout paho flushes
+         * them and sends DISCONNECT (async: the loop is not blocked).
+         */
+        d.timeout = 2000;
         d.onSuccess = on_disconnect_ok;
         d.context = m;
         int rc = MQTTAsync_disconnect(m->client, &d);
