@@ -139,6 +139,7 @@ allow_anonymous true
 persistence false
 max_queued_messages 0
 max_queued_bytes 0
+${FL_MOSQUITTO_EXTRA:-}
 EOF
 }
 

@@ -22,6 +22,10 @@
  *              upstream -> "ok blackhole"
  *   restore    forwarding again: stalled connections resume where they were
  *              (no byte lost), held ones are connected upstream -> "ok pass"
+ *   rate N     throttle: at most N bytes per second read from all proxied
+ *              sockets together (both directions; 0 = unlimited, the
+ *              default). Reading pauses when the budget is spent and resumes
+ *              on a 10 ms refill tick -> "ok rate N"
  *   status     "ok MODE conns=N accepted=N refused=N up_bytes=N down_bytes=N
  *              pending=N" (pending: bytes read and not yet written, all
  *              connections; bounded by backpressure)
@@ -122,6 +126,9 @@ struct proxy {
     uint64_t refused;
     uint64_t up_bytes;   /* client -> upstream */
     uint64_t down_bytes; /* upstream -> client */
+    uv_timer_t tick;     /* throttle refill, runs while rate_bps > 0 */
+    uint64_t rate_bps;   /* 0 = unlimited */
+    int64_t budget;      /* bytes that may still be read this tick (may go negative) */
     bool stopping;
 };
 
@@ -216,6 +223,9 @@ static bool side_wants_read(side *s)
         return false;
     }
     if (o->pending_bytes > PROXY_HIGH_WATER) {
+        return false;
+    }
+    if (c->p->rate_bps > 0 && c->p->budget <= 0) {
         return false;
     }
     /* Between the high and low water marks keep the current state (hysteresis). */
@@ -320,6 +330,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         c->p->up_bytes += (uint64_t)nread;
     } else {
         c->p->down_bytes += (uint64_t)nread;
+    }
+    if (c->p->rate_bps > 0) {
+        c->p->budget -= (int64_t)nread;
     }
     write_req *w = kt_xcalloc(1, sizeof(*w));
     w->to = o;
@@ -458,6 +471,46 @@ static void proxy_set_mode(proxy *p, proxy_mode mode)
     }
 }
 
+/* Re-evaluate reading on every connection (mode or budget changed). */
+static void proxy_update_all(proxy *p)
+{
+    for (conn *c = p->conns; c != NULL; c = c->next) {
+        if (!c->closing) {
+            side_update_reading(&c->cli);
+            side_update_reading(&c->up);
+        }
+    }
+}
+
+/* Throttle refill: one tick's share of the rate, at most one tick ahead. */
+static void on_tick(uv_timer_t *t)
+{
+    proxy *p = t->data;
+    int64_t share = (int64_t)(p->rate_bps / 100);
+    if (share < 1) {
+        share = 1;
+    }
+    p->budget += share;
+    if (p->budget > share) {
+        p->budget = share;
+    }
+    if (p->budget > 0) {
+        proxy_update_all(p);
+    }
+}
+
+static void proxy_set_rate(proxy *p, uint64_t rate_bps)
+{
+    p->rate_bps = rate_bps;
+    p->budget = 0;
+    (void)uv_timer_stop(&p->tick);
+    if (rate_bps > 0) {
+        (void)uv_timer_start(&p->tick, on_tick, 10, 10);
+    }
+    KT_LOG(KT_LOG_NOTICE, "PROXY-RATE", "bytes_per_s=%" PRIu64, rate_bps);
+    proxy_update_all(p);
+}
+
 /* ---- control ------------------------------------------------------------- */
 
 static void on_ctl_closed(uv_handle_t *h)
@@ -517,6 +570,18 @@ static void ctl_command(ctl_conn *cc, const char *cmd)
         proxy_set_mode(p, MODE_BLACKHOLE);
     } else if (strcmp(cmd, "restore") == 0) {
         proxy_set_mode(p, MODE_PASS);
+    } else if (strncmp(cmd, "rate ", 5) == 0) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long r = strtoull(cmd + 5, &end, 10);
+        if (errno != 0 || end == cmd + 5 || *end != '\0') {
+            ctl_reply(cc, "error rate: not a number of bytes per second");
+            return;
+        }
+        proxy_set_rate(p, (uint64_t)r);
+        (void)snprintf(reply, sizeof(reply), "ok rate %" PRIu64, p->rate_bps);
+        ctl_reply(cc, reply);
+        return;
     } else if (strcmp(cmd, "status") != 0) {
         ctl_reply(cc, "error unknown command");
         return;
@@ -614,6 +679,8 @@ static void proxy_stop(proxy *p)
     uv_close((uv_handle_t *)&p->ctl, on_plain_closed);
     uv_close((uv_handle_t *)&p->sigterm, on_plain_closed);
     uv_close((uv_handle_t *)&p->sigint, on_plain_closed);
+    (void)uv_timer_stop(&p->tick);
+    uv_close((uv_handle_t *)&p->tick, on_plain_closed);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -747,6 +814,8 @@ int main(int argc, char **argv)
     }
     p.loop = &loop;
     p.mode = MODE_PASS;
+    (void)uv_timer_init(&loop, &p.tick);
+    p.tick.data = &p;
     (void)uv_signal_init(&loop, &p.sigterm);
     (void)uv_signal_init(&loop, &p.sigint);
     p.sigterm.data = &p;

@@ -11,6 +11,7 @@
 #     works;
 #   - cut: an open connection is reset, a new one is reset at once (counted
 #     refused=); restore: new connections work again;
+#   - rate N: a throttled transfer arrives intact and is slowed;
 #   - control errors: unknown command answered, over-long line closes;
 #   - SIGTERM with connections open: exit 0 (ASan's leak check included).
 #
@@ -189,6 +190,16 @@ check("refused is counted", int(status()["refused"]) >= 1)
 check("restore after cut", ctl("restore") == "ok pass")
 good, reply = hash_roundtrip(b"y" * 5000)
 check("new connections work after restore", good, reply)
+
+# 4b. throttle: 3 MB at 1 MB/s arrives intact and takes over a second
+check("rate", ctl("rate 1000000") == "ok rate 1000000")
+t0 = time.monotonic()
+good, reply = hash_roundtrip(os.urandom(3 << 20))
+took = time.monotonic() - t0
+check("throttled transfer intact", good, reply)
+check("throttled transfer is slowed", took >= 1.0, "took %.2f s" % took)
+check("rate 0 = unlimited", ctl("rate 0") == "ok rate 0")
+check("bad rate refused", ctl("rate fast").startswith("error rate"))
 
 # 5. control errors
 check("unknown command", ctl("frobnicate") == "error unknown command")
