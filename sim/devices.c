@@ -525,7 +525,8 @@ static void on_conn_tick(uv_timer_t *t)
             return;
         }
         dev *d = heap_pop(c);
-        if (!publish(r, c, d, now)) {
+        /* The time of this send (a batch takes a while): lateness and round trips start here. */
+        if (!publish(r, c, d, kt_clock_mono_ns())) {
             heap_push(c, d);
             uv_timer_start(&c->timer, on_conn_tick, 1, 0);
             return;
