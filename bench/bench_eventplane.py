@@ -395,11 +395,13 @@ def load_run(a, name):
     fail_if_lost(lost, dups, name)
     commit = sorted(r[0][2] - r[0][0] / 1000.0 for r in rows.values())
     handler = sorted((r[0][1] - r[0][0]) / 1000.0 for r in rows.values())
+    to_hub = sorted(r[0][2] - r[0][1] / 1000.0 for r in rows.values())
     return {"seconds": pub["send_seconds"], "rate": round(count / pub["send_seconds"], 1),
             "events": count, "p50_ms": round(pct(commit, 0.5), 2),
             "p99_ms": round(pct(commit, 0.99), 2), "max_ms": round(commit[-1], 2),
             "handler_p50_ms": round(pct(handler, 0.5), 3),
             "handler_p99_ms": round(pct(handler, 0.99), 3),
+            "handler_to_commit_p99_ms": round(pct(to_hub, 0.99), 2),
             "agent_hist_p50_ms": round(svc_p50 * 1000, 3) if svc_p50 is not None else None,
             "agent_hist_p99_ms": round(svc_p99 * 1000, 3) if svc_p99 is not None else None,
             "rss_mib": round(rss, 1), "rss_anon_mib": round(rss_anon, 1),
