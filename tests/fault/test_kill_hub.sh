@@ -5,7 +5,8 @@
 # and faultproxy between agent and hub.
 #   1. with the link cut, a burst of device messages builds a backlog of
 #      thousands of events in the agent's outbox;
-#   2. the link is restored; as soon as the hub has committed part of the
+#   2. the link is restored, throttled by the proxy (rate) so the drain lasts
+#      seconds; as soon as the hub has committed part of the
 #      backlog (ktwin_hub_events_committed_total > 0) while the outbox still
 #      holds events, the hub is SIGKILLed, then restarted;
 #   3. once more under a steady load plus a burst: SIGKILL the hub while the
@@ -19,6 +20,7 @@
 FL_INSTANCES="pole-1 pole-2 pole-3"
 . "$(dirname "$0")/fault_lib.sh" "$@"
 BURST=${FL_BURST:-3000} # messages per instance
+RATE_BPS=200000          # agent<->hub bytes per second while a backlog drains
 
 fl_start_all
 committed() { metric "$hub_port" ktwin_hub_events_committed_total; }
@@ -38,6 +40,9 @@ mid_batch() {
     o=$(outbox_events)
     [ "${c:-0}" -gt 0 ] || [ "${o:-0}" -eq 0 ]
 }
+# Throttled (the proxy's rate), so the drain takes seconds and the kill lands
+# mid-drain however fast the uplink is.
+check "proxy throttle" "ok rate $RATE_BPS" "$(proxy_cmd "rate $RATE_BPS")"
 check "proxy restore" "ok pass" "$(proxy_cmd restore)"
 waitfor "hub starts committing the backlog" 120 mid_batch
 ob=$(outbox_events)
@@ -45,6 +50,7 @@ fl_log "SIGKILL hub: committed $(committed), agent outbox $ob"
 fl_kill_hub
 [ "${ob:-0}" -gt 0 ] && ok || bad "the backlog drained before the hub could be killed mid-batch"
 fl_start_hub || bad "hub restart"
+check "proxy unthrottled" "ok rate 0" "$(proxy_cmd "rate 0")"
 fl_log "hub restarted"
 
 # 3. again, under a steady load (pole-1, pole-2) plus a burst (pole-3)
@@ -58,11 +64,14 @@ backlog_some() { [ "$(outbox_events)" -ge "$BURST" ] 2>/dev/null; }
 waitfor "second backlog" 240 backlog_some
 check "proxy restore" "ok pass" "$(proxy_cmd restore)"
 c_before=$(committed)
+check "proxy throttle" "ok rate $RATE_BPS" "$(proxy_cmd "rate $RATE_BPS")"
 moving() { [ "$(committed)" -gt "${c_before:-0}" ] || [ "$(outbox_events)" -eq 0 ]; }
 waitfor "hub commits the second backlog" 120 moving
 ob=$(outbox_events)
-fl_log "SIGKILL hub again: committed $(committed), agent outbox $ob"
+fl_log "SIGKILL hub again: committed $(committed) (duplicates dropped: $(metric "$hub_port" ktwin_hub_events_duplicates_total)), agent outbox $ob"
 fl_kill_hub
+[ "${ob:-0}" -gt 0 ] && ok || bad "the second backlog drained before the hub could be killed"
+check "proxy unthrottled" "ok rate 0" "$(proxy_cmd "rate 0")"
 fl_start_hub || bad "hub restart 2"
 for inst in pole-1 pole-2; do load_stop "$inst"; done
 fl_log "published $(load_total) device messages"
