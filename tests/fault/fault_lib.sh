@@ -43,6 +43,12 @@
 # briefly holds that cloud placement: device messages in that window go up as
 # real events for a cloud service, which this test does not run.)
 #
+# Knobs (environment): FL_INSTANCES (twin instances, "pole-1 pole-2"),
+# FL_OUTBOX_MAX (outbox.max_bytes, 1GiB), FL_MOSQUITTO_EXTRA (lines appended
+# to mosquitto.conf, e.g. "log_type all" to see PUBLISH/PUBACK per message),
+# and per test FL_CUT_SECONDS / FL_BLACKHOLE_SECONDS / FL_BURST /
+# FL_QUOTA_MESSAGES. KT_TEST_KEEP=1 keeps $T (logs, databases).
+#
 # Mosquitto runs with max_queued_messages 0 (no limit): the agent's persistent
 # session must not lose messages queued while the agent is away or paused
 # (mosquitto's default of 1000 would drop the rest; see docs/operations.md).
