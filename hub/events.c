@@ -146,6 +146,7 @@ typedef struct cloud_ctx {
     cloud_q *q;
     uint64_t seq;
     uint32_t depth;
+    char id[MODEL_EVENT_ID_MAX + 1]; /* the CloudEvent id, for the dead-letter log */
 } cloud_ctx;
 
 /* Where a service's emits go, at which depth. */
@@ -960,9 +961,8 @@ static void on_call_done(kt_status st, const svc_call_result *res, void *user)
         }
     } else {
         kt_metrics_inc(ev->m_cloud_fail);
-        char id[32];
-        snprintf(id, sizeof(id), "seq-%" PRIu64, cx->seq);
-        dead_letter(q, id, res != NULL && res->detail != NULL ? res->detail : kt_status_str(st));
+        dead_letter(q, cx->id,
+                    res != NULL && res->detail != NULL ? res->detail : kt_status_str(st));
     }
     fl_done(q, cx->seq);
     kt_free(cx);
@@ -1046,6 +1046,7 @@ static bool cloud_dispatch(hub_events *ev, cloud_q *q, const crow *r)
     cx->q = q;
     cx->seq = r->seq;
     cx->depth = r->depth;
+    kt_strlcpy(cx->id, me.id, sizeof(cx->id));
     kt_status st = ev->caller != NULL ? svc_caller_post_depth(ev->caller, q->iface, &me, r->depth,
                                                               on_call_done, cx, &err)
                                       : kt_err_set(&err, KT_ENOTFOUND, "no HTTP caller");
