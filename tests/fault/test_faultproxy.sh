@@ -96,6 +96,12 @@ pf, cf = os.path.join(tmp, "p.port"), os.path.join(tmp, "c.port")
 log = open(os.path.join(tmp, "proxy.log"), "w")
 proc = subprocess.Popen([proxy_bin, "--upstream", "127.0.0.1:%d" % up.getsockname()[1],
                          "--port-file", pf, "--ctl-port-file", cf], stderr=log)
+def reap():  # a failed check must not leave the proxy running
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+import atexit
+atexit.register(reap)
 check("proxy writes its port files", wait(lambda: os.path.exists(pf) and os.path.exists(cf)))
 pport, cport = int(open(pf).read()), int(open(cf).read())
 
