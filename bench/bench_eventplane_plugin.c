@@ -10,28 +10,28 @@
  * equals "device messages handled".
  *
  * Interfaces: none of its own (ktwin_plugin.interfaces = NULL): it serves
- * whatever the services spec assigns. Data that is not a JSON object is
- * refused with KTWIN_EINVAL (counted as a service failure by the host).
+ * whatever the services spec assigns. Data that is not a JSON object, or
+ * over DATA_CAP bytes (the benchmark's payloads are ~60), is refused with
+ * KTWIN_EINVAL (counted as a service failure by the host).
  *
  * Build: a MODULE against sdk/include/ktwin.h (bench/CMakeLists.txt).
  * Thread: the host's loop (ktwin.h THREADING); stateless.
- * Ownership: the emit buffer is local to each call.
+ * Ownership: the emit buffer is on the stack (no allocation).
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "ktwin.h"
 
+#define DATA_CAP 1024
+
 static int bench_handle(ktwin_ctx *ctx, const ktwin_event *ev, void *state)
 {
     struct timespec ts;
-    char *buf;
+    char buf[DATA_CAP + 64];
     size_t len = ev->data_len;
-    size_t cap = len + 64;
     int n;
-    int rc;
     (void)state;
     if (ev->kind != KTWIN_EVENT_REAL) {
         return KTWIN_OK;
@@ -40,19 +40,13 @@ static int bench_handle(ktwin_ctx *ctx, const ktwin_event *ev, void *state)
     while (len > 0 && (ev->data[len - 1] == ' ' || ev->data[len - 1] == '\n')) {
         len--;
     }
-    if (len < 2 || ev->data[0] != '{' || ev->data[len - 1] != '}') {
+    if (len < 2 || len > DATA_CAP || ev->data[0] != '{' || ev->data[len - 1] != '}') {
         return KTWIN_EINVAL;
     }
-    buf = malloc(cap);
-    if (buf == NULL) {
-        return KTWIN_ENOMEM;
-    }
     /* "{...}" -> "{...,"h_us":N}" ("{}" -> "{"h_us":N}") */
-    n = snprintf(buf, cap, "%.*s%s\"h_us\":%lld}", (int)(len - 1), ev->data, len > 2 ? "," : "",
-                 (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000);
-    rc = ktwin_emit_store(ctx, ev->iface, ev->instance, buf, (size_t)n);
-    free(buf);
-    return rc;
+    n = snprintf(buf, sizeof buf, "%.*s%s\"h_us\":%lld}", (int)(len - 1), ev->data,
+                 len > 2 ? "," : "", (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000);
+    return ktwin_emit_store(ctx, ev->iface, ev->instance, buf, (size_t)n);
 }
 
 static const ktwin_plugin bench_plugin = {
