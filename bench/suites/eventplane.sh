@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/suites/eventplane.sh — sourced by bench/run.sh: the event-plane and
 # agent benchmarks of issue 4, all with real processes on loopback
 # (mosquitto, ktwin-hub, ktwin-agent, bench_eventplane_plugin.so) driven by
@@ -98,6 +99,7 @@ bench_eventplane_replay() {
     ep_with_tmp ep_replay
 }
 ep_replay() {
+    # shellcheck disable=SC2034 # REPEAT: read by median_run and pick (dynamic scope)
     local run REPEAT=${KT_BENCH_EP_REPLAY_REPEAT:-1}
     run=$(median_run ep_run replay --events "${KT_BENCH_EP_REPLAY:-780000}")
     record eventplane-replay "$ep_common \
@@ -133,6 +135,7 @@ bench_agent_coldstart() {
     ep_with_tmp ep_coldstart
 }
 ep_coldstart() {
+    # shellcheck disable=SC2034 # REPEAT: read by median_run and pick (dynamic scope)
     local run REPEAT=1
     run=$(median_run ep_run coldstart --runs "${KT_BENCH_EP_STARTS:-9}")
     record agent-coldstart "$ep_common \
