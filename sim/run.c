@@ -116,7 +116,7 @@ typedef struct sample {
 
 typedef struct run_opts {
     unsigned n_nb, n_sites;
-    double duration, compress, offline_at, offline_for, progress_every, drain_timeout;
+    double duration, compress, offline_at, offline_for, progress_every, drain_timeout, spread;
     bool offline;
     const char *out;
     const char *paper_dir;
@@ -945,9 +945,10 @@ static kt_status wait_model(run *r, kt_err *err)
 
 static kt_status start_devices(run *r, kt_err *err)
 {
-    char nb[16], sites[16], comp[32], dur[32], stats[RUN_PATH + 32], log[RUN_PATH + 32];
+    char nb[16], sites[16], comp[32], dur[32], spread[32], stats[RUN_PATH + 32];
+    char log[RUN_PATH + 32];
     char brokers[RUN_MAX_SITES][96];
-    char *argv[16 + 2 * RUN_MAX_SITES];
+    char *argv[24 + 2 * RUN_MAX_SITES];
     size_t a = 0;
     snprintf(nb, sizeof nb, "%u", r->o.n_nb);
     snprintf(sites, sizeof sites, "%u", r->o.n_sites);
@@ -975,6 +976,11 @@ static kt_status start_devices(run *r, kt_err *err)
     argv[a++] = dur;
     argv[a++] = "--stats";
     argv[a++] = stats;
+    if (r->o.spread > 0) {
+        snprintf(spread, sizeof spread, "%g", r->o.spread);
+        argv[a++] = "--spread";
+        argv[a++] = spread;
+    }
     argv[a] = NULL;
     r->devices = spawn(r, "ktwin-sim devices", argv, log, err);
     return r->devices < 0 ? err->status : KT_OK;
@@ -1587,6 +1593,9 @@ void sim_run_usage(FILE *out)
           "  --offline-for D      ... for D s (the hub is frozen with SIGSTOP, then SIGCONT)\n"
           "  --service SPEC       a services.specs item for every agent (repeatable; default\n"
           "                       \"*=<build>/services/<x>.so\" for each plugin built)\n"
+          "  --spread S           start each neighborhood's devices of a kind at an offset\n"
+          "                       in [0, S) model seconds, as KTWIN's containers started\n"
+          "                       apart (default 0: all at once, in bursts)\n"
           "  --progress SECONDS   progress line period (default 5)\n"
           "  --drain-timeout S    longest wait for the pipeline to drain (default 180)\n"
           "  --paper DIR          the KTWIN paper's CSVs (default " KT_PAPER_DIR ")\n"
@@ -1632,6 +1641,9 @@ static int parse_opts(run *r, int argc, char **argv)
             have_for = true;
         } else if (strcmp(a, "--progress") == 0) {
             bad = parse_secs(v, 0.2, &o->progress_every);
+        } else if (strcmp(a, "--spread") == 0) {
+            bad = parse_secs(v, 0, &o->spread);
+            bad = bad != 0 || o->spread > 240 ? -1 : 0;
         } else if (strcmp(a, "--drain-timeout") == 0) {
             bad = parse_secs(v, 1, &o->drain_timeout);
         } else if (strcmp(a, "--service") == 0) {
@@ -1813,6 +1825,7 @@ int sim_run_main(int argc, char **argv)
     cJSON_AddNumberToObject(sc, "sites", r.o.n_sites);
     cJSON_AddNumberToObject(sc, "duration_s", r.o.duration);
     cJSON_AddNumberToObject(sc, "compress", r.o.compress);
+    cJSON_AddNumberToObject(sc, "spread_s", r.o.spread);
     cJSON_AddNumberToObject(sc, "devices_run_s", round(run_s * 10) / 10);
     cJSON_AddNumberToObject(sc, "wall_s", round((mono_s() - t_start) * 10) / 10);
     cJSON_AddStringToObject(sc, "offline_mode", "hub frozen: SIGSTOP, then SIGCONT");
