@@ -121,11 +121,9 @@ struct agent_dispatch {
     kt_metric *m_origin[5];
     kt_metric *m_kind[MODEL_ROUTE_DROP + 1];
     kt_metric *m_service_fail;
-    kt_map lat_map; /* iface -> service latency histogram; keys owned */
-    uint64_t t0_ns; /* start of the current top-level event (monotonic) */
-    uint64_t log_window_ms;
-    uint32_t log_in_window;
-    uint64_t log_suppressed;
+    kt_map lat_map;        /* iface -> service latency histogram; keys owned */
+    uint64_t t0_ns;        /* start of the current top-level event (monotonic) */
+    kt_log_limit drop_log; /* DISPATCH-DROP lines per second */
 };
 
 /* ---- metrics and drops ---------------------------------------------------------- */
@@ -212,21 +210,14 @@ drop(agent_dispatch *d, int reason, const model_event *ev, const char *iface, co
     d->stats.dropped++;
     d->drops[reason]++;
     kt_metrics_inc(d->m_drop[reason]);
-    uint64_t now = kt_clock_mono_ms();
-    if (now - d->log_window_ms >= 1000) {
-        if (d->log_suppressed > 0) {
-            KT_LOG(KT_LOG_WARN, "DISPATCH-DROP", "suppressed=%llu",
-                   (unsigned long long)d->log_suppressed);
-        }
-        d->log_window_ms = now;
-        d->log_in_window = 0;
-        d->log_suppressed = 0;
+    unsigned long long missed = 0;
+    int log_it = kt_log_limit_take(&d->drop_log, DROP_LOG_PER_S, kt_clock_mono_ms(), &missed);
+    if (missed > 0) {
+        KT_LOG(KT_LOG_WARN, "DISPATCH-DROP", "suppressed=%llu", missed);
     }
-    if (d->log_in_window >= DROP_LOG_PER_S) {
-        d->log_suppressed++;
+    if (!log_it) {
         return;
     }
-    d->log_in_window++;
     char type[MODEL_EVENT_TYPE_CAP];
     char q[300];
     KT_LOG(KT_LOG_WARN, "DISPATCH-DROP", "reason=%s type=%s source=%s iface=%s id=%s detail=%s",
@@ -550,7 +541,8 @@ static kt_status dispatch_inner(agent_dispatch *d,
     if (model_event_check(ev, d->max_data, &verr) != KT_OK) {
         drop(d, R_INVALID, ev, NULL, verr.msg);
         /* Refuse what came from outside; a service's bad emit is only counted. */
-        return origin != AGENT_DISPATCH_SERVICE ? kt_err_set(err, KT_EINVAL, "%s", verr.msg) : KT_OK;
+        return origin != AGENT_DISPATCH_SERVICE ? kt_err_set(err, KT_EINVAL, "%s", verr.msg)
+                                                : KT_OK;
     }
     if (d->table == NULL) {
         /* No model could be built from the cache: the hub routes what is produced here. */

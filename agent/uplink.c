@@ -55,13 +55,13 @@ struct agent_uplink {
     /* When the current session was welcomed, and the store commits made by then. */
     uint64_t welcome_ms;
     uint64_t commits_at_welcome;
-    agent_store store; /* the sync_client's user: cache ops + this transport */
-    agent_outbox *outbox;     /* upstream events, or NULL */
+    agent_store store;    /* the sync_client's user: cache ops + this transport */
+    agent_outbox *outbox; /* upstream events, or NULL */
     /* Downstream events go to the dispatcher through these (NULL = off). */
     uint64_t (*down_applied_seq)(void *down_user);
     kt_status (*down_apply)(uint64_t, const sync_event *, size_t, kt_err *, void *);
     void *down_user;
-    kt_arena up_arena;        /* the last up_next batch: copies, valid until the next call */
+    kt_arena up_arena; /* the last up_next batch: copies, valid until the next call */
     sync_event *up_events;
     size_t up_cap;
     kt_metric *m_connected, *m_reconnects, *m_sync_errors;
@@ -290,6 +290,7 @@ static void connect_now(agent_uplink *u)
     o.tls_ca_file = u->ca_file;
     o.connect_timeout_s = (u->connect_timeout_ms + 999u) / 1000u;
     o.ws.max_message_bytes = u->max_message_bytes;
+    o.ws.binary_only = true; /* sync.proto: every message is one binary Envelope */
     o.ws.on_open = on_ws_open;
     o.ws.on_message = on_ws_message;
     o.ws.on_close = on_ws_close;
@@ -389,8 +390,8 @@ static kt_status op_up_next(const sync_event **events_out,
     }
     up_collect c = { u, from_seq, 0 };
     size_t n = 0;
-    kt_status st = agent_outbox_peek(u->outbox, from_seq, max_events, max_bytes, up_collect_cb, &c,
-                                     &n, err);
+    kt_status st =
+        agent_outbox_peek(u->outbox, from_seq, max_events, max_bytes, up_collect_cb, &c, &n, err);
     if (st != KT_OK) {
         return st;
     }
@@ -410,8 +411,8 @@ static uint64_t op_down_applied_seq(void *user)
     return u->down_applied_seq(u->down_user);
 }
 
-static kt_status op_down_apply(
-    uint64_t first_seq, const sync_event *events, size_t n, kt_err *err, void *user)
+static kt_status
+op_down_apply(uint64_t first_seq, const sync_event *events, size_t n, kt_err *err, void *user)
 {
     agent_uplink *u = uplink_of(user);
     return u->down_apply(first_seq, events, n, err, u->down_user);

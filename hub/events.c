@@ -161,6 +161,7 @@ typedef struct site_mark {
 
 struct hub_events {
     uv_loop_t *loop;
+    kt_log_limit drop_log; /* HUB-EVENT-DROP lines per second */
     hub_graph *graph;
     kt_metrics *metrics;
     hub_evstore *store;
@@ -216,6 +217,20 @@ struct hub_events {
 };
 
 /* ============================================================ helpers */
+
+/* HUB-EVENT-DROP lines per second before they are suppressed (and counted). */
+#define DROP_LOG_PER_S 10
+
+/* true when a HUB-EVENT-DROP line may be written now (rate limit, see kt_log_limit). */
+static int drop_log_ok(hub_events *ev)
+{
+    unsigned long long missed = 0;
+    int ok = kt_log_limit_take(&ev->drop_log, DROP_LOG_PER_S, kt_clock_mono_ms(), &missed);
+    if (missed > 0) {
+        KT_LOG(KT_LOG_WARN, "HUB-EVENT-DROP", "suppressed=%llu", missed);
+    }
+    return ok;
+}
 
 static void drop_metric(hub_events *ev, const char *reason)
 {
@@ -499,8 +514,10 @@ static kt_status route_one(hub_events *ev,
     kt_err terr = { 0 };
     if (to_model(&me, se, &terr) != KT_OK) {
         drop_metric(ev, "bad-type");
-        KT_LOG(KT_LOG_DEBUG, "HUB-EVENT-DROP", "reason=bad-type id=%s err=\"%s\"", se->id,
-               terr.msg);
+        if (drop_log_ok(ev)) {
+            KT_LOG(KT_LOG_WARN, "HUB-EVENT-DROP", "reason=bad-type id=%s err=\"%s\"", se->id,
+                   terr.msg);
+        }
         return KT_OK;
     }
     model_route_dest d[MODEL_ROUTE_DEST_MAX];
@@ -509,8 +526,10 @@ static kt_status route_one(hub_events *ev,
                     p->site, d, MODEL_ROUTE_DEST_MAX);
     if (nd > MODEL_ROUTE_DEST_MAX) {
         drop_metric(ev, "too-many-destinations");
-        KT_LOG(KT_LOG_WARN, "HUB-EVENT-DROP", "reason=too-many-destinations id=%s dests=%zu",
-               se->id, nd);
+        if (drop_log_ok(ev)) {
+            KT_LOG(KT_LOG_WARN, "HUB-EVENT-DROP", "reason=too-many-destinations id=%s dests=%zu",
+                   se->id, nd);
+        }
         return KT_OK;
     }
     const char *iface = NULL;
@@ -591,8 +610,10 @@ static kt_status route_one(hub_events *ev,
         }
         case MODEL_ROUTE_DROP:
             drop_metric(ev, model_route_drop_str(d[i].drop));
-            KT_LOG(KT_LOG_DEBUG, "HUB-EVENT-DROP", "reason=%s type=%s source=%s id=%s",
-                   model_route_drop_str(d[i].drop), se->type, se->source, se->id);
+            if (drop_log_ok(ev)) {
+                KT_LOG(KT_LOG_WARN, "HUB-EVENT-DROP", "reason=%s type=%s source=%s id=%s",
+                       model_route_drop_str(d[i].drop), se->type, se->source, se->id);
+            }
             break;
         default:
             /* agent-only destinations never come out of a hub route */
@@ -1349,10 +1370,12 @@ kt_status hub_events_ingest_depth(hub_events *ev, const model_event *e, uint32_t
     }
     if (depth > ev->max_depth) {
         drop_metric(ev, "depth");
-        KT_LOG(KT_LOG_DEBUG, "HUB-EVENT-DROP",
-               "reason=depth depth=%" PRIu32 " max=%" PRIu32 " iface=%s source=%s id=%s", depth,
-               ev->max_depth, e->iface, e->source != NULL ? e->source : "",
-               e->id != NULL ? e->id : "");
+        if (drop_log_ok(ev)) {
+            KT_LOG(KT_LOG_WARN, "HUB-EVENT-DROP",
+                   "reason=depth depth=%" PRIu32 " max=%" PRIu32 " iface=%s source=%s id=%s", depth,
+                   ev->max_depth, e->iface, e->source != NULL ? e->source : "",
+                   e->id != NULL ? e->id : "");
+        }
         return KT_OK; /* like KTWIN's broker: accepted, not routed */
     }
     model_route_env env;

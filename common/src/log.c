@@ -107,19 +107,10 @@ void kt_log_emit_(kt_log_level level, const char *id, const char *mod, const cha
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line,
-                     sizeof line,
-                     "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ lvl=%s id=%s mod=%s ",
-                     tm.tm_year + 1900,
-                     tm.tm_mon + 1,
-                     tm.tm_mday,
-                     tm.tm_hour,
-                     tm.tm_min,
-                     tm.tm_sec,
-                     ts.tv_nsec / 1000000,
-                     level_name(level),
-                     id,
-                     mod);
+    int n =
+        snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ lvl=%s id=%s mod=%s ",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 ts.tv_nsec / 1000000, level_name(level), id, mod);
     size_t used = n < 0 ? 0 : (size_t)n;
     if (used < sizeof line) {
         va_list ap;
@@ -142,4 +133,28 @@ void kt_log_emit_(kt_log_level level, const char *id, const char *mod, const cha
         write_all(STDERR_FILENO, line, used);
     }
     errno = saved_errno;
+}
+
+int kt_log_limit_take(kt_log_limit *lim,
+                      unsigned per_s,
+                      unsigned long long now_ms,
+                      unsigned long long *missed_out)
+{
+    if (missed_out != NULL) {
+        *missed_out = 0;
+    }
+    if (now_ms - lim->window_ms >= 1000) {
+        if (missed_out != NULL) {
+            *missed_out = lim->suppressed;
+        }
+        lim->window_ms = now_ms;
+        lim->in_window = 0;
+        lim->suppressed = 0;
+    }
+    if (lim->in_window >= per_s) {
+        lim->suppressed++;
+        return 0;
+    }
+    lim->in_window++;
+    return 1;
 }

@@ -37,11 +37,11 @@ typedef void (*kt_log_sink_cb)(kt_log_level level, const char *line, size_t len,
 
 extern int kt_log_level_current;
 
-#define KT_LOG(level, id, ...)                                                                   \
-    do {                                                                                         \
-        if ((int)(level) <= kt_log_level_current) {                                              \
-            kt_log_emit_((level), (id), KT_LOG_MOD, __VA_ARGS__);                                \
-        }                                                                                        \
+#define KT_LOG(level, id, ...)                                    \
+    do {                                                          \
+        if ((int)(level) <= kt_log_level_current) {               \
+            kt_log_emit_((level), (id), KT_LOG_MOD, __VA_ARGS__); \
+        }                                                         \
     } while (0)
 
 void kt_log_emit_(kt_log_level level, const char *id, const char *mod, const char *fmt, ...)
@@ -58,5 +58,34 @@ void kt_log_set_sink(kt_log_sink_cb sink, void *user);
  * cap). Returns out, so it can be an argument of KT_LOG.
  */
 const char *kt_log_quote(char *out, size_t cap, const char *s);
+
+/*
+ * A per-second budget for a noisy log line (e.g. one line per dropped
+ * event): at most per_s lines each second; the rest are suppressed and
+ * their number is handed back once, at the first call of a later second,
+ * so the caller can log "suppressed=N". Zero-initialise it.
+ *
+ *   static kt_log_limit lim;
+ *   uint64_t missed;
+ *   if (kt_log_limit_take(&lim, 10, kt_clock_mono_ms(), &missed)) { KT_LOG(...); }
+ *   if (missed > 0) { KT_LOG(KT_LOG_WARN, "X-DROP", "suppressed=%llu", ...); }
+ *
+ * Thread: one thread per limiter (no locking).
+ */
+typedef struct kt_log_limit {
+    unsigned long long window_ms;  /* start of the current second */
+    unsigned in_window;            /* lines let through in it */
+    unsigned long long suppressed; /* lines held back in it */
+} kt_log_limit;
+
+/*
+ * true when this line may be logged. *missed_out (nullable) gets the number
+ * of lines suppressed in the previous window when a new window starts,
+ * else 0.
+ */
+int kt_log_limit_take(kt_log_limit *lim,
+                      unsigned per_s,
+                      unsigned long long now_ms,
+                      unsigned long long *missed_out);
 
 #endif

@@ -188,6 +188,32 @@ static void test_log_null_sink_restores_stderr(void **state)
     assert_int_equal(cap.n_lines, 0);
 }
 
+/* The limiter lets per_s lines through each second and reports the rest once. */
+static void test_log_limit_budget_and_missed(void **state)
+{
+    (void)state;
+    kt_log_limit lim = { 0 };
+    unsigned long long missed = 99;
+    int passed = 0;
+    for (int i = 0; i < 25; i++) {
+        passed += kt_log_limit_take(&lim, 10, 5000, &missed);
+        if (i > 0) {
+            assert_int_equal(missed, 0);
+        }
+    }
+    assert_int_equal(passed, 10);
+    /* the same second: still held back */
+    assert_false(kt_log_limit_take(&lim, 10, 5999, &missed));
+    assert_int_equal(missed, 0);
+    /* a new second: the 16 suppressed are reported once, and lines pass again */
+    assert_true(kt_log_limit_take(&lim, 10, 6000, &missed));
+    assert_int_equal(missed, 16);
+    assert_true(kt_log_limit_take(&lim, 10, 6001, &missed));
+    assert_int_equal(missed, 0);
+    /* NULL missed_out is allowed */
+    assert_true(kt_log_limit_take(&lim, 10, 9000, NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -206,6 +232,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_log_level_parse_knows_all_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_quote_escapes_and_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_null_sink_restores_stderr, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_limit_budget_and_missed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
