@@ -506,7 +506,7 @@ static void section_rate(kt_buf *b, const cJSON *res, double (*shade)[2], size_t
     line_series ob = { "events waiting in the agents' outboxes", x, y + 3 * n, n };
     svg_lines(b, "Outbox backlog (store-and-forward)", "seconds since the devices started",
               "events", &ob, 1, 0, (const double(*)[2])shade, n_shade, "hub offline");
-    line_series lp = { "p99 of all service calls in each interval", x, y + 4 * n, n };
+    line_series lp = { "p99, all services, per second", x, y + 4 * n, n };
     svg_lines(b, "Twin-service latency p99 over time (ms, at the agents)",
               "seconds since the devices started", "ms", &lp, 1, 0, (const double(*)[2])shade,
               n_shade, "hub offline");
