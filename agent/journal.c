@@ -162,6 +162,10 @@ size_t agent_journal_encode(uint8_t *out, size_t cap, const agent_journal_rec *r
     put64(b + 8, r->recv_wall_ms);
     b[16] = (uint8_t)(r->topic_len & 0xffu);
     b[17] = (uint8_t)(r->topic_len >> 8);
+    b[18] = (uint8_t)(r->mqtt_msgid & 0xffu);
+    b[19] = (uint8_t)(r->mqtt_msgid >> 8);
+    b[20] = r->flags;
+    b[21] = 0;
     if (r->topic_len > 0) {
         memcpy(b + AGENT_JOURNAL_FIX_BYTES, r->topic, r->topic_len);
     }
@@ -182,22 +186,30 @@ kt_status agent_journal_decode(agent_journal_rec *out,
                                kt_err *err)
 {
     if (len < 4) {
-        /* A prefix of the magic is still plausible. */
+        /* A prefix of a magic is still plausible (both share the first three bytes). */
         uint8_t m[4];
+        uint8_t m1[4];
         put32(m, AGENT_JOURNAL_MAGIC);
-        if (len > 0 && memcmp(buf, m, len) != 0) {
+        put32(m1, AGENT_JOURNAL_MAGIC_V1);
+        if (len > 0 && memcmp(buf, m, len) != 0 && memcmp(buf, m1, len) != 0) {
             return kt_err_set(err, KT_EPROTO, "journal record: bad magic");
         }
         return KT_EAGAIN;
     }
-    if (get32(buf) != AGENT_JOURNAL_MAGIC) {
+    uint32_t magic = get32(buf);
+    size_t fix;
+    if (magic == AGENT_JOURNAL_MAGIC) {
+        fix = AGENT_JOURNAL_FIX_BYTES;
+    } else if (magic == AGENT_JOURNAL_MAGIC_V1) {
+        fix = AGENT_JOURNAL_FIX_BYTES_V1;
+    } else {
         return kt_err_set(err, KT_EPROTO, "journal record: bad magic");
     }
     if (len < AGENT_JOURNAL_HDR_BYTES) {
         return KT_EAGAIN;
     }
     uint32_t body = get32(buf + 4);
-    if (body < AGENT_JOURNAL_FIX_BYTES || body > max_body) {
+    if (body < fix || body > max_body) {
         return kt_err_set(err, KT_EPROTO, "journal record: body length %" PRIu32 " out of range",
                           body);
     }
@@ -209,16 +221,18 @@ kt_status agent_journal_decode(agent_journal_rec *out,
         return kt_err_set(err, KT_EPROTO, "journal record: CRC mismatch");
     }
     size_t topic_len = (size_t)b[16] | ((size_t)b[17] << 8);
-    if (topic_len > body - AGENT_JOURNAL_FIX_BYTES) {
+    if (topic_len > body - fix) {
         return kt_err_set(err, KT_EPROTO, "journal record: topic length %zu past the body",
                           topic_len);
     }
     out->id = get64(b);
     out->recv_wall_ms = get64(b + 8);
-    out->topic = (const char *)(b + AGENT_JOURNAL_FIX_BYTES);
+    out->mqtt_msgid = fix == AGENT_JOURNAL_FIX_BYTES ? (uint16_t)(b[18] | (b[19] << 8)) : 0;
+    out->flags = fix == AGENT_JOURNAL_FIX_BYTES ? b[20] : 0;
+    out->topic = (const char *)(b + fix);
     out->topic_len = topic_len;
-    out->payload = b + AGENT_JOURNAL_FIX_BYTES + topic_len;
-    out->payload_len = body - AGENT_JOURNAL_FIX_BYTES - topic_len;
+    out->payload = b + fix + topic_len;
+    out->payload_len = body - fix - topic_len;
     *used_out = AGENT_JOURNAL_HDR_BYTES + (size_t)body;
     return KT_OK;
 }
@@ -436,6 +450,8 @@ kt_status agent_journal_append(agent_journal *j,
                                const uint8_t *payload,
                                size_t payload_len,
                                uint64_t recv_wall_ms,
+                               uint16_t mqtt_msgid,
+                               uint8_t flags,
                                uint64_t *id_out,
                                kt_err *err)
 {
@@ -464,6 +480,8 @@ kt_status agent_journal_append(agent_journal *j,
     }
     agent_journal_rec r = { .id = atomic_fetch_add(&j->next_id, 1),
                             .recv_wall_ms = recv_wall_ms,
+                            .mqtt_msgid = mqtt_msgid,
+                            .flags = flags,
                             .topic = topic,
                             .topic_len = topic_len,
                             .payload = payload,

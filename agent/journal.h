@@ -1,8 +1,9 @@
 /*
  * agent/journal.h — the MQTT ingest journal: crash-durable before the QoS 1 ack.
  *
- * paho acknowledges a QoS 1 message when messageArrived returns, so the
- * message must survive a process kill before that. The paho thread appends
+ * paho (1.3.x) sends a QoS 1 PUBACK as it reads the PUBLISH and then calls
+ * messageArrived, so the message must be made to survive a process kill as
+ * soon as possible after that: within messageArrived the paho thread appends
  * each message to the journal with ONE write(2) on an O_APPEND file (the page
  * cache survives a killed process); the loop reads the records back, commits
  * them into SQLite in batches, and then releases the journal space.
@@ -14,8 +15,12 @@
  * committed. A segment found at open is never appended to again.
  *
  * Record (little endian):
- *   u32 magic 'KTJ1' | u32 body_len | u32 crc32(body) | body
- *   body = u64 id | u64 recv_wall_ms | u16 topic_len | topic | payload
+ *   u32 magic 'KTJ2' | u32 body_len | u32 crc32(body) | body
+ *   body = u64 id | u64 recv_wall_ms | u16 topic_len | u16 mqtt_msgid |
+ *          u8 flags | u8 0 | topic | payload
+ * (flags bit 0: the broker marked the message DUP, a redelivery). Records of
+ * the first format, 'KTJ1' (body without msgid, flags and pad), are still
+ * read, with msgid 0 and no flags.
  * ids are strictly increasing across segments and restarts (the caller
  * raises the floor with agent_journal_set_next_id from its own watermark),
  * so "id <= committed watermark" dedupes a replay.
@@ -42,9 +47,14 @@
 
 #include "kt/err.h"
 
-#define AGENT_JOURNAL_MAGIC     0x314a544bu /* "KTJ1" little endian */
-#define AGENT_JOURNAL_HDR_BYTES 12u         /* magic + body_len + crc */
-#define AGENT_JOURNAL_FIX_BYTES 18u         /* id + recv_wall_ms + topic_len */
+#define AGENT_JOURNAL_MAGIC        0x324a544bu /* "KTJ2" little endian: written */
+#define AGENT_JOURNAL_MAGIC_V1     0x314a544bu /* "KTJ1": still read */
+#define AGENT_JOURNAL_HDR_BYTES    12u         /* magic + body_len + crc */
+#define AGENT_JOURNAL_FIX_BYTES    22u /* id + recv_wall_ms + topic_len + msgid + flags + pad */
+#define AGENT_JOURNAL_FIX_BYTES_V1 18u /* id + recv_wall_ms + topic_len */
+
+/* agent_journal_rec.flags */
+#define AGENT_JOURNAL_F_DUP 0x01u /* MQTT DUP: the broker sent this message before */
 
 typedef struct agent_journal agent_journal;
 
@@ -52,7 +62,9 @@ typedef struct agent_journal agent_journal;
 typedef struct agent_journal_rec {
     uint64_t id;
     uint64_t recv_wall_ms;
-    const char *topic; /* NOT NUL-terminated */
+    uint16_t mqtt_msgid; /* MQTT packet id (0 for QoS 0) */
+    uint8_t flags;       /* AGENT_JOURNAL_F_* */
+    const char *topic;   /* NOT NUL-terminated */
     size_t topic_len;
     const uint8_t *payload;
     size_t payload_len;
@@ -142,6 +154,8 @@ kt_status agent_journal_append(agent_journal *j,
                                const uint8_t *payload,
                                size_t payload_len,
                                uint64_t recv_wall_ms,
+                               uint16_t mqtt_msgid,
+                               uint8_t flags,
                                uint64_t *id_out,
                                kt_err *err);
 

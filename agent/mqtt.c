@@ -48,6 +48,26 @@
 #define INBOX_DEPTH 1024u
 #define TOPIC_MAX   512u
 
+/*
+ * Redelivery detection. paho (1.3.x) sends a QoS 1 PUBACK as it reads the
+ * PUBLISH, before messageArrived journals it; if the agent is killed with
+ * PUBACKs still unsent (a reset socket drops them), the broker sends those
+ * messages again with DUP set, under the same packet ids. A DUP message
+ * whose (packet id, FNV-1a hash of topic and payload) is among the last
+ * RECENT_MAX journaled is that redelivery and is skipped. Packet ids of one
+ * session count up, so the same id with the same bytes within RECENT_MAX
+ * messages is the same message (brokers keep at most max_inflight_messages,
+ * 20 by default in mosquitto, unacknowledged).
+ */
+#define RECENT_MAX 128u
+
+typedef struct recent_ring {
+    uint16_t msgid[RECENT_MAX];
+    uint64_t hash[RECENT_MAX];
+    uint32_t head; /* next slot */
+    uint32_t n;    /* used slots */
+} recent_ring;
+
 typedef enum note_kind {
     NOTE_WAKE,
     NOTE_CONNECTED,
@@ -112,6 +132,12 @@ struct agent_mqtt {
     sync_backoff backoff;
     uint64_t applied;       /* journal watermark (outbox meta "journal_applied") */
     uint64_t replay_max_id; /* ids up to this were journaled before this start */
+    /* The last RECENT_MAX QoS 1 messages taken from the journal, to recognise a
+     * broker's redelivery (DUP) of one already journaled (see drain_rec). Saved
+     * in the outbox meta "mqtt_recent" with each batch. */
+    recent_ring recent;
+    recent_ring recent_saved; /* as at the start of the open batch (for a rollback) */
+    kt_buf recent_text;
 
     /* paho side */
     atomic_int wake_pending;
@@ -132,6 +158,82 @@ struct agent_mqtt {
 };
 
 enum { MSG_ACCEPTED, MSG_REJECTED, MSG_DUPLICATE, MSG_REPLAYED };
+
+/* ---- recent QoS 1 messages (loop) ---------------------------------------------- */
+
+static uint64_t recent_hash(const char *topic, size_t tlen, const uint8_t *p, size_t plen)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < tlen; i++) {
+        h = (h ^ (uint8_t)topic[i]) * 0x100000001b3ull;
+    }
+    h = (h ^ 0xffu) * 0x100000001b3ull; /* separator: topic "ab" + "c" differs from "a" + "bc" */
+    for (size_t i = 0; i < plen; i++) {
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+static bool recent_has(const recent_ring *r, uint16_t msgid, uint64_t hash)
+{
+    for (uint32_t i = 0; i < r->n; i++) {
+        if (r->msgid[i] == msgid && r->hash[i] == hash) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void recent_add(recent_ring *r, uint16_t msgid, uint64_t hash)
+{
+    r->msgid[r->head] = msgid;
+    r->hash[r->head] = hash;
+    r->head = (r->head + 1) % RECENT_MAX;
+    if (r->n < RECENT_MAX) {
+        r->n++;
+    }
+}
+
+/* Text form for the outbox meta: "<msgid hex4><hash hex16>" per entry, oldest first. */
+static kt_status recent_encode(const recent_ring *r, kt_buf *out)
+{
+    kt_buf_reset(out);
+    for (uint32_t k = 0; k < r->n; k++) {
+        uint32_t i = (r->head + RECENT_MAX - r->n + k) % RECENT_MAX;
+        kt_status st = kt_buf_printf(out, "%04x%016" PRIx64, (unsigned)r->msgid[i], r->hash[i]);
+        if (st != KT_OK) {
+            return st;
+        }
+    }
+    return kt_buf_append(out, "", 0); /* a string (NUL-terminated) even when empty */
+}
+
+/* Parse what recent_encode wrote; anything else leaves an empty ring (and says false). */
+static bool recent_decode(recent_ring *r, const char *t, size_t len)
+{
+    memset(r, 0, sizeof *r);
+    if (len % 20 != 0) {
+        return false;
+    }
+    for (size_t off = 0; off < len; off += 20) {
+        char a[5];
+        char b[17];
+        memcpy(a, t + off, 4);
+        a[4] = '\0';
+        memcpy(b, t + off + 4, 16);
+        b[16] = '\0';
+        char *ea = NULL;
+        char *eb = NULL;
+        unsigned long id = strtoul(a, &ea, 16);
+        unsigned long long h = strtoull(b, &eb, 16);
+        if (ea != a + 4 || eb != b + 16 || id > UINT16_MAX) {
+            memset(r, 0, sizeof *r);
+            return false;
+        }
+        recent_add(r, (uint16_t)id, (uint64_t)h);
+    }
+    return true;
+}
 
 /* ---- paho threads ------------------------------------------------------------- */
 
@@ -166,8 +268,10 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
         return 1; /* acknowledged and refused: the broker would only resend it */
     }
     kt_err err = { 0 };
-    kt_status st = agent_journal_append(m->journal, topic, tlen, msg->payload, plen,
-                                        kt_clock_wall_ms(), NULL, &err);
+    uint8_t flags = msg->dup ? AGENT_JOURNAL_F_DUP : 0;
+    kt_status st =
+        agent_journal_append(m->journal, topic, tlen, msg->payload, plen, kt_clock_wall_ms(),
+                             (uint16_t)(msg->qos > 0 ? msg->msgid : 0), flags, NULL, &err);
     if (st != KT_OK) {
         /* Not durable: do not acknowledge. paho redelivers; the loop pauses ingest. */
         atomic_fetch_add(&m->n_journal_errors, 1);
@@ -367,6 +471,7 @@ typedef struct batch {
     uint64_t rejected[REJ_COUNT];
     uint64_t accepted;
     uint64_t duplicates;
+    uint64_t redelivered;
     uint64_t replayed;
     kt_status fatal; /* KT_EAGAIN (full) or an error: roll back */
     kt_err err;
@@ -423,6 +528,17 @@ static bool drain_rec(const agent_journal_rec *r, void *user)
     if (r->id <= m->applied) {
         b->duplicates++;
         return true;
+    }
+    if (r->mqtt_msgid != 0) {
+        uint64_t h = recent_hash(r->topic, r->topic_len, r->payload, r->payload_len);
+        if ((r->flags & AGENT_JOURNAL_F_DUP) != 0 && recent_has(&m->recent, r->mqtt_msgid, h)) {
+            KT_LOG(KT_LOG_NOTICE, "MQTT-REDELIVERED", "msgid=%u journal_id=%" PRIu64,
+                   (unsigned)r->mqtt_msgid, r->id);
+            b->redelivered++;
+            b->last_id = r->id;
+            return true;
+        }
+        recent_add(&m->recent, r->mqtt_msgid, h);
     }
     kt_buf_reset(&m->topic_buf);
     kt_buf_reset(&m->payload_buf);
@@ -518,11 +634,12 @@ static void count_batch(agent_mqtt *m, const batch *b)
     }
     kt_metrics_add(m->m_msgs[MSG_ACCEPTED], b->accepted);
     kt_metrics_add(m->m_msgs[MSG_REJECTED], rej);
-    kt_metrics_add(m->m_msgs[MSG_DUPLICATE], b->duplicates);
+    kt_metrics_add(m->m_msgs[MSG_DUPLICATE], b->duplicates + b->redelivered);
     kt_metrics_add(m->m_msgs[MSG_REPLAYED], b->replayed);
     m->stats.accepted += b->accepted;
     m->stats.rejected += rej;
     m->stats.duplicates += b->duplicates;
+    m->stats.redelivered += b->redelivered;
     m->stats.replayed += b->replayed;
 }
 
@@ -550,6 +667,7 @@ kt_status agent_mqtt_drain(agent_mqtt *m, kt_err *err)
         if (st != KT_OK) {
             return st;
         }
+        m->recent_saved = m->recent;
         size_t n = 0;
         st = agent_journal_read(m->journal, drain_rec, &b, m->batch_max, &n, err);
         if (st == KT_OK && b.fatal != KT_OK && b.fatal != KT_EAGAIN) {
@@ -559,6 +677,16 @@ kt_status agent_mqtt_drain(agent_mqtt *m, kt_err *err)
         /* On KT_EAGAIN (full) the messages before the one that did not fit still commit. */
         if (st == KT_OK && b.last_id > m->applied) {
             st = agent_outbox_meta_set(m->ob, "journal_applied", b.last_id, err);
+            if (st == KT_OK && memcmp(&m->recent, &m->recent_saved, sizeof m->recent) != 0) {
+                st = recent_encode(&m->recent, &m->recent_text);
+                if (st == KT_OK) {
+                    st = agent_outbox_meta_text_set(
+                        m->ob, "mqtt_recent",
+                        m->recent_text.data != NULL ? m->recent_text.data : "", err);
+                } else {
+                    kt_err_set(err, st, "mqtt_recent: out of memory");
+                }
+            }
         }
         if (st == KT_OK) {
             st = agent_outbox_commit(m->ob, err);
@@ -566,6 +694,7 @@ kt_status agent_mqtt_drain(agent_mqtt *m, kt_err *err)
             agent_outbox_rollback(m->ob);
         }
         if (st != KT_OK) {
+            m->recent = m->recent_saved;
             agent_journal_rewind(m->journal);
             return st;
         }
@@ -779,6 +908,7 @@ agent_mqtt_new(agent_mqtt **out, uv_loop_t *loop, const agent_mqtt_opts *opts, k
     m->user = opts->user;
     kt_buf_init(&m->topic_buf, 65536);
     kt_buf_init(&m->payload_buf, m->max_payload + 1);
+    kt_buf_init(&m->recent_text, 64 + RECENT_MAX * 20);
     sync_backoff_opts bo = { 0 };
     bo.base_ms = opts->reconnect_base_ms != 0 ? opts->reconnect_base_ms : 500;
     bo.cap_ms = opts->reconnect_cap_ms != 0 ? opts->reconnect_cap_ms : 30000;
@@ -800,6 +930,13 @@ agent_mqtt_new(agent_mqtt **out, uv_loop_t *loop, const agent_mqtt_opts *opts, k
     }
     m->applied = agent_outbox_meta_get(m->ob, "journal_applied");
     agent_journal_set_next_id(m->journal, m->applied + 1);
+    kt_buf_reset(&m->recent_text);
+    if (agent_outbox_meta_text_get(m->ob, "mqtt_recent", &m->recent_text) == KT_OK &&
+        m->recent_text.len > 0 &&
+        !recent_decode(&m->recent, m->recent_text.data, m->recent_text.len)) {
+        KT_LOG(KT_LOG_WARN, "MQTT-RECENT-BAD", "bytes=%zu (redelivery detection starts empty)",
+               m->recent_text.len);
+    }
     if (opts->metrics != NULL) {
         kt_err e = { 0 };
         (void)kt_metrics_gauge_fn(opts->metrics, "ktwin_agent_journal_bytes",
@@ -1029,6 +1166,7 @@ void agent_mqtt_free(agent_mqtt *m)
     strv_free(m->ifaces, m->n_ifaces);
     kt_buf_fini(&m->topic_buf);
     kt_buf_fini(&m->payload_buf);
+    kt_buf_fini(&m->recent_text);
     kt_free(m->url);
     kt_free(m->client_id);
     kt_free(m->username);

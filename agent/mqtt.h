@@ -4,13 +4,17 @@
  * Ingest: subscribes ktwin/real/<iface>/+ (QoS 1 by default) for the
  * interfaces the caller names (agent_mqtt_set_interfaces; updated when the
  * placement changes). Each message is appended to the journal
- * (agent/journal.h) with one write(2) on paho's thread BEFORE messageArrived
- * returns (= before the broker gets PUBACK), then the loop is woken through a
+ * (agent/journal.h) with one write(2) on paho's thread in messageArrived
+ * (paho 1.3.x sends the PUBACK just before it calls messageArrived: a kill in
+ * between loses that message; see docs/operations.md), then the loop is woken through a
  * kt_inbox. On the loop the journal is drained in batches: each batch is one
  * outbox transaction that holds the events derived from its messages (the
  * on_event callback, or by default one ktwin.real.<iface> CloudEvent per
  * message) and the id of its last journal record, so a replay after a crash
- * neither loses nor duplicates anything.
+ * neither loses nor duplicates anything. A broker's redelivery (DUP) of a
+ * message already journaled, under the same packet id with the same bytes,
+ * is recognised among the last 128 and skipped (MQTT-REDELIVERED, counted as
+ * result="duplicate"); see RECENT_MAX in mqtt.c.
  *
  * Refusals, each with a log id and ktwin_agent_events_rejected_total{reason}:
  *   oversized (payload > max_payload_bytes; paho thread, MQTT-OVERSIZED),
@@ -100,15 +104,16 @@ typedef struct agent_mqtt_opts {
 } agent_mqtt_opts;
 
 typedef struct agent_mqtt_stats {
-    uint64_t received;   /* journaled by messageArrived */
-    uint64_t accepted;   /* committed (passed to on_event / appended) */
-    uint64_t rejected;   /* all refusal reasons */
-    uint64_t replayed;   /* records drained that were journaled before this start */
-    uint64_t duplicates; /* journal records at or below the committed watermark */
-    uint64_t published;  /* virtual publishes handed to paho */
-    uint64_t connects;   /* successful connects */
-    uint64_t pauses;     /* backpressure disconnects */
-    uint64_t subacks;    /* subscribe requests the broker confirmed */
+    uint64_t received;    /* journaled by messageArrived */
+    uint64_t accepted;    /* committed (passed to on_event / appended) */
+    uint64_t rejected;    /* all refusal reasons */
+    uint64_t replayed;    /* records drained that were journaled before this start */
+    uint64_t duplicates;  /* journal records at or below the committed watermark */
+    uint64_t redelivered; /* DUP messages already journaled (a broker's redelivery), skipped */
+    uint64_t published;   /* virtual publishes handed to paho */
+    uint64_t connects;    /* successful connects */
+    uint64_t pauses;      /* backpressure disconnects */
+    uint64_t subacks;     /* subscribe requests the broker confirmed */
 } agent_mqtt_stats;
 
 /*

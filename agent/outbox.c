@@ -175,6 +175,39 @@ kt_status agent_outbox_meta_set(agent_outbox *ob, const char *key, uint64_t valu
     return agent_outbox_commit(ob, err);
 }
 
+kt_status agent_outbox_meta_text_get(agent_outbox *ob, const char *key, kt_buf *out)
+{
+    sqlite3_value *v = NULL;
+    if (meta_get_raw(ob, key, &v) != KT_OK) {
+        return KT_EDEP;
+    }
+    kt_status st = KT_OK;
+    if (v != NULL && sqlite3_value_type(v) == SQLITE_TEXT) {
+        const unsigned char *t = sqlite3_value_text(v);
+        st = kt_buf_append(out, t, (size_t)sqlite3_value_bytes(v));
+    }
+    sqlite3_value_free(v);
+    return st;
+}
+
+kt_status
+agent_outbox_meta_text_set(agent_outbox *ob, const char *key, const char *value, kt_err *err)
+{
+    if (ob->in_txn) {
+        return meta_set_value(ob, key, value, 0, err);
+    }
+    kt_status st = agent_outbox_begin(ob, err);
+    if (st != KT_OK) {
+        return st;
+    }
+    st = meta_set_value(ob, key, value, 0, err);
+    if (st != KT_OK) {
+        agent_outbox_rollback(ob);
+        return st;
+    }
+    return agent_outbox_commit(ob, err);
+}
+
 /* 16 random bytes as hex (the id only has to be unique). */
 static kt_status new_incarnation(char out[33], kt_err *err)
 {

@@ -42,6 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kt/buf.h"
 #include "kt/err.h"
 #include "kt/metrics.h"
 #include "sync/msg.h"
@@ -149,5 +150,13 @@ bool agent_outbox_full(const agent_outbox *ob);
  */
 uint64_t agent_outbox_meta_get(agent_outbox *ob, const char *key);
 kt_status agent_outbox_meta_set(agent_outbox *ob, const char *key, uint64_t value, kt_err *err);
+/*
+ * Text meta values (e.g. the MQTT bridge's "mqtt_recent"). get appends the
+ * value to out (nothing when absent or not text) and returns KT_OK, or
+ * KT_EDEP / KT_ENOMEM. set joins an open transaction, else commits alone.
+ */
+kt_status agent_outbox_meta_text_get(agent_outbox *ob, const char *key, kt_buf *out);
+kt_status
+agent_outbox_meta_text_set(agent_outbox *ob, const char *key, const char *value, kt_err *err);
 
 #endif

@@ -1,8 +1,8 @@
 /*
  * fuzz_journal.c — the ingest journal's record parser on arbitrary bytes:
  * (1) agent_journal_decode walked over the input as a segment reader does,
- * checking that every record it accepts is inside the input and re-encodes
- * to the same bytes; (2) the input written as a finished segment file and
+ * checking that every record it accepts is inside the input and, re-encoded
+ * in the current format, decodes to the same fields; (2) the input written as a finished segment file and
  * read back through agent_journal_open/read (torn-tail handling, ids).
  * Must never crash, leak or hang; errors are expected.
  */
@@ -40,9 +40,18 @@ static void walk(const uint8_t *data, size_t size)
         if (used == 0 || used > size - pos) {
             abort();
         }
-        uint8_t *again = kt_xmalloc(used);
-        size_t n = agent_journal_encode(again, used, &r);
-        if (n != used || memcmp(again, data + pos, used) != 0) {
+        /* Re-encoded (always the current format) it decodes to the same record. */
+        size_t cap = agent_journal_record_len(r.topic_len, r.payload_len);
+        uint8_t *again = kt_xmalloc(cap);
+        size_t n = agent_journal_encode(again, cap, &r);
+        agent_journal_rec back;
+        size_t used2 = 0;
+        if (n != cap || agent_journal_decode(&back, &used2, again, n, 1u << 20, &err) != KT_OK ||
+            used2 != n || back.id != r.id || back.recv_wall_ms != r.recv_wall_ms ||
+            back.mqtt_msgid != r.mqtt_msgid || back.flags != r.flags ||
+            back.topic_len != r.topic_len || back.payload_len != r.payload_len ||
+            memcmp(back.topic, r.topic, r.topic_len) != 0 ||
+            memcmp(back.payload, r.payload, r.payload_len) != 0) {
             abort();
         }
         kt_free(again);

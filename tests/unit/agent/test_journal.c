@@ -111,7 +111,8 @@ static void append_n(agent_journal *j, size_t n, size_t first)
         int pl = snprintf(payload, sizeof payload, "{\"i\":%zu}", first + i);
         kt_err err = { 0 };
         assert_int_equal(agent_journal_append(j, topic, (size_t)tl, (const uint8_t *)payload,
-                                              (size_t)pl, 1000 + i, NULL, &err),
+                                              (size_t)pl, 1000 + i, (uint16_t)(i + 1), 0, NULL,
+                                              &err),
                          KT_OK);
     }
 }
@@ -149,6 +150,56 @@ static void newest_segment(const fixture *f, char *out, size_t cap)
 }
 
 /* ---- codec ------------------------------------------------------------------------ */
+
+/* Packet id and flags round-trip; a record of the first format (KTJ1) still decodes. */
+static void test_codec_msgid_flags_and_v1_records(void **state)
+{
+    (void)state;
+    uint8_t buf[256];
+    agent_journal_rec r = { .id = 9,
+                            .recv_wall_ms = 77,
+                            .mqtt_msgid = 0xbeef,
+                            .flags = AGENT_JOURNAL_F_DUP,
+                            .topic = "a/b",
+                            .topic_len = 3,
+                            .payload = (const uint8_t *)"{}",
+                            .payload_len = 2 };
+    size_t n = agent_journal_encode(buf, sizeof buf, &r);
+    assert_int_equal(n, AGENT_JOURNAL_HDR_BYTES + AGENT_JOURNAL_FIX_BYTES + 5);
+    agent_journal_rec out;
+    size_t used = 0;
+    assert_int_equal(agent_journal_decode(&out, &used, buf, n, 1024, NULL), KT_OK);
+    assert_int_equal(out.mqtt_msgid, 0xbeef);
+    assert_int_equal(out.flags, AGENT_JOURNAL_F_DUP);
+    assert_memory_equal(out.payload, "{}", 2);
+
+    /* KTJ1: id, time, topic_len, topic, payload; CRC over the body. */
+    uint8_t v1[64] = { 0 };
+    uint8_t *b = v1 + AGENT_JOURNAL_HDR_BYTES;
+    b[0] = 3;                           /* id 3 */
+    b[8] = 1;                           /* recv_wall_ms 1 */
+    b[16] = 3;                          /* topic_len */
+    memcpy(b + 18, "a/b{\"k\":1}", 10); /* topic + payload */
+    uint32_t body = AGENT_JOURNAL_FIX_BYTES_V1 + 10;
+    uint32_t crc = agent_journal_crc32(b, body);
+    uint32_t magic = AGENT_JOURNAL_MAGIC_V1;
+    for (int k = 0; k < 4; k++) {
+        v1[k] = (uint8_t)(magic >> (8 * k));
+        v1[4 + k] = (uint8_t)(body >> (8 * k));
+        v1[8 + k] = (uint8_t)(crc >> (8 * k));
+    }
+    assert_int_equal(
+        agent_journal_decode(&out, &used, v1, AGENT_JOURNAL_HDR_BYTES + body, 1024, NULL), KT_OK);
+    assert_int_equal(used, AGENT_JOURNAL_HDR_BYTES + body);
+    assert_int_equal(out.id, 3);
+    assert_int_equal(out.mqtt_msgid, 0);
+    assert_int_equal(out.flags, 0);
+    assert_int_equal(out.topic_len, 3);
+    assert_int_equal(out.payload_len, 7);
+    assert_memory_equal(out.payload, "{\"k\":1}", 7);
+    /* A 3-byte prefix of either magic needs more bytes. */
+    assert_int_equal(agent_journal_decode(&out, &used, v1, 3, 1024, NULL), KT_EAGAIN);
+}
 
 static void test_codec_round_trip_and_bad_records(void **state)
 {
@@ -405,7 +456,8 @@ static void test_oversized_record_is_refused(void **state)
     assert_int_equal(agent_journal_open(&j, &o, NULL), KT_OK);
     uint8_t big[200] = { 0 };
     kt_err err = { 0 };
-    assert_int_equal(agent_journal_append(j, "t", 1, big, sizeof big, 0, NULL, &err), KT_ETOOBIG);
+    assert_int_equal(agent_journal_append(j, "t", 1, big, sizeof big, 0, 0, 0, NULL, &err),
+                     KT_ETOOBIG);
     assert_non_null(strstr(err.msg, "cap"));
     agent_journal_free(j);
 }
@@ -435,7 +487,7 @@ static void test_sigkill_mid_stream_loses_no_reported_record(void **state)
         for (;;) {
             uint64_t id = 0;
             if (agent_journal_append(j, "ktwin/real/a/b", 14, (const uint8_t *)payload,
-                                     sizeof payload, 0, &id, NULL) != KT_OK) {
+                                     sizeof payload, 0, 0, 0, &id, NULL) != KT_OK) {
                 _exit(4);
             }
             if (write(p[1], &id, sizeof id) != (ssize_t)sizeof id) {
@@ -488,6 +540,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_codec_round_trip_and_bad_records),
+        cmocka_unit_test(test_codec_msgid_flags_and_v1_records),
         cmocka_unit_test_setup_teardown(test_read_commit_and_reopen_reads_nothing_again, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_uncommitted_records_are_replayed_with_ids_continuing,

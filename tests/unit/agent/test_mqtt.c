@@ -665,7 +665,7 @@ static void test_journal_left_by_a_crash_is_replayed_once(void **state)
         int n = snprintf(p, sizeof p, "{\"i\":%d}", i);
         const char *topic = "ktwin/real/" IFACE "/pole-1";
         assert_int_equal(agent_journal_append(j, topic, strlen(topic), (const uint8_t *)p,
-                                              (size_t)n, 1, NULL, NULL),
+                                              (size_t)n, 1, 0, 0, NULL, NULL),
                          KT_OK);
     }
     agent_journal_free(j);
@@ -711,6 +711,69 @@ static void test_journal_left_by_a_crash_is_replayed_once(void **state)
     pub_one(f, "ktwin/real/" IFACE "/pole-1", "{\"i\":7}");
     assert_true(run_until(&r, c_outbox_events, (void *)(uintptr_t)4));
     assert_true(agent_outbox_meta_get(r.ob, "journal_applied") > 6);
+    rig_close(&r);
+}
+
+/* Append journal records as paho's thread would: (msgid, DUP flag, payload). */
+static void journal_put(const fixture *f,
+                        uint64_t first_id,
+                        const uint16_t *ids,
+                        const uint8_t *flags,
+                        const char *const *payloads,
+                        size_t n)
+{
+    agent_journal *j = NULL;
+    agent_journal_opts jo = { .dir = f->journal_dir };
+    assert_int_equal(agent_journal_open(&j, &jo, NULL), KT_OK);
+    agent_journal_set_next_id(j, first_id); /* as the bridge does from its watermark */
+    const char *topic = "ktwin/real/" IFACE "/pole-1";
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(agent_journal_append(j, topic, strlen(topic), (const uint8_t *)payloads[i],
+                                              strlen(payloads[i]), 1, ids[i], flags[i], NULL, NULL),
+                         KT_OK);
+    }
+    agent_journal_free(j);
+}
+
+static void replay_journal(rig *r, const fixture *f, agent_mqtt_stats *s)
+{
+    rig_open(r, f, 0, 0, 0);
+    const char *ifaces[] = { IFACE };
+    kt_err err = { 0 };
+    assert_int_equal(agent_mqtt_set_interfaces(r->m, ifaces, 1, &err), KT_OK);
+    assert_int_equal(agent_mqtt_start(r->m, &err), KT_OK); /* replays the journal first */
+    agent_mqtt_stats_get(r->m, s);
+}
+
+/* A broker's redelivery (DUP, same packet id, same bytes) of a message already journaled is
+ * skipped, also after a restart; a DUP message not seen before, or the same id with other
+ * bytes, is a message of its own. */
+static void test_broker_redelivery_of_a_journaled_message_is_skipped(void **state)
+{
+    fixture *f = *state;
+    const uint8_t D = AGENT_JOURNAL_F_DUP;
+    const uint16_t ids[] = { 5, 6, 5, 7, 6 };
+    const uint8_t flags[] = { 0, 0, D, D, D };
+    const char *const pay[] = { "{\"i\":1}", "{\"i\":2}", "{\"i\":1}", "{\"i\":1}", "{\"i\":9}" };
+    journal_put(f, 1, ids, flags, pay, 5);
+    rig r;
+    agent_mqtt_stats s;
+    replay_journal(&r, f, &s);
+    assert_int_equal(s.accepted, 4);
+    assert_int_equal(s.redelivered, 1);
+    assert_int_equal(agent_outbox_events(r.ob), 4);
+    rig_close(&r);
+
+    /* After a restart the recent packet ids come from the outbox meta. */
+    const uint16_t ids2[] = { 6, 6, 8 };
+    const uint8_t flags2[] = { D, 0, D };
+    const char *const pay2[] = { "{\"i\":2}", "{\"i\":2}", "{\"i\":3}" };
+    journal_put(f, 6, ids2, flags2, pay2, 3);
+    replay_journal(&r, f, &s);
+    assert_int_equal(s.redelivered, 1); /* id 6 {"i":2} DUP */
+    assert_int_equal(s.accepted, 2);    /* id 6 without DUP (a new message), id 8 */
+    assert_int_equal(agent_outbox_events(r.ob), 6);
+    assert_true(metric(&r, "ktwin_agent_mqtt_messages_total", "result", "duplicate") == 1.0);
     rig_close(&r);
 }
 
@@ -906,6 +969,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_virtual_event_reaches_a_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quota_pauses_ingest_then_resumes_after_acks, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_broker_redelivery_of_a_journaled_message_is_skipped,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_left_by_a_crash_is_replayed_once, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
