@@ -544,17 +544,7 @@ static kt_status route_one(hub_events *ev,
                 ev->store_buf = kt_xrealloc(ev->store_buf, ev->store_cap * sizeof(*ev->store_buf));
             }
             hub_evstore_event *h = &ev->store_buf[(*n_store)++];
-            memset(h, 0, sizeof(*h));
-            h->iface = iface;
-            h->instance = se->source;
-            h->id = se->id;
-            h->type = se->type;
-            h->source = se->source;
-            h->subject = se->subject;
-            h->datacontenttype = se->datacontenttype;
-            h->time_ms = se->time_ms;
-            h->data = se->data;
-            h->data_len = se->data_len;
+            fill_row(h, iface, se);
             h->seq = seq;
             break;
         }
