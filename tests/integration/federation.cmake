@@ -57,3 +57,12 @@ if(TARGET ktwin-hub AND TARGET ktwin-agent)
   set_tests_properties(federation_events_uplink PROPERTIES LABELS "integration;federation"
                        TIMEOUT ${_ev_up_t})
 endif()
+
+# The deployment manifests' configurations against the real binaries and mosquitto.
+if(TARGET ktwin-hub AND TARGET ktwin-agent)
+  add_test(NAME integration_manifests
+           COMMAND ${PROJECT_SOURCE_DIR}/tests/integration/test_manifests.sh
+                   $<TARGET_FILE:ktwin-hub> $<TARGET_FILE:ktwin-agent>)
+  math(EXPR _mf_t "30 * ${KT_TEST_TIMEOUT_MULT}")
+  set_tests_properties(integration_manifests PROPERTIES LABELS "integration" TIMEOUT ${_mf_t})
+endif()
