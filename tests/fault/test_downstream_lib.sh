@@ -14,14 +14,10 @@
 #   cloud  logs "got ...", for ktwin.real.hood POSTs ktwin.command.pole.alert
 #          (source pole-1) and ktwin.virtual.lamp (source lamp-1) to
 #          BROKER_URL (KTWIN's PublishCommand / PublishToRealTwin), answers 200
-# Processes are started on 127.0.0.1 and added to PIDS.
+# Processes are started on 127.0.0.1 and added to PIDS (by tests/lib/ktprocs.sh,
+# sourced here: waitfor, kt_start_hub, kt_start_mosquitto, kt_start_agent...).
 
-# waitfor NAME COMMAND...: poll COMMAND (60 s); a check either way.
-waitfor() {
-    local name=$1
-    shift
-    if wait_until 60 "$@"; then ok; else bad "$name: timed out"; fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/ktprocs.sh"
 
 # mval PORT NAME [LABELS]: a metric's value ('' when absent); LABELS as in the
 # exposition, e.g. 'reason="depth"'.
@@ -99,46 +95,31 @@ kind: TwinInstance
 metadata: {name: echo-1, labels: {ktwin.io/site: site-a}}
 spec: {interface: echo}
 EOF
-    printf 'site-a tok-a\n' >"$T/agents.txt"
-    printf 'admin-secret\n' >"$T/admin.token"
-    printf 'tok-a\n' >"$T/token"
+    kt_auth_files admin-secret site-a tok-a
     hub_port=$(free_port)
     agent_port=$(free_port)
 }
 
 # dl_hub_yaml [EXTRA YAML]: write the hub's config (the model must exist).
 dl_hub_yaml() {
-    cat >"$T/hub.yaml" <<EOF
-listen: {port: $hub_port}
-data_dir: $T/hubdata
-auth: {admin_token_file: $T/admin.token, agents_file: $T/agents.txt}
-sync: {heartbeat_ms: 1000}
-${1:-}
-EOF
+    kt_hub_yaml 'sync: {heartbeat_ms: 1000}' "${1:-}"
 }
 
 # dl_hub_start: start the hub on $hub_port (config from dl_hub_yaml), wait for /readyz.
 dl_hub_start() {
-    "$HUB" --config "$T/hub.yaml" 2>>"$T/hub.log" &
-    hub_pid=$!
-    PIDS+=("$hub_pid")
-    wait_until 60 curl -sf -o /dev/null "http://127.0.0.1:$hub_port/readyz"
+    kt_start_hub
+    wait_until 60 kt_hub_ready
 }
 
 # dl_apply: apply the model at the hub.
 dl_apply() {
-    curl -s -H "Authorization: Bearer admin-secret" --data-binary @"$T/model.yaml" \
-        "http://127.0.0.1:$hub_port/api/v1/apply" >"$T/apply.out"
-    contains "model applied" "$T/apply.out" '"revision":[1-9]'
+    kt_apply_model "$T/model.yaml"
 }
 
+# dl_mosquitto: site-a's broker ($mqtt_port), waited for (30 s).
 dl_mosquitto() {
-    mqtt_port=$(free_port)
-    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$mqtt_port" \
-        >"$T/mosquitto.conf"
-    mosquitto -c "$T/mosquitto.conf" >>"$T/mosquitto.log" 2>&1 &
-    PIDS+=("$!")
-    wait_until 30 mosquitto_pub -p "$mqtt_port" -t probe/up -m x 2>/dev/null
+    kt_start_mosquitto
+    wait_until 30 kt_mosquitto_ready
 }
 
 # dl_agent_yaml EXTRA: write the site-a agent's config.
@@ -154,10 +135,8 @@ EOF
 }
 
 dl_agent_start() {
-    "$AGENT" --config "$T/agent.yaml" 2>>"$T/agent.log" &
-    agent_pid=$!
-    PIDS+=("$agent_pid")
-    wait_until 60 curl -sf -o /dev/null "http://127.0.0.1:$agent_port/healthz"
+    kt_start_agent
+    wait_until 60 kt_agent_up
 }
 
 # dl_agent_placed IFACE: the agent's placement says IFACE runs at the edge (here).

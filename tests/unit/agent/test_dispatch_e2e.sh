@@ -32,13 +32,8 @@ set -uo pipefail
 AGENT=$1
 HUB=$2
 . "$(dirname "$0")/../../lib/testlib.sh"
+. "$(dirname "$0")/../../lib/ktprocs.sh"
 command -v python3 >/dev/null || { echo "SKIP: python3 missing"; exit 77; }
-# waitfor NAME COMMAND...: poll COMMAND (60 s); a check either way.
-waitfor() {
-    local name=$1
-    shift
-    if wait_until 60 "$@"; then ok; else bad "$name: timed out"; fi
-}
 
 # ---- model: sensor (service) -> pole (service, command alert), both placed at the edge
 cat >"$T/model.yaml" <<'EOF'
@@ -78,23 +73,11 @@ spec: {interface: pole}
 EOF
 
 # ---- hub: graph and placement for site-00
-printf 'site-00 tok-00\n' >"$T/agents.txt"
-printf 'admin-secret\n' >"$T/admin.token"
-printf 'tok-00\n' >"$T/token"
-hub_port=$(free_port)
-cat >"$T/hub.yaml" <<EOF
-listen: {port: $hub_port}
-data_dir: $T/hubdata
-auth: {admin_token_file: $T/admin.token, agents_file: $T/agents.txt}
-sync: {heartbeat_ms: 1000}
-EOF
-"$HUB" --config "$T/hub.yaml" 2>>"$T/hub.log" &
-hub_pid=$!
-PIDS+=("$hub_pid")
-waitfor "hub ready" curl -sf "http://127.0.0.1:$hub_port/readyz" >/dev/null
-curl -s -H "Authorization: Bearer admin-secret" --data-binary @"$T/model.yaml" \
-    "http://127.0.0.1:$hub_port/api/v1/apply" >"$T/apply.out"
-contains "model applied" "$T/apply.out" '"revision":[1-9]'
+kt_auth_files admin-secret site-00 tok-00
+kt_hub_yaml 'sync: {heartbeat_ms: 1000}'
+kt_start_hub
+waitfor "hub ready" kt_hub_ready
+kt_apply_model "$T/model.yaml"
 
 # ---- the twin service (KTWIN SDK calls), port chosen by the OS
 cat >"$T/service.py" <<'PY'
@@ -167,11 +150,7 @@ srv.serve_forever()
 PY
 
 # ---- the site's MQTT broker (the MQTT part below runs when ktwin-agent has its bridge)
-mqtt_port=$(free_port)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$mqtt_port" \
-    >"$T/mosquitto.conf"
-mosquitto -c "$T/mosquitto.conf" >>"$T/mosquitto.log" 2>&1 &
-PIDS+=("$!")
+kt_start_mosquitto
 
 # ---- agent
 agent_port=$(free_port)
@@ -193,10 +172,8 @@ services:
   specs:
   - "sensor,pole=http://127.0.0.1:$svc_port/ concurrency=2 timeout=5s retries=2"
 EOF
-"$AGENT" --config "$T/agent.yaml" 2>>"$T/agent.log" &
-agent_pid=$!
-PIDS+=("$agent_pid")
-waitfor "agent up" curl -sf "http://127.0.0.1:$agent_port/healthz" >/dev/null
+kt_start_agent
+waitfor "agent up" kt_agent_up
 for ((i = 0; i < 300; i++)); do
     curl -s "http://127.0.0.1:$agent_port/api/v1/placement" >"$T/placement.json"
     grep -q '"interface":"sensor","where":"edge"' "$T/placement.json" &&
@@ -209,10 +186,8 @@ contains "placement: pole at the edge" "$T/placement.json" '"interface":"pole","
 # ---- offline from here on; the agent restarts without its hub and serves from its cache
 stop "$hub_pid" "hub"
 stop "$agent_pid" "agent"
-"$AGENT" --config "$T/agent.yaml" 2>>"$T/agent.log" &
-agent_pid=$!
-PIDS+=("$agent_pid")
-waitfor "agent up again, offline" curl -sf "http://127.0.0.1:$agent_port/healthz" >/dev/null
+kt_start_agent
+waitfor "agent up again, offline" kt_agent_up
 
 A="http://127.0.0.1:$agent_port"
 device() { # VALUE: a device's real event through the broker ingress, binary mode

@@ -29,12 +29,8 @@ AGENT=$2
 HUB=$3
 PLUGIN=${4:-}
 . "$(dirname "$0")/../../lib/testlib.sh"
+. "$(dirname "$0")/../../lib/ktprocs.sh"
 command -v python3 >/dev/null || { echo "SKIP: python3 missing"; exit 77; }
-waitfor() {
-    local name=$1
-    shift
-    if wait_until 60 "$@"; then ok; else bad "$name: timed out"; fi
-}
 # svc_metric PORT SERIES: a (possibly labelled) series of the service's /metrics
 svc_metric() {
     curl -s "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n { print $2 }'
@@ -101,22 +97,11 @@ check "--help exits 0" 0 "$?"
 contains "--help shows usage" "$T/u5.out" '^usage: .*--port'
 
 # ---- hub
-printf 'site-00 tok-00\n' >"$T/agents.txt"
-printf 'admin-secret\n' >"$T/admin.token"
-printf 'tok-00\n' >"$T/token"
-hub_port=$(free_port)
-cat >"$T/hub.yaml" <<EOF
-listen: {port: $hub_port}
-data_dir: $T/hubdata
-auth: {admin_token_file: $T/admin.token, agents_file: $T/agents.txt}
-sync: {heartbeat_ms: 1000}
-EOF
-"$HUB" --config "$T/hub.yaml" 2>>"$T/hub.log" &
-PIDS+=("$!")
-waitfor "hub ready" curl -sf "http://127.0.0.1:$hub_port/readyz" -o /dev/null
-curl -s -H "Authorization: Bearer admin-secret" --data-binary @"$T/model.yaml" \
-    "http://127.0.0.1:$hub_port/api/v1/apply" >"$T/apply.out"
-contains "model applied" "$T/apply.out" '"revision":[1-9]'
+kt_auth_files admin-secret site-00 tok-00
+kt_hub_yaml 'sync: {heartbeat_ms: 1000}'
+kt_start_hub
+waitfor "hub ready" kt_hub_ready
+kt_apply_model "$T/model.yaml"
 
 # ---- the standalone service, started before the agent it points at
 agent_port=$(free_port)
@@ -134,11 +119,7 @@ contains "first graph load failed (agent not up yet)" "$T/svc.log" 'id=SDK-GRAPH
 # ---- MQTT broker for the device part (optional)
 mqtt_line=""
 if command -v mosquitto >/dev/null && command -v mosquitto_pub >/dev/null; then
-    mqtt_port=$(free_port)
-    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$mqtt_port" \
-        >"$T/mosquitto.conf"
-    mosquitto -c "$T/mosquitto.conf" >>"$T/mosquitto.log" 2>&1 &
-    PIDS+=("$!")
+    kt_start_mosquitto
     mqtt_line="mqtt: {url: \"tcp://127.0.0.1:$mqtt_port\"}"
 fi
 
@@ -154,10 +135,8 @@ services:
   specs:
   - "city-pole,hood=$S/ concurrency=2 timeout=10s retries=5 backoff=100ms"
 EOF
-"$AGENT" --config "$T/agent.yaml" 2>>"$T/agent.log" &
-agent_pid=$!
-PIDS+=("$agent_pid")
-waitfor "agent up" curl -sf "$A/healthz" -o /dev/null
+kt_start_agent
+waitfor "agent up" kt_agent_up
 placed() {
     curl -s "$A/api/v1/placement" | grep -q '"interface":"city-pole","where":"edge"' &&
         curl -s "$A/api/v1/placement" | grep -q '"interface":"hood","where":"edge"' &&
@@ -271,10 +250,8 @@ if [ -n "$PLUGIN" ]; then
     grep -v '^  - "city-pole,hood=' "$T/agent.yaml" >"$T/agent2.yaml"
     echo "  - 'city-pole,hood=$PLUGIN config={\"command\":\"Notify\"}'" >>"$T/agent2.yaml"
     mv "$T/agent2.yaml" "$T/agent.yaml"
-    "$AGENT" --config "$T/agent.yaml" 2>>"$T/agent2.log" &
-    agent_pid=$!
-    PIDS+=("$agent_pid")
-    waitfor "agent up with the plugin" curl -sf "$A/healthz" -o /dev/null
+    kt_start_agent "$T/agent2.log"
+    waitfor "agent up with the plugin" kt_agent_up
     contains "plugin loaded in-process" "$T/agent2.log" 'id=SVC-PLUGIN-LOADED .*plugin=echo'
     waitfor "placement back at the edge" placed
     check "in-process: device event accepted" 202 "$(curl -s -o /dev/null -w '%{http_code}' \

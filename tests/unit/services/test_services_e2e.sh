@@ -25,14 +25,10 @@ HUB=$2
 SIM=$3
 PLUGIN=$4
 . "$(dirname "$0")/../../lib/testlib.sh"
+. "$(dirname "$0")/../../lib/ktprocs.sh"
 for c in curl mosquitto mosquitto_pub mosquitto_sub; do
     command -v $c >/dev/null || { echo "SKIP: $c missing"; exit 77; }
 done
-waitfor() {
-    local name=$1
-    shift
-    if wait_until 60 "$@"; then ok; else bad "$name: timed out"; fi
-}
 
 # ---- the model
 "$SIM" model --neighborhoods 1 --sites 1 -o "$T/model" >"$T/sim.out" 2>&1
@@ -40,30 +36,14 @@ check "ktwin-sim model" 0 $?
 cat "$T/model/interfaces.yaml" "$T/model/policy.yaml" "$T/model"/instances-*.yaml >"$T/city.yaml"
 
 # ---- hub
-printf 'site-00 tok-00\n' >"$T/agents.txt"
-printf 'admin-secret\n' >"$T/admin.token"
-printf 'tok-00\n' >"$T/token"
-hub_port=$(free_port)
-cat >"$T/hub.yaml" <<EOF
-listen: {port: $hub_port}
-data_dir: $T/hubdata
-auth: {admin_token_file: $T/admin.token, agents_file: $T/agents.txt}
-sync: {heartbeat_ms: 1000}
-EOF
-"$HUB" --config "$T/hub.yaml" 2>>"$T/hub.log" &
-hub_pid=$!
-PIDS+=("$hub_pid")
-waitfor "hub ready" curl -sf "http://127.0.0.1:$hub_port/readyz" -o /dev/null
-curl -s -H "Authorization: Bearer admin-secret" -H 'Content-Type: application/yaml' \
-    --data-binary @"$T/city.yaml" "http://127.0.0.1:$hub_port/api/v1/apply" >"$T/apply.out"
-contains "model applied" "$T/apply.out" '"revision":[1-9]'
+kt_auth_files admin-secret site-00 tok-00
+kt_hub_yaml 'sync: {heartbeat_ms: 1000}'
+kt_start_hub
+waitfor "hub ready" kt_hub_ready
+kt_apply_model "$T/city.yaml" -H 'Content-Type: application/yaml'
 
 # ---- the site's broker and agent
-mqtt_port=$(free_port)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$mqtt_port" \
-    >"$T/mosquitto.conf"
-mosquitto -c "$T/mosquitto.conf" >>"$T/mosquitto.log" 2>&1 &
-PIDS+=("$!")
+kt_start_mosquitto
 agent_port=$(free_port)
 cat >"$T/agent.yaml" <<EOF
 site: site-00
@@ -76,11 +56,9 @@ services:
   specs:
   - "*=$PLUGIN"
 EOF
-"$AGENT" --config "$T/agent.yaml" 2>>"$T/agent.log" &
-agent_pid=$!
-PIDS+=("$agent_pid")
+kt_start_agent
 A="http://127.0.0.1:$agent_port"
-waitfor "agent up" curl -sf "$A/healthz" -o /dev/null
+waitfor "agent up" kt_agent_up
 placed() {
     local f
     curl -s "$A/api/v1/placement" >"$T/placement.json"
