@@ -8,8 +8,12 @@
 # state under $T. Processes go into PIDS (killed at exit by testlib) and are
 # stopped by PID at the end of each test.
 #
+# Processes are started with tests/lib/ktprocs.sh (sourced here).
+#
 # Invariants: every wait polls with a deadline; no timing is asserted.
 # Ownership: everything it creates lives under $T.
+
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/ktprocs.sh"
 
 # A metric with its labels, exactly as /metrics prints it: metric_of PORT 'name{a="b"}'.
 metric_of() {
@@ -53,25 +57,15 @@ metadata:
   labels: {ktwin.io/site: site-a}
 spec: {interface: city-pole}
 EOF
-    printf 'site-a tok-a\nsite-b tok-b\n' >"$T/agents.txt"
-    echo admin >"$T/admin.token"
-    echo tok-a >"$T/token"
+    kt_auth_files admin site-a tok-a site-b tok-b
 }
 
 # hub_start [YAML_LINE...]: the hub with extra top-level config lines; sets hub_pid, hub_port.
 hub_start() {
     hub_port=$(free_port)
-    {
-        echo "listen: {port: $hub_port}"
-        echo "data_dir: $T/hub"
-        echo "auth: {agents_file: $T/agents.txt, admin_token_file: $T/admin.token}"
-        local l
-        for l in "$@"; do echo "$l"; done
-    } >"$T/hub.yaml"
-    "$HUB" --config "$T/hub.yaml" 2>>"$T/hub.log" &
-    hub_pid=$!
-    PIDS+=("$hub_pid")
-    if ! wait_until 60 curl -sf -o /dev/null "http://127.0.0.1:$hub_port/readyz"; then
+    kt_hub_yaml "$@"
+    kt_start_hub
+    if ! wait_until 60 kt_hub_ready; then
         bad "hub did not start"
         return 1
     fi
@@ -90,16 +84,11 @@ agent_start() {
         local l
         for l in "$@"; do echo "$l"; done
     } >"$T/agent.yaml"
-    rm -f "$T/agent.port"
-    "$AGENT" --config "$T/agent.yaml" --port-file "$T/agent.port" 2>>"$T/agent.log" &
-    agent_pid=$!
-    PIDS+=("$agent_pid")
-    agent_port=$(wait_file "$T/agent.port" 60) || {
+    kt_start_agent_port || {
         bad "agent port"
         return 1
     }
-    agent_has_graph() { test "$(metric "$agent_port" ktwin_agent_graph_revision)" = 1; }
-    wait_until 60 agent_has_graph || bad "agent did not get the graph"
+    kt_wait_agent_revision "$agent_port" 1 || bad "agent did not get the graph"
 }
 
 # post_store ID COUNT: a store event at the agent's ingress (binary mode); prints the status.

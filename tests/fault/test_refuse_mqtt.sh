@@ -29,12 +29,7 @@ command -v python3 >/dev/null || { echo "SKIP: python3 missing"; exit 77; }
 command -v mosquitto >/dev/null && command -v mosquitto_pub >/dev/null ||
     { echo "SKIP: mosquitto missing"; exit 77; }
 
-mqtt_port=$(free_port)
-printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$mqtt_port" \
-    >"$T/mosquitto.conf"
-mosquitto -c "$T/mosquitto.conf" >>"$T/mosquitto.log" 2>&1 &
-mosq_pid=$!
-PIDS+=("$mosq_pid")
+kt_start_mosquitto
 
 refuse_model
 hub_start "log: {level: debug}" || { kt_finish; exit 1; }

@@ -11,6 +11,7 @@
 HUB=$1
 AGENT=$2
 . "$(dirname "$0")/../lib/testlib.sh"
+. "$(dirname "$0")/../lib/ktprocs.sh"
 
 cat >"$T/model.yaml" <<'EOF'
 apiVersion: dtd.ktwin/v0
@@ -27,20 +28,11 @@ metadata:
   labels: {ktwin.io/site: site-a}
 spec: {interface: city-pole}
 EOF
-echo "site-a tok-a" >"$T/agents.txt"
-echo admin >"$T/admin.token"
-echo tok-a >"$T/token"
-hub_port=$(free_port)
-cat >"$T/hub.yaml" <<EOF
-listen: {port: $hub_port}
-data_dir: $T/hub
-auth: {agents_file: $T/agents.txt, admin_token_file: $T/admin.token}
-EOF
+kt_auth_files admin site-a tok-a
+kt_hub_yaml
 start_hub() {
-    "$HUB" --config "$T/hub.yaml" 2>>"$T/hub.log" &
-    hub_pid=$!
-    PIDS+=("$hub_pid")
-    wait_until 30 curl -sf -o /dev/null "http://127.0.0.1:$hub_port/readyz"
+    kt_start_hub
+    wait_until 30 kt_hub_ready
 }
 start_hub || bad "hub did not start"
 curl -sf -o /dev/null -H "Authorization: Bearer admin" --data-binary @"$T/model.yaml" \
@@ -53,12 +45,8 @@ cache: {path: $T/agent.db}
 listen: {port: 0}
 reconnect: {base_ms: 50ms, cap_ms: 300ms}
 EOF
-"$AGENT" --config "$T/agent.yaml" --port-file "$T/agent.port" 2>"$T/agent.log" &
-agent_pid=$!
-PIDS+=("$agent_pid")
-agent_port=$(wait_file "$T/agent.port") || bad "agent port"
-graph_rev() { test "$(metric "$agent_port" ktwin_agent_graph_revision)" = "$1"; }
-wait_until 30 graph_rev 1 || bad "agent did not get the graph"
+kt_start_agent_port || bad "agent port"
+kt_wait_agent_revision "$agent_port" 1 30 || bad "agent did not get the graph"
 
 post() { # ID COUNT -> HTTP status of the agent's ingress
     curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$agent_port/" \

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/lib/ktprocs.sh — starting the real KTWIN processes for the shell
 # tests: ktwin-hub (config, start, model apply), mosquitto, ktwin-agent.
 # Source it AFTER tests/lib/testlib.sh (it uses T, PIDS, ok/bad/contains,
@@ -110,4 +111,28 @@ kt_start_agent() {
 # kt_agent_up: status 0 when the agent on $agent_port answers /healthz with 2xx.
 kt_agent_up() {
     curl -sf -o /dev/null "http://127.0.0.1:$agent_port/healthz"
+}
+
+# kt_start_agent_port [LOG]: start "$AGENT" --config $T/agent.yaml
+# --port-file $T/agent.port (the old port file removed first), stderr appended
+# to LOG (default $T/agent.log). Sets agent_pid (appended to PIDS), then waits
+# up to 60 s for the port file and sets agent_port. Status 1 when no port came.
+kt_start_agent_port() {
+    rm -f "$T/agent.port"
+    "$AGENT" --config "$T/agent.yaml" --port-file "$T/agent.port" 2>>"${1:-$T/agent.log}" &
+    agent_pid=$!
+    PIDS+=("$agent_pid")
+    agent_port=$(wait_file "$T/agent.port" 60)
+}
+
+# kt_agent_revision_is PORT REV: status 0 when the agent on PORT reports
+# ktwin_agent_graph_revision REV on /metrics.
+kt_agent_revision_is() {
+    test "$(metric "$1" ktwin_agent_graph_revision)" = "$2"
+}
+
+# kt_wait_agent_revision PORT REV [SECONDS]: poll kt_agent_revision_is
+# (default 60 s). Status only: the caller makes the check.
+kt_wait_agent_revision() {
+    wait_until "${3:-60}" kt_agent_revision_is "$1" "$2"
 }

@@ -22,6 +22,7 @@ HUB=$2
 SIM=$3
 KTWINCTL=$4
 . "$(dirname "$0")/../../lib/testlib.sh"
+. "$(dirname "$0")/../../lib/ktprocs.sh"
 # wait_metric NAME PORT METRIC VALUE: poll until equal (60 s).
 wait_metric() {
     local i v=
@@ -52,27 +53,12 @@ PY
 
 # ---- the model and the hub
 "$SIM" model --neighborhoods 1 --sites 1 --format json -o "$T/city" >/dev/null || bad "ktwin-sim"
-printf 'site-00 tok-00\nbusy-1 tok-b1\nbusy-2 tok-b2\nbusy-3 tok-b3\n' >"$T/agents.txt"
-printf 'admin-secret\n' >"$T/admin.token"
-printf 'tok-00\n' >"$T/token"
+kt_auth_files admin-secret site-00 tok-00 busy-1 tok-b1 busy-2 tok-b2 busy-3 tok-b3
 printf 'wrong\n' >"$T/badtoken"
-hub_port=$(free_port)
-cat >"$T/hub.yaml" <<EOF
-listen: {port: $hub_port}
-data_dir: $T/hubdata
-auth: {admin_token_file: $T/admin.token, agents_file: $T/agents.txt}
-sync: {heartbeat_ms: 1000, admit_rate: 1, admit_burst: 1}
-EOF
+kt_hub_yaml 'sync: {heartbeat_ms: 1000, admit_rate: 1, admit_burst: 1}'
 start_hub() {
-    "$HUB" --config "$T/hub.yaml" 2>>"$T/hub.log" &
-    hub_pid=$!
-    PIDS+=("$hub_pid")
-    local i
-    for ((i = 0; i < 300; i++)); do
-        curl -sf "http://127.0.0.1:$hub_port/readyz" >/dev/null && return 0
-        sleep 0.1
-    done
-    bad "hub did not become ready"
+    kt_start_hub
+    wait_until 30 kt_hub_ready || bad "hub did not become ready"
 }
 start_hub
 r1=$(apply "$T/city/interfaces.yaml")
@@ -94,11 +80,7 @@ EOF
 }
 write_agent_cfg "$T/agent.yaml" "$T/token" "$T/agent.db"
 start_agent() {
-    rm -f "$T/agent.port"
-    "$AGENT" --config "$T/agent.yaml" --port-file "$T/agent.port" 2>>"$T/agent.log" &
-    agent_pid=$!
-    PIDS+=("$agent_pid")
-    agent_port=$(wait_file "$T/agent.port") || bad "agent port file"
+    kt_start_agent_port || bad "agent port file"
 }
 start_agent
 wait_metric "snapshot revision" "$agent_port" ktwin_agent_graph_revision "$rev"
