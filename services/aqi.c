@@ -30,11 +30,8 @@ static int aqi_handle(ktwin_ctx *ctx, const ktwin_event *ev, const sc_config *cf
     sc_pollutant main_p = SC_POLL_CO;
     int rc;
     (void)cfg;
-    if (ev->kind != KTWIN_EVENT_REAL) {
-        return KTWIN_OK;
-    }
-    rc = sc_event_object(ctx, ev, &doc);
-    if (rc != KTWIN_OK) {
+    rc = sc_real_object(ctx, ev, &doc);
+    if (rc != KTWIN_OK || doc == NULL) {
         return rc;
     }
     for (int p = 0; p < SC_POLL_COUNT; p++) {
@@ -63,9 +60,7 @@ static int aqi_handle(ktwin_ctx *ctx, const ktwin_event *ev, const sc_config *cf
     sc_set_num(doc, "aqi", worst, -1, &rc);
     sc_set_str(doc, "aqiLevel", sc_aqi_level_name(sc_aqi_level_of_index(worst)), &rc);
     sc_set_str(doc, "aqiMainPollutant", sc_pollutant_name(main_p), &rc);
-    if (rc == KTWIN_OK) {
-        rc = sc_emit(ctx, KTWIN_EVENT_STORE, ev->iface, NULL, ev->instance, doc);
-    }
+    rc = sc_store_self(ctx, ev, doc, rc);
     cmd = sc_new_object(&rc);
     if (rc == KTWIN_OK) {
         sc_set_str(cmd, "aqiLevel", sc_aqi_level_name(sc_aqi_level_of_index(worst)), &rc);

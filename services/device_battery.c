@@ -29,11 +29,8 @@ static int battery_handle(ktwin_ctx *ctx, const ktwin_event *ev, const sc_config
     bool has_reported;
     int period;
     int rc;
-    if (ev->kind != KTWIN_EVENT_REAL) {
-        return KTWIN_OK;
-    }
-    rc = sc_event_object(ctx, ev, &doc);
-    if (rc != KTWIN_OK) {
+    rc = sc_real_object(ctx, ev, &doc);
+    if (rc != KTWIN_OK || doc == NULL) {
         return rc;
     }
     if (!sc_get_num(doc, "batteryLevel", &level) || level < 0.0 || level > 100.0) {
@@ -46,9 +43,7 @@ static int battery_handle(ktwin_ctx *ctx, const ktwin_event *ev, const sc_config
     sc_time_format(sc_event_now_ms(ev), now_s);
     sc_set_num(doc, "measurementFrequency", period, -1, &rc);
     sc_set_str(doc, "dateObserved", now_s, &rc);
-    if (rc == KTWIN_OK) {
-        rc = sc_emit(ctx, KTWIN_EVENT_STORE, ev->iface, NULL, ev->instance, doc);
-    }
+    rc = sc_store_self(ctx, ev, doc, rc);
     if (rc == KTWIN_OK &&
         !(cfg->battery_virtual_on_change && has_reported && reported == (double)period)) {
         virt = sc_new_object(&rc);

@@ -25,11 +25,8 @@ static int flow_handle(ktwin_ctx *ctx, const ktwin_event *ev, bool crowd)
     double headway = NAN;
     int congested;
     int rc;
-    if (ev->kind != KTWIN_EVENT_REAL) {
-        return KTWIN_OK;
-    }
-    rc = sc_event_object(ctx, ev, &doc);
-    if (rc != KTWIN_OK) {
+    rc = sc_real_object(ctx, ev, &doc);
+    if (rc != KTWIN_OK || doc == NULL) {
         return rc;
     }
     (void)sc_get_num(doc, crowd ? "averageCrowdSpeed" : "averageVehicleSpeed", &speed);
@@ -38,9 +35,7 @@ static int flow_handle(ktwin_ctx *ctx, const ktwin_event *ev, bool crowd)
     if (congested >= 0) {
         sc_set_bool(doc, "congested", congested == 1, &rc);
     }
-    if (rc == KTWIN_OK) {
-        rc = sc_emit(ctx, KTWIN_EVENT_STORE, ev->iface, NULL, ev->instance, doc);
-    }
+    rc = sc_store_self(ctx, ev, doc, rc);
     cJSON_Delete(doc);
     return rc;
 }

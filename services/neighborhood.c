@@ -108,9 +108,7 @@ static int hood_handle(ktwin_ctx *ctx, const ktwin_event *ev, const sc_config *c
         poles = NULL;
     }
     cJSON_Delete(entry);
-    if (rc == KTWIN_OK) {
-        rc = sc_emit(ctx, KTWIN_EVENT_STORE, ev->iface, NULL, ev->instance, doc);
-    }
+    rc = sc_store_self(ctx, ev, doc, rc);
     cJSON_Delete(doc);
     cJSON_Delete(latest);
     cJSON_Delete(cmd);

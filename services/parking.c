@@ -44,11 +44,8 @@ static int spot_handle(ktwin_ctx *ctx, const ktwin_event *ev, const sc_config *c
     int change = 0;
     int rc;
     (void)cfg;
-    if (ev->kind != KTWIN_EVENT_REAL) {
-        return KTWIN_OK;
-    }
-    rc = sc_event_object(ctx, ev, &doc);
-    if (rc != KTWIN_OK) {
+    rc = sc_real_object(ctx, ev, &doc);
+    if (rc != KTWIN_OK || doc == NULL) {
         return rc;
     }
     status = sc_get_str(doc, "status");
@@ -183,9 +180,7 @@ static int offstreet_handle(ktwin_ctx *ctx, const ktwin_event *ev, const sc_conf
         sc_set_num(doc, "vehicleEntranceCount", acc_in + (double)in, -1, &rc);
         sc_set_num(doc, "vehicleExitCount", acc_out + (double)out, -1, &rc);
     }
-    if (rc == KTWIN_OK) {
-        rc = sc_emit(ctx, KTWIN_EVENT_STORE, ev->iface, NULL, ev->instance, doc);
-    }
+    rc = sc_store_self(ctx, ev, doc, rc);
     cJSON_Delete(doc);
     cJSON_Delete(latest);
     cJSON_Delete(cmd);

@@ -149,6 +149,15 @@ int sc_event_object(ktwin_ctx *ctx, const ktwin_event *ev, cJSON **out)
     return KTWIN_OK;
 }
 
+int sc_real_object(ktwin_ctx *ctx, const ktwin_event *ev, cJSON **out)
+{
+    *out = NULL;
+    if (ev->kind != KTWIN_EVENT_REAL) {
+        return KTWIN_OK;
+    }
+    return sc_event_object(ctx, ev, out);
+}
+
 int sc_latest_object(ktwin_ctx *ctx, const char *iface, const char *instance, cJSON **out)
 {
     ktwin_state st;
@@ -259,6 +268,14 @@ int sc_emit(ktwin_ctx *ctx,
     rc = ktwin_emit(ctx, kind, iface, command, instance, text, strlen(text));
     cJSON_free(text);
     return rc;
+}
+
+int sc_store_self(ktwin_ctx *ctx, const ktwin_event *ev, const cJSON *obj, int rc)
+{
+    if (rc != KTWIN_OK) {
+        return rc;
+    }
+    return sc_emit(ctx, KTWIN_EVENT_STORE, ev->iface, NULL, ev->instance, obj);
 }
 
 int sc_command_along(ktwin_ctx *ctx,

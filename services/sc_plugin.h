@@ -105,6 +105,14 @@ void sc_logf(ktwin_ctx *ctx, int level, const char *fmt, ...) __attribute__((for
 int sc_event_object(ktwin_ctx *ctx, const ktwin_event *ev, cJSON **out);
 
 /*
+ * The device-reading handlers' start: for a REAL event, sc_event_object;
+ * for any other kind, KTWIN_OK with *out = NULL (not this handler's event).
+ * *out is NULL whenever the result is not KTWIN_OK, so a handler writes
+ * `if (rc != KTWIN_OK || doc == NULL) return rc;`.
+ */
+int sc_real_object(ktwin_ctx *ctx, const ktwin_event *ev, cJSON **out);
+
+/*
  * The latest stored state of (iface, instance) as a JSON object in *out, or
  * *out = NULL when there is none (or it is not an object). Returns KTWIN_OK
  * or the host's error (KTWIN_EIO, ...).
@@ -141,6 +149,13 @@ int sc_emit(ktwin_ctx *ctx,
             const char *command,
             const char *instance,
             const cJSON *obj);
+
+/*
+ * The handlers' usual end: when rc is KTWIN_OK, emit obj as the store event
+ * of ev's own interface and instance and return sc_emit's result; otherwise
+ * return rc unchanged and emit nothing.
+ */
+int sc_store_self(ktwin_ctx *ctx, const ktwin_event *ev, const cJSON *obj, int rc);
 
 /*
  * The related instance of ev's instance along relationship rel_name (like

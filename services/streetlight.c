@@ -44,11 +44,8 @@ static int light_handle(ktwin_ctx *ctx, const ktwin_event *ev, const sc_config *
     int64_t since = 0;
     bool lit;
     int rc;
-    if (ev->kind != KTWIN_EVENT_REAL) {
-        return KTWIN_OK;
-    }
-    rc = sc_event_object(ctx, ev, &doc);
-    if (rc != KTWIN_OK) {
+    rc = sc_real_object(ctx, ev, &doc);
+    if (rc != KTWIN_OK || doc == NULL) {
         return rc;
     }
     state = sc_get_str(doc, "powerState");
@@ -82,9 +79,7 @@ static int light_handle(ktwin_ctx *ctx, const ktwin_event *ev, const sc_config *
         }
         sc_set_str(doc, "status", "defectiveLamp", &rc);
     }
-    if (rc == KTWIN_OK) {
-        rc = sc_emit(ctx, KTWIN_EVENT_STORE, ev->iface, NULL, ev->instance, doc);
-    }
+    rc = sc_store_self(ctx, ev, doc, rc);
     cJSON_Delete(latest);
     cJSON_Delete(doc);
     return rc;

@@ -44,11 +44,8 @@ static int weather_handle(ktwin_ctx *ctx, const ktwin_event *ev, const sc_config
     double t = NAN, rh = NAN, wind = NAN, p = NAN, prev = NAN, v = 0.0;
     bool has_t;
     int rc;
-    if (ev->kind != KTWIN_EVENT_REAL) {
-        return KTWIN_OK;
-    }
-    rc = sc_event_object(ctx, ev, &doc);
-    if (rc != KTWIN_OK) {
+    rc = sc_real_object(ctx, ev, &doc);
+    if (rc != KTWIN_OK || doc == NULL) {
         return rc;
     }
     has_t = in_range(doc, "temperature", -90.0, 70.0, &t);
@@ -75,9 +72,7 @@ static int weather_handle(ktwin_ctx *ctx, const ktwin_event *ev, const sc_config
         sc_set_num(doc, "feelsLikeTemperature", v, 2, &rc);
         sc_set_str(doc, "feelsLikeKind", kinds[kind], &rc);
     }
-    if (rc == KTWIN_OK) {
-        rc = sc_emit(ctx, KTWIN_EVENT_STORE, ev->iface, NULL, ev->instance, doc);
-    }
+    rc = sc_store_self(ctx, ev, doc, rc);
     cJSON_Delete(latest);
     cJSON_Delete(doc);
     return rc;
