@@ -17,22 +17,9 @@
 #                           all arrive in order, exactly once, when site-a returns
 # Included from tests/fault/tests.cmake (included from tests/CMakeLists.txt).
 
-set(_dl_dir ${PROJECT_SOURCE_DIR}/tests/fault)
-
 if(TARGET ktwin-hub AND TARGET ktwin-agent)
-  foreach(_dl downstream:240 downstream_cloud:180 downstream_loop:120 downstream_backpressure:180)
-    string(REPLACE ":" ";" _dl_pair ${_dl})
-    list(GET _dl_pair 0 _dl_name)
-    list(GET _dl_pair 1 _dl_timeout)
-    if(EXISTS ${_dl_dir}/test_${_dl_name}.sh)
-      add_test(NAME fault_${_dl_name}
-               COMMAND ${_dl_dir}/test_${_dl_name}.sh
-                       $<TARGET_FILE:ktwin-hub> $<TARGET_FILE:ktwin-agent>)
-      math(EXPR _dl_t "${_dl_timeout} * ${KT_TEST_TIMEOUT_MULT}")
-      set_tests_properties(fault_${_dl_name} PROPERTIES
-        LABELS "fault"
-        TIMEOUT ${_dl_t}
-        SKIP_RETURN_CODE 77)
-    endif()
-  endforeach()
+  # name -> timeout in seconds before KT_TEST_TIMEOUT_MULT
+  kt_add_fault_tests(TESTS downstream:240 downstream_cloud:180 downstream_loop:120
+                           downstream_backpressure:180
+                     ARGS $<TARGET_FILE:ktwin-hub> $<TARGET_FILE:ktwin-agent>)
 endif()

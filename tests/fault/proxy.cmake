@@ -20,18 +20,7 @@ set_tests_properties(fault_proxy PROPERTIES LABELS "fault" TIMEOUT ${_fp_t} SKIP
 if(TARGET ktwin-hub AND TARGET ktwin-agent AND TARGET ktwin_echo_plugin)
   # name -> timeout in seconds before KT_TEST_TIMEOUT_MULT (the cut test holds
   # the link down for 60 s, as issue 4 says).
-  foreach(_ft link_cut:240 kill_agent:180 kill_hub:180 quota_offline:180)
-    string(REPLACE ":" ";" _ft_pair ${_ft})
-    list(GET _ft_pair 0 _ft_name)
-    list(GET _ft_pair 1 _ft_timeout)
-    add_test(NAME fault_${_ft_name}
-             COMMAND ${_fault_dir}/test_${_ft_name}.sh
-                     $<TARGET_FILE:ktwin-hub> $<TARGET_FILE:ktwin-agent>
-                     $<TARGET_FILE:ktwin_echo_plugin> $<TARGET_FILE:faultproxy>)
-    math(EXPR _ft_t "${_ft_timeout} * ${KT_TEST_TIMEOUT_MULT}")
-    set_tests_properties(fault_${_ft_name} PROPERTIES
-      LABELS "fault"
-      TIMEOUT ${_ft_t}
-      SKIP_RETURN_CODE 77)
-  endforeach()
+  kt_add_fault_tests(TESTS link_cut:240 kill_agent:180 kill_hub:180 quota_offline:180
+                     ARGS $<TARGET_FILE:ktwin-hub> $<TARGET_FILE:ktwin-agent>
+                          $<TARGET_FILE:ktwin_echo_plugin> $<TARGET_FILE:faultproxy>)
 endif()

@@ -9,22 +9,8 @@
 #   fault_refuse_ingress malformed CloudEvents at the agent's POST /
 # Included from tests/fault/tests.cmake (included from tests/CMakeLists.txt).
 
-set(_refuse_dir ${PROJECT_SOURCE_DIR}/tests/fault)
-
 if(TARGET ktwin-hub AND TARGET ktwin-agent)
-  foreach(_rf sync:120 mqtt:120 ingress:120)
-    string(REPLACE ":" ";" _rf_pair ${_rf})
-    list(GET _rf_pair 0 _rf_name)
-    list(GET _rf_pair 1 _rf_timeout)
-    if(EXISTS ${_refuse_dir}/test_refuse_${_rf_name}.sh)
-      add_test(NAME fault_refuse_${_rf_name}
-               COMMAND ${_refuse_dir}/test_refuse_${_rf_name}.sh
-                       $<TARGET_FILE:ktwin-hub> $<TARGET_FILE:ktwin-agent>)
-      math(EXPR _rf_t "${_rf_timeout} * ${KT_TEST_TIMEOUT_MULT}")
-      set_tests_properties(fault_refuse_${_rf_name} PROPERTIES
-        LABELS "fault"
-        TIMEOUT ${_rf_t}
-        SKIP_RETURN_CODE 77)
-    endif()
-  endforeach()
+  # name -> timeout in seconds before KT_TEST_TIMEOUT_MULT
+  kt_add_fault_tests(TESTS refuse_sync:120 refuse_mqtt:120 refuse_ingress:120
+                     ARGS $<TARGET_FILE:ktwin-hub> $<TARGET_FILE:ktwin-agent>)
 endif()
