@@ -75,15 +75,7 @@ hub_start() {
 
 # agent_start [YAML_LINE...]: the site-a agent; sets agent_pid, agent_port once it has the graph.
 agent_start() {
-    {
-        echo "site: site-a"
-        echo "hub: {url: \"ws://127.0.0.1:$hub_port/sync\", token_file: $T/token}"
-        echo "cache: {path: $T/agent.db}"
-        echo "listen: {port: 0}"
-        echo "reconnect: {base_ms: 50ms, cap_ms: 300ms}"
-        local l
-        for l in "$@"; do echo "$l"; done
-    } >"$T/agent.yaml"
+    kt_agent_yaml site-a 0 300ms "$@"
     kt_start_agent_port || {
         bad "agent port"
         return 1

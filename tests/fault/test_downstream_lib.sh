@@ -124,14 +124,7 @@ dl_mosquitto() {
 
 # dl_agent_yaml EXTRA: write the site-a agent's config.
 dl_agent_yaml() {
-    cat >"$T/agent.yaml" <<EOF
-site: site-a
-hub: {url: "ws://127.0.0.1:$hub_port/sync", token_file: $T/token}
-cache: {path: $T/agent.db}
-listen: {port: $agent_port}
-reconnect: {base_ms: 50ms, cap_ms: 500ms}
-${1:-}
-EOF
+    kt_agent_yaml site-a "$agent_port" 500ms "${1:-}"
 }
 
 dl_agent_start() {

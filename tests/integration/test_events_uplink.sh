@@ -38,13 +38,7 @@ start_hub || bad "hub did not start"
 curl -sf -o /dev/null -H "Authorization: Bearer admin" --data-binary @"$T/model.yaml" \
     "http://127.0.0.1:$hub_port/api/v1/apply" || bad "apply"
 
-cat >"$T/agent.yaml" <<EOF
-site: site-a
-hub: {url: ws://127.0.0.1:$hub_port/sync, token_file: $T/token}
-cache: {path: $T/agent.db}
-listen: {port: 0}
-reconnect: {base_ms: 50ms, cap_ms: 300ms}
-EOF
+kt_agent_yaml site-a 0 300ms
 kt_start_agent_port || bad "agent port"
 kt_wait_agent_revision "$agent_port" 1 30 || bad "agent did not get the graph"
 

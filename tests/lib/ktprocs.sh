@@ -99,6 +99,24 @@ kt_mosquitto_ready() {
     mosquitto_pub -p "$mqtt_port" -t probe/up -m x 2>/dev/null
 }
 
+# kt_agent_yaml SITE LISTEN_PORT RECONNECT_CAP [LINE...]: write $T/agent.yaml:
+# site SITE, hub ws://127.0.0.1:$hub_port/sync with token file $T/token,
+# cache $T/agent.db, listen on LISTEN_PORT (0: the OS chooses; read it with
+# kt_start_agent_port), reconnect backoff 50ms up to RECONNECT_CAP (e.g. 1s),
+# then each LINE as is (top-level YAML, may span lines).
+kt_agent_yaml() {
+    local l
+    {
+        echo "site: $1"
+        echo "hub: {url: \"ws://127.0.0.1:$hub_port/sync\", token_file: $T/token}"
+        echo "cache: {path: $T/agent.db}"
+        echo "listen: {port: $2}"
+        echo "reconnect: {base_ms: 50ms, cap_ms: $3}"
+        shift 3
+        for l in "$@"; do echo "$l"; done
+    } >"$T/agent.yaml"
+}
+
 # kt_start_agent [LOG]: start "$AGENT" --config $T/agent.yaml in the
 # background, stderr appended to LOG (default $T/agent.log). Sets agent_pid,
 # appends it to PIDS. Does not wait: poll kt_agent_up.

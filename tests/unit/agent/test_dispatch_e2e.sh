@@ -161,17 +161,9 @@ KTWIN_GRAPH_URL="http://127.0.0.1:$agent_port/api/v1/twin-graph" \
     python3 "$T/service.py" "$svc_port_file" "$T/service.log" 2>>"$T/service.err" &
 PIDS+=("$!")
 svc_port=$(wait_file "$svc_port_file") || bad "service port file"
-cat >"$T/agent.yaml" <<EOF
-site: site-00
-hub: {url: "ws://127.0.0.1:$hub_port/sync", token_file: $T/token}
-cache: {path: $T/agent.db}
-listen: {port: $agent_port}
-reconnect: {base_ms: 50ms, cap_ms: 1s}
-mqtt: {url: "tcp://127.0.0.1:$mqtt_port"}
-services:
-  specs:
-  - "sensor,pole=http://127.0.0.1:$svc_port/ concurrency=2 timeout=5s retries=2"
-EOF
+kt_agent_yaml site-00 "$agent_port" 1s "mqtt: {url: \"tcp://127.0.0.1:$mqtt_port\"}" \
+    'services:' '  specs:' \
+    "  - \"sensor,pole=http://127.0.0.1:$svc_port/ concurrency=2 timeout=5s retries=2\""
 kt_start_agent
 waitfor "agent up" kt_agent_up
 for ((i = 0; i < 300; i++)); do

@@ -124,17 +124,8 @@ if command -v mosquitto >/dev/null && command -v mosquitto_pub >/dev/null; then
 fi
 
 # ---- agent: the service serves city-pole and hood
-cat >"$T/agent.yaml" <<EOF
-site: site-00
-hub: {url: "ws://127.0.0.1:$hub_port/sync", token_file: $T/token}
-cache: {path: $T/agent.db}
-listen: {port: $agent_port}
-reconnect: {base_ms: 50ms, cap_ms: 1s}
-$mqtt_line
-services:
-  specs:
-  - "city-pole,hood=$S/ concurrency=2 timeout=10s retries=5 backoff=100ms"
-EOF
+kt_agent_yaml site-00 "$agent_port" 1s "$mqtt_line" 'services:' '  specs:' \
+    "  - \"city-pole,hood=$S/ concurrency=2 timeout=10s retries=5 backoff=100ms\""
 kt_start_agent
 waitfor "agent up" kt_agent_up
 placed() {

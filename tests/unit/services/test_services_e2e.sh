@@ -45,17 +45,8 @@ kt_apply_model "$T/city.yaml" -H 'Content-Type: application/yaml'
 # ---- the site's broker and agent
 kt_start_mosquitto
 agent_port=$(free_port)
-cat >"$T/agent.yaml" <<EOF
-site: site-00
-hub: {url: "ws://127.0.0.1:$hub_port/sync", token_file: $T/token}
-cache: {path: $T/agent.db}
-listen: {port: $agent_port}
-reconnect: {base_ms: 50ms, cap_ms: 1s}
-mqtt: {url: "tcp://127.0.0.1:$mqtt_port"}
-services:
-  specs:
-  - "*=$PLUGIN"
-EOF
+kt_agent_yaml site-00 "$agent_port" 1s "mqtt: {url: \"tcp://127.0.0.1:$mqtt_port\"}" \
+    'services:' '  specs:' "  - \"*=$PLUGIN\""
 kt_start_agent
 A="http://127.0.0.1:$agent_port"
 waitfor "agent up" kt_agent_up
