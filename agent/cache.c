@@ -56,7 +56,13 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS objects(kind TEXT NOT NULL, name TEXT NOT NULL,"
     " body TEXT NOT NULL, rev INTEGER NOT NULL, UNIQUE(kind, name));"
     "CREATE TABLE IF NOT EXISTS placement(interface TEXT PRIMARY KEY, \"where\" TEXT NOT NULL,"
-    " site TEXT, rule TEXT, reason TEXT) WITHOUT ROWID;";
+    " site TEXT, rule TEXT, reason TEXT) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS rendered(name TEXT PRIMARY KEY, revision INTEGER NOT NULL,"
+    " body BLOB NOT NULL);";
+
+/* Bytes of the file SQLite may map instead of pread(): above any site's cache (~7 MiB for 20
+ * neighborhoods). Pages past it are read as before. */
+#define CACHE_MMAP_BYTES "268435456"
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -247,6 +253,8 @@ static kt_status check_existing(agent_cache *c, const char **why, kt_err *err)
         c->db = NULL;
         return st;
     }
+    /* Same check, pages mapped instead of one pread() each (a third of the time). */
+    sqlite3_exec(c->db, "PRAGMA mmap_size=" CACHE_MMAP_BYTES, NULL, NULL, NULL);
     sqlite3_stmt *st = NULL;
     rc = sqlite3_prepare_v2(c->db, "PRAGMA quick_check", -1, &st, NULL);
     if (rc == SQLITE_OK) {
@@ -339,6 +347,9 @@ static kt_status open_db(agent_cache *c, kt_err *err)
     kt_status st = exec_sql(c, "PRAGMA journal_mode=WAL", err);
     if (st == KT_OK) {
         st = exec_sql(c, "PRAGMA synchronous=NORMAL", err);
+    }
+    if (st == KT_OK) {
+        st = exec_sql(c, "PRAGMA mmap_size=" CACHE_MMAP_BYTES, err);
     }
     if (st == KT_OK) {
         st = exec_sql(c, "BEGIN IMMEDIATE", err);
@@ -549,7 +560,11 @@ kt_status agent_cache_snapshot_begin(agent_cache *c, uint64_t revision, kt_err *
     }
     c->in_snapshot = 1;
     c->snap_rev = revision;
-    return exec_sql(c, "DELETE FROM objects", err);
+    st = exec_sql(c, "DELETE FROM objects", err);
+    if (st == KT_OK) {
+        st = exec_sql(c, "DELETE FROM rendered", err); /* rendered from the old objects */
+    }
+    return st;
 }
 
 kt_status agent_cache_snapshot_put(agent_cache *c, const agent_cache_object *obj, kt_err *err)
@@ -613,6 +628,9 @@ kt_status agent_cache_delta_apply(agent_cache *c,
     }
     for (size_t i = 0; i < n_objs && st == KT_OK; i++) {
         st = objs[i].deleted ? del_object(c, &objs[i], err) : put_object(c, &objs[i], err);
+    }
+    if (st == KT_OK && n_objs > 0) {
+        st = exec_sql(c, "DELETE FROM rendered", err); /* rendered from the old objects */
     }
     if (st == KT_OK) {
         st = meta_set_u64(c, "graph_revision", to_revision, err);
@@ -744,6 +762,135 @@ agent_cache_foreach_placement(agent_cache *c, agent_cache_placement_cb cb, void 
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
         return sql_fail(c, rc, "read placement", err);
+    }
+    return KT_OK;
+}
+
+/* ---- rendered documents ---------------------------------------------------- */
+
+kt_status agent_cache_rendered_put(agent_cache *c,
+                                   const char *name,
+                                   uint64_t generation,
+                                   const void *data,
+                                   size_t len,
+                                   kt_err *err)
+{
+    if (c->in_snapshot) {
+        return kt_err_set(err, KT_EAGAIN, "a snapshot is being applied");
+    }
+    if (generation != c->generation) {
+        return kt_err_set(err, KT_ECONFLICT, "%s rendered at generation %llu, cache is at %llu",
+                          name, (unsigned long long)generation, (unsigned long long)c->generation);
+    }
+    if (len > (size_t)0x7fffffff) {
+        return kt_err_set(err, KT_ETOOBIG, "%s: %zu bytes", name, len);
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(
+        c->db, "INSERT OR REPLACE INTO rendered(name, revision, body) VALUES(?, ?, ?)", -1, &st,
+        NULL);
+    if (rc != SQLITE_OK) {
+        return sql_fail(c, rc, "write rendered", err);
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)c->graph_rev);
+    sqlite3_bind_blob(st, 3, len > 0 ? data : "", (int)len, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        return sql_fail(c, rc, "write rendered", err);
+    }
+    return KT_OK;
+}
+
+kt_status agent_cache_rendered_get(agent_cache *c, const char *name, kt_buf *out, kt_err *err)
+{
+    if (c->in_snapshot) {
+        return kt_err_set(err, KT_EAGAIN, "a snapshot is being applied");
+    }
+    sqlite3_stmt *st = NULL;
+    /* length(body) does not read the blob's overflow pages. */
+    int rc = sqlite3_prepare_v2(c->db,
+                                out != NULL
+                                    ? "SELECT revision, body FROM rendered WHERE name = ?"
+                                    : "SELECT revision, length(body) FROM rendered WHERE name = ?",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        return sql_fail(c, rc, "read rendered", err);
+    }
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    kt_status ret = KT_OK;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        uint64_t rev = (uint64_t)sqlite3_column_int64(st, 0);
+        const void *body = out != NULL ? sqlite3_column_blob(st, 1) : NULL;
+        size_t n = out != NULL ? (size_t)sqlite3_column_bytes(st, 1) : 0;
+        if (rev != c->graph_rev) {
+            /* Written by a binary that did not drop it on commit: not this content. */
+            ret = kt_err_set(err, KT_ENOTFOUND, "%s rendered at revision %llu, cache is at %llu",
+                             name, (unsigned long long)rev, (unsigned long long)c->graph_rev);
+        } else if (body == NULL && n > 0) {
+            ret = sql_fail(c, sqlite3_errcode(c->db), "read rendered", err);
+        } else if (out != NULL && n > 0 && kt_buf_append(out, body, n) != KT_OK) {
+            ret = kt_err_set(err, KT_ETOOBIG, "%s: %zu bytes exceed the buffer", name, n);
+        }
+    } else if (rc == SQLITE_DONE) {
+        ret = kt_err_set(err, KT_ENOTFOUND, "%s not rendered since the last commit", name);
+    } else {
+        ret = sql_fail(c, rc, "read rendered", err);
+    }
+    sqlite3_finalize(st);
+    return ret;
+}
+
+kt_status agent_cache_foreach_object_after(agent_cache *c,
+                                           const char *after_kind,
+                                           const char *after_name,
+                                           size_t limit,
+                                           agent_cache_object_cb cb,
+                                           void *user,
+                                           size_t *n_seen,
+                                           kt_err *err)
+{
+    *n_seen = 0;
+    if (c->in_snapshot) {
+        return kt_err_set(err, KT_EAGAIN, "a snapshot is being applied");
+    }
+    sqlite3_stmt *st = NULL;
+    const char *sql = after_kind != NULL
+                          ? "SELECT kind, name, body, rev FROM objects WHERE (kind, name) > (?, ?)"
+                            " ORDER BY kind, name LIMIT ?"
+                          : "SELECT kind, name, body, rev FROM objects ORDER BY kind, name LIMIT ?";
+    int rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK) {
+        return sql_fail(c, rc, "read objects", err);
+    }
+    int i = 1;
+    if (after_kind != NULL) {
+        /* Copied: the callback may free the caller's cursor strings while rows are read. */
+        sqlite3_bind_text(st, i++, after_kind, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, i++, after_name != NULL ? after_name : "", -1, SQLITE_TRANSIENT);
+    }
+    sqlite3_bind_int64(st, i, limit > (size_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        agent_cache_object o = { 0 };
+        o.kind = (const char *)sqlite3_column_text(st, 0);
+        o.name = (const char *)sqlite3_column_text(st, 1);
+        o.body = (const char *)sqlite3_column_text(st, 2);
+        o.body_len = (size_t)sqlite3_column_bytes(st, 2);
+        o.revision = (uint64_t)sqlite3_column_int64(st, 3);
+        (*n_seen)++;
+        if (o.kind == NULL || o.name == NULL || o.body == NULL) {
+            continue;
+        }
+        if (cb(&o, user) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        return sql_fail(c, rc, "read objects", err);
     }
     return KT_OK;
 }

@@ -8,6 +8,9 @@
  *   meta(key, value)                 graph_revision, placement_revision,
  *                                    incarnation, schema_version, created_ms
  *   placement(interface, where, site, rule, reason)
+ *   rendered(name, revision, body)   documents rendered from the objects
+ *                                    (the graph JSON), so a restart serves
+ *                                    them without building a model first
  *
  * Invariants:
  * - A snapshot (begin, put..., commit) is ONE transaction that replaces every
@@ -18,10 +21,17 @@
  *   is refused (KT_ECONFLICT, nothing changed) unless from_revision equals
  *   the cached revision.
  * - A placement update replaces the whole placement table atomically.
+ * - Every commit that changes objects (snapshot, delta with objects) deletes
+ *   every rendered row in the same transaction, and a rendered row is written
+ *   only for the generation it was rendered from: a rendered row that exists
+ *   was rendered from the committed objects. A row whose revision is not the
+ *   graph revision (written by a binary without this rule) is ignored.
  * - The incarnation id is random, created with the cache file, and kept for
  *   the cache's lifetime (the event plane scopes outbox sequences with it); a
  *   rebuilt cache gets a new one.
- * - At open `PRAGMA quick_check` runs. A corrupt file is moved aside
+ * - At open `PRAGMA quick_check` runs (on a read-only connection with the
+ *   file memory-mapped: an I/O error while mapped is a SIGBUS, not an error
+ *   code; the cache file belongs to this process alone). A corrupt file is moved aside
  *   (`<path>.corrupt-<unix ts>`, with its -wal and -shm), logged with id
  *   CACHE-CORRUPT and reported by agent_cache_moved_aside(); the cache then
  *   starts empty (revision 0) so the hub sends a snapshot. It is never used.
@@ -36,6 +46,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kt/buf.h"
 #include "kt/err.h"
 
 typedef struct agent_cache agent_cache;
@@ -140,6 +151,44 @@ typedef int (*agent_cache_placement_cb)(const agent_cache_placement *p, void *us
  */
 kt_status agent_cache_foreach_object(
     agent_cache *c, const char *kind, agent_cache_object_cb cb, void *user, kt_err *err);
+/*
+ * One slice of agent_cache_foreach_object: at most limit committed objects
+ * after (after_kind, after_name) in (kind, name) order (after_kind NULL = from
+ * the start). *n_seen = rows read (fewer than limit: the end was reached).
+ * Slices read in separate transactions: a commit between two slices shows
+ * as a new agent_cache_generation. KT_EAGAIN during a snapshot; KT_EDEP.
+ * Thread: loop.
+ */
+kt_status agent_cache_foreach_object_after(agent_cache *c,
+                                           const char *after_kind,
+                                           const char *after_name,
+                                           size_t limit,
+                                           agent_cache_object_cb cb,
+                                           void *user,
+                                           size_t *n_seen,
+                                           kt_err *err);
+
+/*
+ * Store a document rendered from the objects of cache generation
+ * `generation` (agent_cache_generation when it was rendered) under name, in
+ * its own transaction; data is copied. Returns KT_OK; KT_ECONFLICT when the
+ * objects changed since (nothing stored); KT_EAGAIN during a snapshot;
+ * KT_ETOOBIG over 2 GiB; KT_EDEP. Thread: loop.
+ */
+kt_status agent_cache_rendered_put(agent_cache *c,
+                                   const char *name,
+                                   uint64_t generation,
+                                   const void *data,
+                                   size_t len,
+                                   kt_err *err);
+/*
+ * Append the rendered document name to out when it was rendered from the
+ * committed objects (out NULL: only say whether there is one). Returns KT_OK; KT_ENOTFOUND when
+ * there is none (never rendered, or dropped by a commit since); KT_EAGAIN during a snapshot;
+ * KT_ETOOBIG when out cannot hold it; KT_EDEP. Thread: loop.
+ */
+kt_status agent_cache_rendered_get(agent_cache *c, const char *name, kt_buf *out, kt_err *err);
+
 /* Visit placement rows; KT_OK or KT_EDEP. Thread: loop. */
 kt_status
 agent_cache_foreach_placement(agent_cache *c, agent_cache_placement_cb cb, void *user, kt_err *err);

@@ -7,10 +7,15 @@
  *
  * Start order: config -> log level -> token -> loop -> metrics -> cache
  * (quick_check; a corrupt file is moved aside and counted in
- * ktwin_agent_cache_corrupt_total) -> view (built from the cache at once,
- * so the graph is served before the hub answers) -> kt_net + local API
- * (listening; --port-file gets the bound port) -> ready -> uplink (connects,
- * reconnects forever).
+ * ktwin_agent_cache_corrupt_total) -> dispatcher, outbox, services, MQTT
+ * client (not started) -> kt_net + local API (listening; --port-file gets
+ * the bound port) -> ready -> loop. The graph JSON stored in the cache is
+ * served at once (before the hub answers, before any model exists); the
+ * model is built from the cache in slices of WARM_SLICE objects,
+ * WARM_PAUSE_MS apart (requests are served between slices), and then the MQTT bridge
+ * subscribes and starts and the uplink connects (reconnects forever).
+ * Every second, when the cache's objects changed, the graph JSON is
+ * rendered and stored again (agent_view_persist_graph) for the next start.
  *
  * Reload (SIGHUP): the config file is parsed into a new struct and checked
  * whole; keys without KT_CFG_RELOADABLE must be unchanged (else nothing
@@ -45,11 +50,26 @@
 #include "uplink.h"
 #include "view.h"
 
+/* Objects loaded per slice while the model is built at start (~2 ms each), and the pause
+ * between slices: the loop polls I/O meanwhile, so requests (the ~3 MB graph JSON goes out
+ * in ~90 writes of 32 KiB, one per loop turn) are not held behind the whole build. */
+#define WARM_SLICE    256
+#define WARM_PAUSE_MS 1
+
+struct agent_edge;
+
 typedef struct agent_app {
     uv_loop_t loop;
     uv_signal_t sigint;
     uv_signal_t sigterm;
     uv_signal_t sighup;
+    uv_timer_t warm;    /* builds the view in slices, then starts MQTT and the uplink */
+    uv_timer_t persist; /* stores the rendered graph JSON after commits */
+    int warm_on, persist_on;
+    agent_view *view;
+    agent_cache *cache;
+    struct agent_edge *edge;
+    uint64_t persist_gen; /* cache generation last stored (or tried); 0 = none yet */
     agent_uplink *uplink;
     const char *config_path;
     agent_cfg *cfg;
@@ -62,6 +82,21 @@ static void usage(FILE *out)
                  "       ktwin-agent --config-doc\n");
 }
 
+/* Close the warm-up and persist handles (idempotent). */
+static void app_handles_close(agent_app *app)
+{
+    if (app->warm_on) {
+        uv_timer_stop(&app->warm);
+        uv_close((uv_handle_t *)&app->warm, NULL);
+        app->warm_on = 0;
+    }
+    if (app->persist_on) {
+        uv_timer_stop(&app->persist);
+        uv_close((uv_handle_t *)&app->persist, NULL);
+        app->persist_on = 0;
+    }
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     agent_app *app = s->data;
@@ -70,6 +105,7 @@ static void on_signal(uv_signal_t *s, int signum)
     }
     app->stopping = 1;
     KT_LOG(KT_LOG_NOTICE, "AGENT-STOP", "signal=%d", signum);
+    app_handles_close(app);
     agent_uplink_stop(app->uplink);
     uv_close((uv_handle_t *)&app->sigint, NULL);
     uv_close((uv_handle_t *)&app->sigterm, NULL);
@@ -175,8 +211,8 @@ static uint64_t ev_down_applied_seq(void *user)
     return agent_dispatch_down_applied_seq(user);
 }
 
-static kt_status ev_down_apply(
-    uint64_t first_seq, const sync_event *events, size_t n, kt_err *err, void *user)
+static kt_status
+ev_down_apply(uint64_t first_seq, const sync_event *events, size_t n, kt_err *err, void *user)
 {
     return agent_dispatch_down_apply(user, first_seq, events, n, err);
 }
@@ -340,11 +376,20 @@ static kt_status edge_start(agent_edge *e,
         return st;
     }
     ev->mqtt = e->mqtt;
-    e->gen = agent_cache_generation(cache) + agent_cache_placement_generation(cache);
-    edge_set_interfaces(e);
     uv_timer_init(loop, &e->timer);
     e->timer.data = e;
     e->timer_on = true;
+    return KT_OK;
+}
+
+/* Once the view is built: subscribe the ingested interfaces and start (journal replay). */
+static kt_status edge_go(agent_edge *e, kt_err *err)
+{
+    if (e->mqtt == NULL) {
+        return KT_OK;
+    }
+    e->gen = agent_cache_generation(e->cache) + agent_cache_placement_generation(e->cache);
+    edge_set_interfaces(e);
     uv_timer_start(&e->timer, edge_on_timer, 1000, 1000);
     return agent_mqtt_start(e->mqtt, err);
 }
@@ -353,6 +398,7 @@ static kt_status edge_start(agent_edge *e,
 static void edge_stop(agent_edge *e)
 {
     if (e->timer_on) {
+        /* uv_timer_stop is a no-op on a timer edge_go never started. */
         uv_timer_stop(&e->timer);
         uv_close((uv_handle_t *)&e->timer, NULL);
         e->timer_on = false;
@@ -360,6 +406,48 @@ static void edge_stop(agent_edge *e)
     if (e->mqtt != NULL) {
         agent_mqtt_stop(e->mqtt, NULL, NULL);
     }
+}
+
+/* Every second: store the graph JSON again once the cached objects changed. */
+static void on_persist(uv_timer_t *t)
+{
+    agent_app *app = t->data;
+    uint64_t gen = agent_cache_generation(app->cache);
+    if (app->warm_on || gen == app->persist_gen || agent_cache_in_snapshot(app->cache)) {
+        return; /* the start-up build in slices is not overtaken */
+    }
+    app->persist_gen = gen; /* once per generation, even when it fails */
+    kt_err err = { 0 };
+    if (agent_view_persist_graph(app->view, &err) != KT_OK) {
+        KT_LOG(KT_LOG_WARN, "AGENT-GRAPH-PERSIST", "err=\"%s\"", err.msg);
+    }
+}
+
+/* One slice of the start-up model build per loop turn; then MQTT and the uplink start. */
+static void on_warm(uv_timer_t *h)
+{
+    agent_app *app = h->data;
+    int done = 0;
+    kt_err err = { 0 };
+    if (agent_view_step(app->view, WARM_SLICE, &done, &err) != KT_OK) {
+        /* Served anyway: requests retry the build and answer 500 while it fails. */
+        KT_LOG(KT_LOG_ERR, "VIEW-BUILD-FAIL", "err=\"%s\"", err.msg);
+        done = 1;
+    }
+    if (!done) {
+        uv_timer_start(&app->warm, on_warm, WARM_PAUSE_MS, 0);
+        return;
+    }
+    uv_close((uv_handle_t *)&app->warm, NULL);
+    app->warm_on = 0;
+    KT_LOG(KT_LOG_INFO, "AGENT-WARM", "instances=%zu builds=%llu",
+           agent_view_n_instances(app->view), (unsigned long long)agent_view_builds(app->view));
+    memset(&err, 0, sizeof err);
+    if (edge_go(app->edge, &err) != KT_OK) {
+        KT_LOG(KT_LOG_ERR, "AGENT-MQTT", "err=\"%s\"", err.msg);
+    }
+    agent_uplink_start(app->uplink);
+    on_persist(&app->persist); /* a start without a stored graph JSON stores it now */
 }
 
 int main(int argc, char **argv)
@@ -443,7 +531,7 @@ int main(int argc, char **argv)
     agent_view *view = NULL;
     kt_net *net = NULL;
     agent_api *api = NULL;
-    agent_ev ev; /* event dispatcher wiring (helper dispatch) */
+    agent_ev ev;             /* event dispatcher wiring (helper dispatch) */
     agent_edge edge = { 0 }; /* MQTT bridge wiring (helper edge) */
     memset(&ev, 0, sizeof ev);
     memset(&err, 0, sizeof err);
@@ -455,13 +543,7 @@ int main(int argc, char **argv)
     if (agent_cache_moved_aside(cache) != NULL) {
         kt_metrics_inc(m_corrupt);
     }
-    view = agent_view_new(cache);
-    st = agent_view_refresh(view, &err);
-    if (st != KT_OK) {
-        /* Served anyway: requests retry the build and answer 500 while it fails. */
-        KT_LOG(KT_LOG_ERR, "VIEW-BUILD-FAIL", "err=\"%s\"", err.msg);
-        memset(&err, 0, sizeof err);
-    }
+    view = agent_view_new(cache); /* built in slices once the loop runs (on_warm) */
 
     /* ---- event dispatcher, latest state, outbox, twin services (helper dispatch) */
     st = ev_start(&ev, &cfg, &app.loop, view, cache, metrics, &err);
@@ -510,10 +592,10 @@ int main(int argc, char **argv)
         goto out;
     }
     KT_LOG(KT_LOG_NOTICE, "AGENT-START",
-           "site=%s listen=%s:%d cache=%s graph_revision=%llu instances=%zu hub=%s", cfg.site,
+           "site=%s listen=%s:%d cache=%s graph_revision=%llu instances=%llu hub=%s", cfg.site,
            cfg.listen_address, port, cfg.cache_path,
-           (unsigned long long)agent_cache_graph_revision(cache), agent_view_n_instances(view),
-           cfg.hub_url);
+           (unsigned long long)agent_cache_graph_revision(cache),
+           (unsigned long long)agent_cache_count(cache, AGENT_KIND_INSTANCE), cfg.hub_url);
 
     /* ---- uplink */
     agent_uplink_opts uopts = {
@@ -551,12 +633,24 @@ int main(int argc, char **argv)
     app.sigterm.data = &app;
     uv_signal_start(&app.sigint, on_signal, SIGINT);
     uv_signal_start(&app.sigterm, on_signal, SIGTERM);
-    agent_uplink_start(app.uplink);
+    app.view = view;
+    app.cache = cache;
+    app.edge = &edge;
+    app.persist_gen = 0; /* on_warm checks for a stored graph JSON once the model is built */
+    uv_timer_init(&app.loop, &app.persist);
+    app.persist.data = &app;
+    app.persist_on = 1;
+    uv_timer_start(&app.persist, on_persist, 1000, 1000);
+    uv_timer_init(&app.loop, &app.warm);
+    app.warm.data = &app;
+    app.warm_on = 1;
+    uv_timer_start(&app.warm, on_warm, 0, 0); /* then MQTT and the uplink */
 
     uv_run(&app.loop, UV_RUN_DEFAULT);
     rc = 0;
 
 out:
+    app_handles_close(&app);
     agent_uplink_stop(app.uplink);
     edge_stop(&edge); /* helper edge: paho first (STYLE §8 shutdown order) */
     ev_stop(&ev);

@@ -3,7 +3,15 @@
  *
  * Contracts: see view.h. The model is rebuilt from scratch (model has no
  * in-place edit), which for a site of ~12k instances is tens of
- * milliseconds; it happens only on a request after a commit.
+ * milliseconds; it happens only on a request after a commit, or in slices
+ * (agent_view_step: a few hundred objects per loop turn, read by key range
+ * and loaded with model_load_buffer, resolved once at the end) at start.
+ *
+ * DESIGN: the graph JSON, KTWIN's largest answer (~3 MB for a 20-neighborhood
+ * site), is stored in the cache once rendered (agent_cache_rendered_put),
+ * keyed to the cache generation it came from; the cache drops it in the same
+ * transaction as any commit that changes objects. A stored one is served as
+ * is, so a restarted agent answers from its cache before any model exists.
  *
  * Thread: loop only.
  */
@@ -23,11 +31,22 @@
 /* Cap on the concatenated bodies: far above any site (a 20-neighborhood site is ~6 MiB). */
 #define VIEW_MAX_BYTES ((size_t)1 << 30)
 
+/* Name of the graph JSON in the cache's rendered table. */
+#define VIEW_GRAPH_DOC "twin-graph"
+
 struct agent_view {
     agent_cache *cache;
     model *m;           /* NULL before the first build */
     uint64_t built_gen; /* cache generation the model reflects; 0 = never built */
     uint64_t builds;
+    /* A build in slices (agent_view_step): the model so far and where it stopped. */
+    model *part;
+    model_diag part_diag;
+    uint64_t part_gen;
+    uint64_t part_t0;
+    size_t part_objects;
+    char *part_kind, *part_name; /* last object read; NULL = none yet */
+    kt_buf *slice;               /* bodies of the slice being read */
 };
 
 agent_view *agent_view_new(agent_cache *cache)
@@ -37,11 +56,25 @@ agent_view *agent_view_new(agent_cache *cache)
     return v;
 }
 
+static void part_drop(agent_view *v)
+{
+    if (v->part == NULL) {
+        return;
+    }
+    model_free(v->part);
+    model_diag_fini(&v->part_diag);
+    v->part = NULL;
+    kt_free(v->part_kind);
+    kt_free(v->part_name);
+    v->part_kind = v->part_name = NULL;
+}
+
 void agent_view_free(agent_view *v)
 {
     if (v == NULL) {
         return;
     }
+    part_drop(v);
     model_free(v->m);
     kt_free(v);
 }
@@ -49,6 +82,11 @@ void agent_view_free(agent_view *v)
 uint64_t agent_view_builds(const agent_view *v)
 {
     return v->builds;
+}
+
+int agent_view_current(const agent_view *v)
+{
+    return v->m != NULL && v->built_gen == agent_cache_generation(v->cache);
 }
 
 const model *agent_view_model(agent_view *v)
@@ -72,6 +110,36 @@ static int collect_body(const agent_cache_object *o, void *user)
     return 0;
 }
 
+/* Resolve m (loaded from generation gen) and make it the view's model; takes m and d. */
+static void install(agent_view *v, model *m, model_diag *d, uint64_t gen, uint64_t t0)
+{
+    model_resolve(m, d);
+    size_t outside = model_diag_count(d, "instance-target-unknown");
+    size_t other = d->n_errors > outside ? d->n_errors - outside : 0;
+    if (other > 0) {
+        const model_diag_entry *first = NULL;
+        for (size_t i = 0; i < d->n; i++) {
+            if (d->entries[i].severity == MODEL_DIAG_ERROR &&
+                strcmp(d->entries[i].code, "instance-target-unknown") != 0) {
+                first = &d->entries[i];
+                break;
+            }
+        }
+        char q[300];
+        KT_LOG(KT_LOG_WARN, "VIEW-DIAG", "errors=%zu first_code=%s first=%s", other,
+               first != NULL ? first->code : "-",
+               kt_log_quote(q, sizeof q, first != NULL ? first->msg : ""));
+    }
+    model_diag_fini(d);
+    model_free(v->m);
+    v->m = m;
+    v->built_gen = gen;
+    v->builds++;
+    KT_LOG(KT_LOG_DEBUG, "VIEW-BUILD", "objects=%llu instances=%zu outside_targets=%zu ms=%.3f",
+           (unsigned long long)agent_cache_count(v->cache, NULL), model_n_instances(m), outside,
+           (double)(kt_clock_mono_ns() - t0) / 1e6);
+}
+
 kt_status agent_view_refresh(agent_view *v, kt_err *err)
 {
     uint64_t gen = agent_cache_generation(v->cache);
@@ -93,7 +161,6 @@ kt_status agent_view_refresh(agent_view *v, kt_err *err)
     uint64_t t0 = kt_clock_mono_ns();
     kt_buf b;
     kt_buf_init(&b, VIEW_MAX_BYTES);
-    size_t expect = (size_t)agent_cache_count(v->cache, NULL);
     kt_status st = agent_cache_foreach_object(v->cache, NULL, collect_body, &b, err);
     if (st == KT_OK && b.len > 0 && b.data[b.len - 1] != '\n') {
         st = kt_err_set(err, KT_ETOOBIG, "cached objects exceed %zu bytes", (size_t)VIEW_MAX_BYTES);
@@ -112,36 +179,99 @@ kt_status agent_view_refresh(agent_view *v, kt_err *err)
         model_free(m);
         return st;
     }
-    model_resolve(m, &d);
-    size_t outside = model_diag_count(&d, "instance-target-unknown");
-    size_t other = d.n_errors > outside ? d.n_errors - outside : 0;
-    if (other > 0) {
-        const model_diag_entry *first = NULL;
-        for (size_t i = 0; i < d.n; i++) {
-            if (d.entries[i].severity == MODEL_DIAG_ERROR &&
-                strcmp(d.entries[i].code, "instance-target-unknown") != 0) {
-                first = &d.entries[i];
-                break;
-            }
-        }
-        char q[300];
-        KT_LOG(KT_LOG_WARN, "VIEW-DIAG", "errors=%zu first_code=%s first=%s", other,
-               first != NULL ? first->code : "-",
-               kt_log_quote(q, sizeof q, first != NULL ? first->msg : ""));
+    part_drop(v); /* a build in slices is overtaken by this one */
+    install(v, m, &d, gen, t0);
+    return KT_OK;
+}
+
+/* Slice callback: append the body and remember the object as the cursor. */
+static int collect_slice(const agent_cache_object *o, void *user)
+{
+    agent_view *v = user;
+    if (collect_body(o, v->slice) != 0) {
+        return 1;
     }
-    model_diag_fini(&d);
-    model_free(v->m);
-    v->m = m;
-    v->built_gen = gen;
-    v->builds++;
-    KT_LOG(KT_LOG_DEBUG, "VIEW-BUILD", "objects=%zu instances=%zu outside_targets=%zu ms=%.3f",
-           expect, model_n_instances(m), outside, (double)(kt_clock_mono_ns() - t0) / 1e6);
+    kt_free(v->part_kind);
+    kt_free(v->part_name);
+    v->part_kind = kt_xstrdup(o->kind);
+    v->part_name = kt_xstrdup(o->name);
+    v->part_objects++;
+    return 0;
+}
+
+kt_status agent_view_step(agent_view *v, size_t max_objects, int *done, kt_err *err)
+{
+    *done = 0;
+    uint64_t gen = agent_cache_generation(v->cache);
+    if (v->m != NULL && v->built_gen == gen) {
+        part_drop(v);
+        *done = 1;
+        return KT_OK;
+    }
+    if (agent_cache_in_snapshot(v->cache)) {
+        return KT_OK; /* nothing readable until it commits */
+    }
+    if (v->part != NULL && v->part_gen != gen) {
+        part_drop(v); /* a commit between slices: start again from the new contents */
+    }
+    if (v->part == NULL) {
+        v->part = model_new();
+        model_diag_init(&v->part_diag);
+        v->part_gen = gen;
+        v->part_t0 = kt_clock_mono_ns();
+        v->part_objects = 0;
+    }
+    size_t limit = max_objects > 0 ? max_objects : 1;
+    kt_buf b;
+    kt_buf_init(&b, VIEW_MAX_BYTES);
+    v->slice = &b;
+    size_t seen = 0;
+    size_t before = v->part_objects;
+    kt_status st = agent_cache_foreach_object_after(v->cache, v->part_kind, v->part_name, limit,
+                                                    collect_slice, v, &seen, err);
+    v->slice = NULL;
+    if (st == KT_OK && (b.len > 0 && b.data[b.len - 1] != '\n')) {
+        st = kt_err_set(err, KT_ETOOBIG, "cached objects exceed %zu bytes", (size_t)VIEW_MAX_BYTES);
+    }
+    if (st == KT_OK && seen > 0 && v->part_objects == before) {
+        st = kt_err_set(err, KT_EINTERNAL, "cache rows without kind, name or body");
+    }
+    if (st == KT_OK && b.len > 0) {
+        st = model_load_buffer(v->part, "cache", b.data, b.len, &v->part_diag, err);
+    }
+    kt_buf_fini(&b);
+    if (st != KT_OK) {
+        part_drop(v);
+        return st;
+    }
+    if (seen < limit) {
+        /* The end: resolve and swap in. */
+        model *m = v->part;
+        model_diag d = v->part_diag;
+        v->part = NULL;
+        kt_free(v->part_kind);
+        kt_free(v->part_name);
+        v->part_kind = v->part_name = NULL;
+        install(v, m, &d, v->part_gen, v->part_t0);
+        *done = 1;
+    }
     return KT_OK;
 }
 
 kt_status agent_view_graph_json(agent_view *v, kt_buf *out, kt_err *err)
 {
-    kt_status st = agent_view_refresh(v, err);
+    /* Rendered from the committed objects and stored by an earlier render (maybe by an
+     * earlier run): the same bytes without a model. */
+    kt_err gerr = { 0 };
+    size_t mark = out->len;
+    kt_status st = agent_cache_rendered_get(v->cache, VIEW_GRAPH_DOC, out, &gerr);
+    if (st == KT_OK) {
+        return KT_OK; /* on failure nothing was appended */
+    }
+    if (st != KT_ENOTFOUND && st != KT_EAGAIN) {
+        KT_LOG(KT_LOG_WARN, "VIEW-RENDERED-READ", "err=\"%s\"", gerr.msg);
+    }
+    st = agent_view_refresh(v, err);
     if (st != KT_OK) {
         return st;
     }
@@ -149,7 +279,31 @@ kt_status agent_view_graph_json(agent_view *v, kt_buf *out, kt_err *err)
     if (st != KT_OK) {
         return kt_err_set(err, st, "graph JSON: %s", kt_status_str(st));
     }
+    if (agent_view_current(v) && !agent_cache_in_snapshot(v->cache)) {
+        kt_err perr = { 0 };
+        if (agent_cache_rendered_put(v->cache, VIEW_GRAPH_DOC, v->built_gen, out->data + mark,
+                                     out->len - mark, &perr) != KT_OK) {
+            KT_LOG(KT_LOG_WARN, "VIEW-RENDERED-WRITE", "err=\"%s\"", perr.msg);
+        }
+    }
     return KT_OK;
+}
+
+kt_status agent_view_persist_graph(agent_view *v, kt_err *err)
+{
+    if (agent_cache_in_snapshot(v->cache)) {
+        return KT_OK;
+    }
+    kt_status st = agent_cache_rendered_get(v->cache, VIEW_GRAPH_DOC, NULL, err);
+    if (st != KT_ENOTFOUND) {
+        return st;
+    }
+    memset(err, 0, sizeof *err);
+    kt_buf b;
+    kt_buf_init(&b, VIEW_MAX_BYTES);
+    st = agent_view_graph_json(v, &b, err); /* renders and stores */
+    kt_buf_fini(&b);
+    return st;
 }
 
 kt_status agent_view_iface_json(agent_view *v, const char *iface, kt_buf *out, kt_err *err)

@@ -15,6 +15,12 @@
  * written as declared. Other diagnostics are counted and logged once per
  * rebuild (VIEW-DIAG) but never hide the graph.
  *
+ * The graph JSON is stored in the cache once rendered (see
+ * agent_cache_rendered_put: dropped by the next commit that changes
+ * objects) and served from there while it is valid, so a restarted agent
+ * answers GET /api/v1/twin-graph from its cache before any model is built;
+ * the model is then built in slices on the loop (agent_view_step).
+ *
  * Thread: loop only. Ownership: the view owns its model; it borrows the
  * cache, which must outlive it.
  */
@@ -42,6 +48,29 @@ void agent_view_free(agent_view *v);
  */
 kt_status agent_view_refresh(agent_view *v, kt_err *err);
 
+/*
+ * One slice of a build that does not hold the loop: read at most
+ * max_objects more cached objects and load them into a model under
+ * construction; after the last one, resolve it and make it the view's model.
+ * A commit between slices restarts the build from the new contents; during a
+ * snapshot nothing is read. *done = 1 once the model reflects the cache (also
+ * when it already did). A synchronous refresh overtakes a build in slices.
+ * Returns KT_OK or a cache/model error (the build is dropped; the next call
+ * starts again). Thread: loop.
+ */
+kt_status agent_view_step(agent_view *v, size_t max_objects, int *done, kt_err *err);
+
+/* Non-zero when a model was built from the cache's current generation. */
+int agent_view_current(const agent_view *v);
+
+/*
+ * Make sure the cache holds the graph JSON of its committed objects:
+ * render and store it when it does not (building the model if needed).
+ * Returns KT_OK (also during a snapshot: nothing to do yet) or a
+ * cache/model error. Thread: loop.
+ */
+kt_status agent_view_persist_graph(agent_view *v, kt_err *err);
+
 /* Rebuilds so far (tests). */
 uint64_t agent_view_builds(const agent_view *v);
 /*
@@ -55,8 +84,10 @@ const model *agent_view_model(agent_view *v);
 size_t agent_view_n_instances(const agent_view *v);
 
 /*
- * Append KTWIN's graph JSON of every cached instance to out (refreshing
- * first). Returns KT_OK or KT_ETOOBIG / a refresh error. Thread: loop.
+ * Append KTWIN's graph JSON of every cached instance to out: the stored
+ * rendering when the cache holds a valid one, else rendered from the model
+ * (refreshing first) and stored. Returns KT_OK or KT_ETOOBIG / a refresh
+ * error. Thread: loop.
  */
 kt_status agent_view_graph_json(agent_view *v, kt_buf *out, kt_err *err);
 

@@ -555,6 +555,89 @@ static void test_view_serves_graph_with_targets_outside_the_subgraph(void **stat
     agent_cache_free(c);
 }
 
+/* The graph JSON stored once rendered is served from the cache after a restart, before any
+ * model is built; any commit that changes objects drops it in the same transaction. */
+static void test_rendered_graph_survives_restart_and_is_dropped_by_commits(void **state)
+{
+    fixture *f = *state;
+    agent_cache *c = open_ok(f);
+    agent_cache_object objs[] = {
+        obj(AGENT_KIND_INTERFACE, "hood", HOOD_DOC, 1),
+        obj(AGENT_KIND_INTERFACE, "pole", IFACE_DOC("pole"), 1),
+        obj(AGENT_KIND_INSTANCE, "pole-1", INST_DOC("pole-1", "pole", REL_TO("hood-far")), 1),
+    };
+    put_snapshot(c, 1, objs, 3);
+    kt_err err = { 0 };
+    assert_int_equal(agent_cache_rendered_get(c, "twin-graph", NULL, &err), KT_ENOTFOUND);
+    /* A stale generation is refused. */
+    assert_int_equal(
+        agent_cache_rendered_put(c, "twin-graph", agent_cache_generation(c) - 1, "x", 1, &err),
+        KT_ECONFLICT);
+    agent_view *v = agent_view_new(c);
+    kt_buf first;
+    kt_buf_init(&first, 1 << 20);
+    memset(&err, 0, sizeof err);
+    assert_int_equal(agent_view_graph_json(v, &first, &err), KT_OK); /* renders and stores */
+    assert_non_null(strstr(first.data, "pole-1"));
+    assert_int_equal(agent_view_builds(v), 1);
+    agent_view_free(v);
+    agent_cache_free(c);
+
+    /* Restart: the same bytes, no model built. */
+    c = open_ok(f);
+    v = agent_view_new(c);
+    kt_buf out;
+    kt_buf_init(&out, 1 << 20);
+    assert_int_equal(agent_view_graph_json(v, &out, &err), KT_OK);
+    assert_string_equal(out.data, first.data);
+    assert_int_equal(agent_view_builds(v), 0);
+    /* The build in slices gives the same model as a synchronous one. */
+    int done = 0, steps = 0;
+    while (!done) {
+        assert_int_equal(agent_view_step(v, 1, &done, &err), KT_OK);
+        steps++;
+    }
+    assert_int_equal(steps, 4); /* 3 objects, one per slice, and the empty end */
+    assert_int_equal(agent_view_builds(v), 1);
+    assert_true(agent_view_current(v));
+    assert_int_equal(agent_view_n_instances(v), 1);
+
+    /* A delta with objects drops it; the next answer is rendered from the new model. */
+    agent_cache_object d[] = {
+        obj(AGENT_KIND_INSTANCE, "hood-far", INST_DOC("hood-far", "hood", ""), 2),
+    };
+    assert_int_equal(agent_cache_delta_apply(c, 1, 2, d, 1, &err), KT_OK);
+    assert_int_equal(agent_cache_rendered_get(c, "twin-graph", NULL, &err), KT_ENOTFOUND);
+    kt_buf_reset(&out);
+    assert_int_equal(agent_view_graph_json(v, &out, &err), KT_OK);
+    assert_non_null(strstr(out.data, "hood-far"));
+    memset(&err, 0, sizeof err);
+    assert_int_equal(agent_cache_rendered_get(c, "twin-graph", NULL, &err), KT_OK);
+    kt_buf stored;
+    kt_buf_init(&stored, 1 << 20);
+    assert_int_equal(agent_cache_rendered_get(c, "twin-graph", &stored, &err), KT_OK);
+    assert_string_equal(stored.data, out.data);
+
+    /* A snapshot drops it too, in its transaction (an abort keeps it). */
+    assert_int_equal(agent_cache_snapshot_begin(c, 3, &err), KT_OK);
+    assert_int_equal(agent_cache_rendered_get(c, "twin-graph", NULL, &err), KT_EAGAIN);
+    agent_cache_snapshot_abort(c);
+    memset(&err, 0, sizeof err);
+    assert_int_equal(agent_cache_rendered_get(c, "twin-graph", NULL, &err), KT_OK);
+    put_snapshot(c, 3, objs, 2);
+    assert_int_equal(agent_cache_rendered_get(c, "twin-graph", NULL, &err), KT_ENOTFOUND);
+    memset(&err, 0, sizeof err);
+    assert_int_equal(agent_view_persist_graph(v, &err), KT_OK);
+    kt_buf_reset(&stored);
+    assert_int_equal(agent_cache_rendered_get(c, "twin-graph", &stored, &err), KT_OK);
+    assert_string_equal(stored.data, "{\"twinInstances\":[]}");
+    kt_buf_fini(&stored);
+    kt_buf_fini(&out);
+    kt_buf_fini(&first);
+    agent_view_free(v);
+    agent_cache_free(c);
+}
+
 int main(void)
 {
     kt_log_set_level(KT_LOG_WARN);
@@ -575,6 +658,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_view_serves_graph_with_targets_outside_the_subgraph,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_rendered_graph_survives_restart_and_is_dropped_by_commits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
