@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "kt/buf.h"
+#include "kt/clock.h"
 #include "kt/log.h"
 #include "kt/mem.h"
 
@@ -25,6 +26,7 @@ struct agent_api {
     kt_metrics *metrics;
     char *site;
     int ready;
+    uint64_t last_graph_ms;
     kt_metric *m_errors;
 };
 
@@ -74,6 +76,7 @@ static void on_graph(kt_http_req *req, void *user)
         return;
     }
     respond_buf(req, 200, JSON_TYPE, &b);
+    api->last_graph_ms = kt_clock_mono_ms();
 }
 
 static void on_graph_iface(kt_http_req *req, void *user)
@@ -190,6 +193,11 @@ kt_status agent_api_new(agent_api **out,
 void agent_api_set_ready(agent_api *api, int ready)
 {
     api->ready = ready;
+}
+
+uint64_t agent_api_last_graph_ms(const agent_api *api)
+{
+    return api->last_graph_ms;
 }
 
 void agent_api_free(agent_api *api)

@@ -40,6 +40,9 @@ kt_status agent_api_new(agent_api **out,
                         kt_err *err);
 /* Mark ready (/readyz answers 200). Thread: loop. */
 void agent_api_set_ready(agent_api *api, int ready);
+/* kt_clock_mono_ms of the last twin-graph request answered (0 = none): background work
+ * started at start-up yields to a response being written. Thread: loop. */
+uint64_t agent_api_last_graph_ms(const agent_api *api);
 /* Free after kt_net_free (routes hold a pointer to the api). NULL is a no-op. */
 void agent_api_free(agent_api *api);
 

@@ -42,6 +42,7 @@
 #include "dispatch.h"
 #include "kt/buf.h"
 #include "kt/cfg.h"
+#include "kt/clock.h"
 #include "kt/log.h"
 #include "kt/mem.h"
 #include "kt/metrics.h"
@@ -55,6 +56,10 @@
  * in ~90 writes of 32 KiB, one per loop turn) are not held behind the whole build. */
 #define WARM_SLICE    256
 #define WARM_PAUSE_MS 1
+/* A slice waits while a graph JSON answer went out less than WARM_YIELD_MS ago (it is
+ * written over ~90 loop turns), for at most WARM_YIELD_MAX_MS in a row. */
+#define WARM_YIELD_MS     40
+#define WARM_YIELD_MAX_MS 100
 
 struct agent_edge;
 
@@ -66,6 +71,8 @@ typedef struct agent_app {
     uv_timer_t warm;    /* builds the view in slices, then starts MQTT and the uplink */
     uv_timer_t persist; /* stores the rendered graph JSON after commits */
     int warm_on, persist_on;
+    uint64_t warm_yield_since; /* kt_clock_mono_ms when slices began yielding; 0 = not */
+    agent_api *api;
     agent_view *view;
     agent_cache *cache;
     struct agent_edge *edge;
@@ -427,6 +434,18 @@ static void on_persist(uv_timer_t *t)
 static void on_warm(uv_timer_t *h)
 {
     agent_app *app = h->data;
+    uint64_t now = kt_clock_mono_ms();
+    uint64_t last = agent_api_last_graph_ms(app->api);
+    if (last != 0 && now - last < WARM_YIELD_MS) {
+        if (app->warm_yield_since == 0) {
+            app->warm_yield_since = now;
+        }
+        if (now - app->warm_yield_since < WARM_YIELD_MAX_MS) {
+            uv_timer_start(&app->warm, on_warm, WARM_PAUSE_MS, 0);
+            return;
+        }
+    }
+    app->warm_yield_since = 0;
     int done = 0;
     kt_err err = { 0 };
     if (agent_view_step(app->view, WARM_SLICE, &done, &err) != KT_OK) {
@@ -634,6 +653,7 @@ int main(int argc, char **argv)
     uv_signal_start(&app.sigint, on_signal, SIGINT);
     uv_signal_start(&app.sigterm, on_signal, SIGTERM);
     app.view = view;
+    app.api = api;
     app.cache = cache;
     app.edge = &edge;
     app.persist_gen = 0; /* on_warm checks for a stored graph JSON once the model is built */
