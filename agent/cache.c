@@ -60,8 +60,9 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS rendered(name TEXT PRIMARY KEY, revision INTEGER NOT NULL,"
     " body BLOB NOT NULL);";
 
-/* Bytes of the file SQLite may map instead of pread(): above any site's cache (~7 MiB for 20
- * neighborhoods). Pages past it are read as before. */
+/* Bytes of the file the quick_check connection may map instead of pread(): above any site's
+ * cache (~9 MiB for 20 neighborhoods). Only that short-lived connection maps it: a mapping
+ * kept by the main one counts the touched file pages in the agent's RSS for good. */
 #define CACHE_MMAP_BYTES "268435456"
 
 /* ---- helpers --------------------------------------------------------------- */
@@ -348,9 +349,7 @@ static kt_status open_db(agent_cache *c, kt_err *err)
     if (st == KT_OK) {
         st = exec_sql(c, "PRAGMA synchronous=NORMAL", err);
     }
-    if (st == KT_OK) {
-        st = exec_sql(c, "PRAGMA mmap_size=" CACHE_MMAP_BYTES, err);
-    }
+
     if (st == KT_OK) {
         st = exec_sql(c, "BEGIN IMMEDIATE", err);
     }
