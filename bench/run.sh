@@ -44,13 +44,12 @@ ALL=(model-load graph-json placement-scale sync-snapshot sync-delta)
 die() { echo "bench/run.sh: $*" >&2; exit 1; }
 
 build() { # targets...
-    if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-        if [ "$BUILD" = "$ROOT/build/release" ]; then
-            (cd "$ROOT" && cmake --preset release >/dev/null)
-        else
-            cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-                -DCMAKE_C_FLAGS=-D_FORTIFY_SOURCE=2 >/dev/null
-        fi
+    if [ "$BUILD" = "$ROOT/build/release" ]; then
+        # Always configure: an old build/release may predate folders added since.
+        (cd "$ROOT" && cmake --preset release >/dev/null)
+    elif [ ! -f "$BUILD/CMakeCache.txt" ]; then
+        cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+            -DCMAKE_C_FLAGS=-D_FORTIFY_SOURCE=2 >/dev/null
     fi
     local type
     type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
