@@ -693,6 +693,43 @@ kt_status agent_cache_placement_apply(agent_cache *c,
 
 /* ---- reads ----------------------------------------------------------------- */
 
+/*
+ * Step st (SELECT kind, name, body, rev), handing each complete row to cb until
+ * it returns non-zero; counts the rows read in *n_seen (nullable). Finalizes st.
+ */
+static kt_status each_object_row(agent_cache *c,
+                                 sqlite3_stmt *st,
+                                 agent_cache_object_cb cb,
+                                 void *user,
+                                 size_t *n_seen,
+                                 kt_err *err)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        agent_cache_object o = { 0 };
+        o.kind = (const char *)sqlite3_column_text(st, 0);
+        o.name = (const char *)sqlite3_column_text(st, 1);
+        o.body = (const char *)sqlite3_column_text(st, 2);
+        o.body_len = (size_t)sqlite3_column_bytes(st, 2);
+        o.revision = (uint64_t)sqlite3_column_int64(st, 3);
+        if (n_seen != NULL) {
+            (*n_seen)++;
+        }
+        if (o.kind == NULL || o.name == NULL || o.body == NULL) {
+            continue;
+        }
+        if (cb(&o, user) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        return sql_fail(c, rc, "read objects", err);
+    }
+    return KT_OK;
+}
+
 kt_status agent_cache_foreach_object(
     agent_cache *c, const char *kind, agent_cache_object_cb cb, void *user, kt_err *err)
 {
@@ -710,26 +747,7 @@ kt_status agent_cache_foreach_object(
     if (kind != NULL) {
         sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
     }
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        agent_cache_object o = { 0 };
-        o.kind = (const char *)sqlite3_column_text(st, 0);
-        o.name = (const char *)sqlite3_column_text(st, 1);
-        o.body = (const char *)sqlite3_column_text(st, 2);
-        o.body_len = (size_t)sqlite3_column_bytes(st, 2);
-        o.revision = (uint64_t)sqlite3_column_int64(st, 3);
-        if (o.kind == NULL || o.name == NULL || o.body == NULL) {
-            continue;
-        }
-        if (cb(&o, user) != 0) {
-            rc = SQLITE_DONE;
-            break;
-        }
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        return sql_fail(c, rc, "read objects", err);
-    }
-    return KT_OK;
+    return each_object_row(c, st, cb, user, NULL, err);
 }
 
 kt_status
@@ -871,25 +889,5 @@ kt_status agent_cache_foreach_object_after(agent_cache *c,
         sqlite3_bind_text(st, i++, after_name != NULL ? after_name : "", -1, SQLITE_TRANSIENT);
     }
     sqlite3_bind_int64(st, i, limit > (size_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)limit);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        agent_cache_object o = { 0 };
-        o.kind = (const char *)sqlite3_column_text(st, 0);
-        o.name = (const char *)sqlite3_column_text(st, 1);
-        o.body = (const char *)sqlite3_column_text(st, 2);
-        o.body_len = (size_t)sqlite3_column_bytes(st, 2);
-        o.revision = (uint64_t)sqlite3_column_int64(st, 3);
-        (*n_seen)++;
-        if (o.kind == NULL || o.name == NULL || o.body == NULL) {
-            continue;
-        }
-        if (cb(&o, user) != 0) {
-            rc = SQLITE_DONE;
-            break;
-        }
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        return sql_fail(c, rc, "read objects", err);
-    }
-    return KT_OK;
+    return each_object_row(c, st, cb, user, n_seen, err);
 }
