@@ -998,15 +998,9 @@ typedef struct ccollect {
     size_t n, cap;
 } ccollect;
 
-static int ccollect_cb(const hub_evstore_event *e, void *user)
+/* copy_event of a stored row (empty subject / content type mean none). */
+static void copy_row_event(kt_arena *a, sync_event *dst, const hub_evstore_event *e)
 {
-    ccollect *c = user;
-    if (c->n == c->cap) {
-        c->cap = c->cap != 0 ? 2 * c->cap : 64;
-        c->rows = kt_xrealloc(c->rows, c->cap * sizeof(*c->rows));
-    }
-    crow *r = &c->rows[c->n++];
-    memset(r, 0, sizeof(*r));
     sync_event src = { 0 };
     src.id = e->id;
     src.type = e->type;
@@ -1016,7 +1010,19 @@ static int ccollect_cb(const hub_evstore_event *e, void *user)
     src.time_ms = e->time_ms;
     src.data = e->data;
     src.data_len = e->data_len;
-    copy_event(c->a, &r->se, &src);
+    copy_event(a, dst, &src);
+}
+
+static int ccollect_cb(const hub_evstore_event *e, void *user)
+{
+    ccollect *c = user;
+    if (c->n == c->cap) {
+        c->cap = c->cap != 0 ? 2 * c->cap : 64;
+        c->rows = kt_xrealloc(c->rows, c->cap * sizeof(*c->rows));
+    }
+    crow *r = &c->rows[c->n++];
+    memset(r, 0, sizeof(*r));
+    copy_row_event(c->a, &r->se, e);
     r->seq = e->seq;
     kt_err err = { 0 };
     if (svc_api_parse_depth(e->instance, &r->depth, &err) != KT_OK) {
@@ -1292,16 +1298,7 @@ static int down_cb(const hub_evstore_event *e, void *user)
         es->down_cap = es->down_cap != 0 ? 2 * es->down_cap : 64;
         es->down = kt_xrealloc(es->down, es->down_cap * sizeof(*es->down));
     }
-    sync_event src = { 0 };
-    src.id = e->id;
-    src.type = e->type;
-    src.source = e->source;
-    src.subject = e->subject[0] != '\0' ? e->subject : NULL;
-    src.datacontenttype = e->datacontenttype[0] != '\0' ? e->datacontenttype : NULL;
-    src.time_ms = e->time_ms;
-    src.data = e->data;
-    src.data_len = e->data_len;
-    copy_event(&es->down_arena, &es->down[c->n], &src);
+    copy_row_event(&es->down_arena, &es->down[c->n], e);
     c->n++;
     c->bytes += e->data_len;
     c->next_seq++;
