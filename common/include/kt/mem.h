@@ -32,9 +32,11 @@ char *kt_xstrndup(const char *s, size_t n);
 /* Copy src into dst of size cap, always NUL-terminated; returns strlen(src). */
 size_t kt_strlcpy(char *dst, const char *src, size_t cap);
 
-/* Number of kt_* allocation calls so far (for tests and fault loops). */
+/* Number of kt_* allocation calls so far by the calling thread (for tests and
+ * fault loops; per thread so the hot path needs no shared atomic). */
 uint64_t kt_mem_allocs(void);
-/* Make the n-th allocation from now fail (1 = next); 0 disables. */
+/* Make the n-th allocation from now, counted over all threads, fail once
+ * (1 = next); 0 disables. */
 void kt_mem_fail_at(uint64_t n);
 
 /* Bump allocator. Zero-initialise, or use kt_arena_init. */
