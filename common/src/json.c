@@ -4,8 +4,11 @@
  */
 #include "kt/json.h"
 
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kt/mem.h"
@@ -235,17 +238,187 @@ kt_status kt_json_get_bool(const cJSON *obj, const char *key, bool *out, kt_err 
 
 /* ---- print ---------------------------------------------------------------------- */
 
+/*
+ * Our own printer, byte for byte cJSON_PrintUnformatted's output (cJSON
+ * 1.7.15: the same escapes, "%1.15g" unless it does not read back, then
+ * "%1.17g"; NaN and Inf as null; integers under 1e15 formatted by hand), written straight into out. cJSON's printer grows a private buffer
+ * by realloc, checks every non-integer with sscanf and asks localeconv for
+ * every number: that was most of the cost of printing a small document. The
+ * processes never call setlocale, so the decimal point is '.'.
+ */
+static kt_status print_value(const cJSON *v, kt_buf *out, int depth);
+
+static kt_status print_string(const char *s, kt_buf *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (s == NULL) {
+        return kt_buf_append(out, "\"\"", 2);
+    }
+    kt_status st = kt_buf_putc(out, '"');
+    const char *run = s;
+    const char *p = s;
+    for (; st == KT_OK && *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c >= 32 && c != '"' && c != '\\') {
+            continue;
+        }
+        st = kt_buf_append(out, run, (size_t)(p - run));
+        char esc[6] = { '\\', 0, 0, 0, 0, 0 };
+        size_t n = 2;
+        switch (c) {
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15u];
+            n = 6;
+            break;
+        }
+        if (st == KT_OK) {
+            st = kt_buf_append(out, esc, n);
+        }
+        run = p + 1;
+    }
+    if (st == KT_OK) {
+        st = kt_buf_append(out, run, (size_t)(p - run));
+    }
+    if (st == KT_OK) {
+        st = kt_buf_putc(out, '"');
+    }
+    return st;
+}
+
+/* cJSON's compare_double: equal within one DBL_EPSILON of the larger. */
+static int json_same_double(double a, double b)
+{
+    double ma = fabs(a);
+    double mb = fabs(b);
+    double max = ma > mb ? ma : mb;
+    return fabs(a - b) <= max * DBL_EPSILON;
+}
+
+static kt_status print_number(const cJSON *v, kt_buf *out)
+{
+    double d = v->valuedouble;
+    char num[32];
+    size_t n;
+    if (isnan(d) || isinf(d)) {
+        return kt_buf_append(out, "null", 4);
+    }
+    if (d > -1e15 && d < 1e15 && d == (double)(long long)d) {
+        /* What "%1.15g" prints for an integer under 1e15 (all digits, no
+         * exponent, "-0" for negative zero), by hand: the common case. */
+        long long x = (long long)d;
+        unsigned long long u = x < 0 ? 0ull - (unsigned long long)x : (unsigned long long)x;
+        char *e = num + sizeof num;
+        char *p = e;
+        do {
+            *--p = (char)('0' + u % 10u);
+            u /= 10u;
+        } while (u != 0);
+        if (signbit(d)) {
+            *--p = '-';
+        }
+        return kt_buf_append(out, p, (size_t)(e - p));
+    }
+    int len = snprintf(num, sizeof num, "%1.15g", d);
+    char *end = NULL;
+    double back = strtod(num, &end);
+    if (end == num || !json_same_double(back, d)) {
+        len = snprintf(num, sizeof num, "%1.17g", d);
+    }
+    n = len > 0 && (size_t)len < sizeof num ? (size_t)len : 0;
+    if (n == 0) {
+        return KT_EINVAL;
+    }
+    return kt_buf_append(out, num, n);
+}
+
+static kt_status print_children(const cJSON *v, kt_buf *out, int depth, int object)
+{
+    kt_status st = kt_buf_putc(out, object ? '{' : '[');
+    for (const cJSON *c = v->child; c != NULL && st == KT_OK; c = c->next) {
+        if (object) {
+            st = print_string(c->string, out);
+            if (st == KT_OK) {
+                st = kt_buf_putc(out, ':');
+            }
+        }
+        if (st == KT_OK) {
+            st = print_value(c, out, depth + 1);
+        }
+        if (st == KT_OK && c->next != NULL) {
+            st = kt_buf_putc(out, ',');
+        }
+    }
+    if (st == KT_OK) {
+        st = kt_buf_putc(out, object ? '}' : ']');
+    }
+    return st;
+}
+
+static kt_status print_value(const cJSON *v, kt_buf *out, int depth)
+{
+    if (depth > CJSON_NESTING_LIMIT) {
+        return KT_EINVAL; /* cJSON's own printer has no limit; this one keeps the stack bounded */
+    }
+    switch (v->type & 0xFF) {
+    case cJSON_NULL:
+        return kt_buf_append(out, "null", 4);
+    case cJSON_False:
+        return kt_buf_append(out, "false", 5);
+    case cJSON_True:
+        return kt_buf_append(out, "true", 4);
+    case cJSON_Number:
+        return print_number(v, out);
+    case cJSON_Raw:
+        return v->valuestring != NULL ? kt_buf_puts(out, v->valuestring) : KT_EINVAL;
+    case cJSON_String:
+        return print_string(v->valuestring, out);
+    case cJSON_Array:
+        return print_children(v, out, depth, 0);
+    case cJSON_Object:
+        return print_children(v, out, depth, 1);
+    default:
+        return KT_EINVAL;
+    }
+}
+
 kt_status kt_json_print_buf(const cJSON *v, kt_buf *out)
 {
     if (v == NULL) {
         return KT_EINVAL;
     }
-    kt_json_init();
-    char *s = cJSON_PrintUnformatted(v);
-    if (s == NULL) {
-        return KT_ENOMEM;
+    size_t len0 = out->len;
+    kt_status st = print_value(v, out, 0);
+    if (st != KT_OK) {
+        /* out unchanged on failure, as the header promises */
+        out->len = len0;
+        if (out->data != NULL) {
+            out->data[len0] = '\0';
+        }
     }
-    kt_status st = kt_buf_puts(out, s);
-    cJSON_free(s);
     return st;
 }

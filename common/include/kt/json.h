@@ -72,9 +72,10 @@ kt_status kt_json_get_double(const cJSON *obj, const char *key, double *out, kt_
 kt_status kt_json_get_bool(const cJSON *obj, const char *key, bool *out, kt_err *err);
 
 /*
- * Append v, printed without whitespace, to out.
- * Returns KT_OK; KT_EINVAL for a NULL v; KT_ENOMEM when cJSON cannot allocate
- * or out cannot grow; KT_ETOOBIG when out would pass its max (out unchanged
+ * Append v, printed without whitespace, to out: the same bytes as
+ * cJSON_PrintUnformatted, written straight into out (no intermediate copy).
+ * Returns KT_OK; KT_EINVAL for a NULL v, a node of no valid type or nesting
+ * over CJSON_NESTING_LIMIT; KT_ENOMEM when out cannot grow; KT_ETOOBIG when out would pass its max (out unchanged
  * on every failure). Thread: the owner of v and out.
  */
 kt_status kt_json_print_buf(const cJSON *v, kt_buf *out);

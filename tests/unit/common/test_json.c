@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include <math.h>
+
 #include <string.h>
 
 #include "kt/json.h"
@@ -334,6 +336,56 @@ static void test_json_print_buf_out_of_memory_is_enomem(void **state)
     cJSON_Delete(v);
 }
 
+/* Our printer writes exactly cJSON_PrintUnformatted's bytes. */
+static void assert_prints_like_cjson(const cJSON *v)
+{
+    char *want = cJSON_PrintUnformatted(v);
+    assert_non_null(want);
+    kt_buf b;
+    kt_buf_init(&b, 1u << 20);
+    assert_int_equal(kt_json_print_buf(v, &b), KT_OK);
+    assert_string_equal(b.data, want);
+    kt_buf_fini(&b);
+    cJSON_free(want);
+}
+
+static void test_json_print_buf_matches_cjson_byte_for_byte(void **state)
+{
+    (void)state;
+    static const char *const docs[] = {
+        "{}",
+        "[]",
+        "{\"a\":{},\"b\":[],\"c\":[{}],\"d\":[[1,[2,[3]]]]}",
+        "[0,-0,1,-1,2147483647,-2147483648,2147483648,-2147483649,1e300,-1e-300]",
+        "[999999999999999,-999999999999999,1000000000000000,4503599627370496.5,-123.0,7e14]",
+        "[0.1,0.2,0.30000000000000004,1.5,-2.25,3.141592653589793,1e21,1e-7,123456789012345678]",
+        "[22.5,64.2,1013.25,0.000123,5e-324,1.7976931348623157e308,9007199254740993]",
+        "[\"\",\"plain\",\"q\\\"b\\\\s\\/\",\"\\b\\f\\n\\r\\t\",\"\\u0001\\u001f\\u007f\"]",
+        "[\"caf\\u00e9 \\u20ac \\ud83d\\ude00\",\"\xc3\xa9\"]",
+        "{\"powerState\":\"on\",\"status\":\"ok\",\"t\":true,\"f\":false,\"n\":null}",
+        "{\"dup\":1,\"dup\":2,\"\\u0000k\":3}",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        cJSON *v = parse_ok(docs[i]);
+        assert_prints_like_cjson(v);
+        cJSON_Delete(v);
+    }
+    /* Numbers set by code, not by the parser (valueint saturated by cJSON). */
+    static const double nums[] = { 0.5, -7.0, 1e10, -1e10, 2.5e-5, 1.0 / 3.0, 4e9, 100.0 };
+    kt_json_init();
+    cJSON *arr = cJSON_CreateArray();
+    assert_non_null(arr);
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        cJSON_AddItemToArray(arr, cJSON_CreateNumber(nums[i]));
+    }
+    cJSON_AddItemToArray(arr, cJSON_CreateNumber(NAN));
+    cJSON_AddItemToArray(arr, cJSON_CreateNumber(INFINITY));
+    cJSON_AddItemToArray(arr, cJSON_CreateRaw("{\"raw\":1}"));
+    cJSON_AddItemToArray(arr, cJSON_CreateStringReference("ref"));
+    assert_prints_like_cjson(arr);
+    cJSON_Delete(arr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -354,6 +406,7 @@ int main(void)
         cmocka_unit_test_teardown(test_json_print_buf_appends_unformatted, teardown),
         cmocka_unit_test_teardown(test_json_print_buf_over_cap_leaves_buffer_unchanged, teardown),
         cmocka_unit_test_teardown(test_json_print_buf_out_of_memory_is_enomem, teardown),
+        cmocka_unit_test_teardown(test_json_print_buf_matches_cjson_byte_for_byte, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
