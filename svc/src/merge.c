@@ -4,8 +4,9 @@
  *
  * DESIGN. Both documents are parsed (bounded), de-duplicated (the last of
  * equal keys wins, as Go's encoding/json), then next's members are moved
- * into latest's tree: lookups go through a kt_map per object level so a
- * document with many keys merges in linear time. A replaced member keeps its
+ * into latest's tree: lookups scan small objects (SMALL_OBJECT members,
+ * every KTWIN event) and go through a kt_map per bigger object level, so a
+ * document with many keys still merges in linear time. A replaced member keeps its
  * node (and key string) and only takes over the new value's payload, so the
  * map's borrowed keys stay valid.
  *
@@ -43,12 +44,49 @@ static int depth_of(const cJSON *v, int limit)
     return best + 1;
 }
 
+/*
+ * Objects with at most SMALL_OBJECT members (every KTWIN event) are searched
+ * by a linear scan: cheaper than building a kt_map (its allocations were
+ * most of a small merge's cost). Bigger ones use a kt_map, so a document
+ * with many keys still merges in linear time.
+ */
+#define SMALL_OBJECT 16
+
+static size_t count_children(const cJSON *v, size_t limit)
+{
+    size_t n = 0;
+    for (const cJSON *c = v->child; c != NULL && n <= limit; c = c->next) {
+        n++;
+    }
+    return n;
+}
+
+/* The member of obj after `after` (NULL = from the first) named key, or NULL. */
+static cJSON *find_after(cJSON *obj, const cJSON *after, const char *key)
+{
+    for (cJSON *c = after != NULL ? after->next : obj->child; c != NULL; c = c->next) {
+        if (c->string != NULL && strcmp(c->string, key) == 0) {
+            return c;
+        }
+    }
+    return NULL;
+}
+
 /* Remove earlier duplicates of each key (last wins), recursively. */
 static void dedupe(cJSON *v)
 {
     cJSON *c;
     cJSON *prev;
-    if (cJSON_IsObject(v)) {
+    if (cJSON_IsObject(v) && count_children(v, SMALL_OBJECT) <= SMALL_OBJECT) {
+        c = v->child;
+        while (c != NULL) {
+            cJSON *next = c->next;
+            if (c->string != NULL && find_after(v, c, c->string) != NULL) {
+                cJSON_Delete(cJSON_DetachItemViaPointer(v, c)); /* a later one wins */
+            }
+            c = next;
+        }
+    } else if (cJSON_IsObject(v)) {
         kt_map seen;
         kt_map_init(&seen);
         /* walk from the last child backwards: the first seen of a key is the last one */
@@ -93,11 +131,33 @@ static void take_value(cJSON *d, cJSON *s)
     cJSON_Delete(s);
 }
 
-/* Move every member of src into dst (both objects). src is emptied. */
+static void merge_into(cJSON *dst, cJSON *src);
+
+/* Merge member s (detached from its object) into dst, whose member d has its key (or NULL). */
+static void merge_member(cJSON *dst, cJSON *d, cJSON *s)
+{
+    if (d == NULL) {
+        cJSON_AddItemToArray(dst, s); /* appends the member with its key */
+    } else if (cJSON_IsObject(d) && cJSON_IsObject(s)) {
+        merge_into(d, s);
+        cJSON_Delete(s);
+    } else {
+        take_value(d, s);
+    }
+}
+
+/* Move every member of src into dst (both objects, deduplicated). src is emptied. */
 static void merge_into(cJSON *dst, cJSON *src)
 {
-    kt_map idx;
     cJSON *c;
+    if (count_children(dst, SMALL_OBJECT) + count_children(src, SMALL_OBJECT) <= SMALL_OBJECT) {
+        while (src->child != NULL) {
+            cJSON *s = cJSON_DetachItemViaPointer(src, src->child);
+            merge_member(dst, s->string != NULL ? find_after(dst, NULL, s->string) : NULL, s);
+        }
+        return;
+    }
+    kt_map idx;
     kt_map_init(&idx);
     for (c = dst->child; c != NULL; c = c->next) {
         if (c->string != NULL) {
@@ -107,17 +167,10 @@ static void merge_into(cJSON *dst, cJSON *src)
     while (src->child != NULL) {
         cJSON *s = cJSON_DetachItemViaPointer(src, src->child);
         cJSON *d = (s->string != NULL) ? kt_map_get(&idx, s->string) : NULL;
-        if (d == NULL) {
-            cJSON_AddItemToArray(dst, s); /* appends the member with its key */
-            if (s->string != NULL) {
-                kt_map_put(&idx, s->string, s);
-            }
-        } else if (cJSON_IsObject(d) && cJSON_IsObject(s)) {
-            merge_into(d, s);
-            cJSON_Delete(s);
-        } else {
-            take_value(d, s);
+        if (d == NULL && s->string != NULL) {
+            kt_map_put(&idx, s->string, s);
         }
+        merge_member(dst, d, s);
     }
     kt_map_fini(&idx);
 }

@@ -132,6 +132,21 @@ static void test_output_cap_leaves_out_unchanged(void **state)
     kt_buf_fini(&out);
 }
 
+/* The same merge through the small-object scan and the kt_map index (16 members). */
+static void test_small_and_indexed_objects_merge_alike(void **state)
+{
+    (void)state;
+    /* 3 + 4 members: linear scan */
+    expect_merge("{\"a\":1,\"b\":{\"x\":1},\"c\":3}", "{\"b\":{\"y\":2},\"d\":4,\"a\":0,\"a\":9}",
+                 "{\"a\":9,\"b\":{\"x\":1,\"y\":2},\"c\":3,\"d\":4}");
+    /* 9 + 10 members: kt_map */
+    expect_merge("{\"a\":1,\"b\":{\"x\":1},\"c\":3,\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,\"j\":10}",
+                 "{\"b\":{\"y\":2},\"d\":4,\"a\":0,\"a\":9,\"k\":1,\"l\":2,\"m\":3,\"n\":4,"
+                 "\"o\":5,\"p\":6}",
+                 "{\"a\":9,\"b\":{\"x\":1,\"y\":2},\"c\":3,\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,"
+                 "\"j\":10,\"d\":4,\"k\":1,\"l\":2,\"m\":3,\"n\":4,\"o\":5,\"p\":6}");
+}
+
 static void test_many_keys_merge(void **state)
 {
     (void)state;
@@ -175,6 +190,7 @@ int main(void)
         cmocka_unit_test(test_errors_name_the_side),
         cmocka_unit_test(test_depth_cap),
         cmocka_unit_test(test_output_cap_leaves_out_unchanged),
+        cmocka_unit_test(test_small_and_indexed_objects_merge_alike),
         cmocka_unit_test(test_many_keys_merge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
