@@ -33,7 +33,19 @@ struct agent_latest {
     sqlite3_stmt *st_get;
     sqlite3_stmt *st_put;
     sqlite3_stmt *st_count;
+    /*
+     * The last document read or written, by (iface, instance): a service
+     * reads an instance's state and then stores it (get, then put of the
+     * same key), so put takes the stored document from here instead of a
+     * second SELECT. Only this module writes the table; a failed write or
+     * commit forgets it.
+     */
+    int last_state;    /* LAST_NONE, LAST_ABSENT (no row) or LAST_ROW */
+    kt_buf last_key;   /* iface '\0' instance */
+    kt_buf last_data;  /* the row's data when LAST_ROW */
 };
+
+enum { LAST_NONE, LAST_ABSENT, LAST_ROW };
 
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS latest(iface TEXT NOT NULL, instance TEXT NOT NULL,"
@@ -64,6 +76,38 @@ static const char *col_text(sqlite3_stmt *st, int i)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
     return t != NULL ? (const char *)t : "";
+}
+
+/* ---- the last document -------------------------------------------------------- */
+
+static void last_forget(agent_latest *l)
+{
+    l->last_state = LAST_NONE;
+}
+
+static int last_is(const agent_latest *l, const char *iface, const char *instance)
+{
+    if (l->last_state == LAST_NONE) {
+        return 0;
+    }
+    size_t ni = strlen(iface);
+    size_t nn = strlen(instance);
+    return l->last_key.len == ni + 1 + nn && memcmp(l->last_key.data, iface, ni + 1) == 0 &&
+           memcmp(l->last_key.data + ni + 1, instance, nn) == 0;
+}
+
+static void last_remember(
+    agent_latest *l, const char *iface, const char *instance, const void *data, size_t len, int row)
+{
+    kt_buf_reset(&l->last_key);
+    kt_buf_reset(&l->last_data);
+    if (kt_buf_append(&l->last_key, iface, strlen(iface) + 1) != KT_OK ||
+        kt_buf_puts(&l->last_key, instance) != KT_OK ||
+        (row && kt_buf_append(&l->last_data, data, len) != KT_OK)) {
+        l->last_state = LAST_NONE; /* too big or no memory: just do not remember */
+        return;
+    }
+    l->last_state = row ? LAST_ROW : LAST_ABSENT;
 }
 
 /* ---- the per-iteration commit ----------------------------------------------- */
@@ -109,6 +153,7 @@ kt_status agent_latest_flush(agent_latest *l, kt_err *err)
     l->in_txn = 0;
     kt_status st = exec_sql(l, "COMMIT", err);
     if (st != KT_OK) {
+        last_forget(l);
         /* The transaction is gone either way: SQLite rolls back a failed COMMIT's work. */
         sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
     }
@@ -122,6 +167,8 @@ kt_status agent_latest_open(agent_latest **out, const char *path, uv_loop_t *loo
     *out = NULL;
     agent_latest *l = kt_xcalloc(1, sizeof *l);
     l->path = kt_xstrdup(path);
+    kt_buf_init(&l->last_key, 4096);
+    kt_buf_init(&l->last_data, 64u * 1024u);
     int rc = sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     kt_status st = KT_OK;
     if (rc != SQLITE_OK) {
@@ -191,6 +238,8 @@ void agent_latest_free(agent_latest *l)
     sqlite3_finalize(l->st_put);
     sqlite3_finalize(l->st_count);
     sqlite3_close(l->db);
+    kt_buf_fini(&l->last_key);
+    kt_buf_fini(&l->last_data);
     kt_free(l->path);
     kt_free(l);
 }
@@ -227,10 +276,12 @@ kt_status agent_latest_get(agent_latest *l,
     if (rc == SQLITE_ROW) {
         svc_record r = { .iface = iface, .instance = instance };
         row_record(st, 0, &r);
+        last_remember(l, iface, instance, r.data, r.data_len, 1);
         if (cb != NULL) {
             cb(&r, user);
         }
     } else if (rc == SQLITE_DONE) {
+        last_remember(l, iface, instance, NULL, 0, 0);
         res = kt_err_set(err, KT_ENOTFOUND, "no latest state of %s/%s", iface, instance);
     } else {
         res = sql_fail(l, rc, "latest get", err);
@@ -332,14 +383,30 @@ kt_status agent_latest_put(agent_latest *l, const svc_record *rec, kt_err *err)
     kt_buf merged;
     kt_buf_init(&merged, LATEST_MAX_DOC);
     /* The stored document, if any, merged under the new data. */
-    sqlite3_stmt *st = l->st_get;
-    sqlite3_bind_text(st, 1, rec->iface, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, rec->instance, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
     kt_status res = KT_OK;
-    if (rc == SQLITE_ROW) {
-        const uint8_t *old = sqlite3_column_blob(st, 4);
-        size_t old_len = (size_t)sqlite3_column_bytes(st, 4);
+    int rc;
+    sqlite3_stmt *st = l->st_get;
+    const uint8_t *old = NULL;
+    size_t old_len = 0;
+    int found;
+    int cached = last_is(l, rec->iface, rec->instance);
+    if (cached) {
+        found = l->last_state == LAST_ROW;
+        old = (const uint8_t *)l->last_data.data;
+        old_len = l->last_data.len;
+    } else {
+        sqlite3_bind_text(st, 1, rec->iface, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, rec->instance, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        found = rc == SQLITE_ROW;
+        if (found) {
+            old = sqlite3_column_blob(st, 4);
+            old_len = (size_t)sqlite3_column_bytes(st, 4);
+        } else if (rc != SQLITE_DONE) {
+            res = sql_fail(l, rc, "latest get", err);
+        }
+    }
+    if (res == KT_OK && found) {
         kt_err merr = { 0 };
         res = svc_merge_json(&merged, old, old_len, next, next_len, &merr);
         if (res == KT_EINVAL) {
@@ -349,13 +416,13 @@ kt_status agent_latest_put(agent_latest *l, const svc_record *rec, kt_err *err)
         } else if (res != KT_OK) {
             kt_err_set(err, res, "%s", merr.msg);
         }
-    } else if (rc == SQLITE_DONE) {
+    } else if (res == KT_OK) {
         res = svc_merge_json(&merged, NULL, 0, next, next_len, err);
-    } else {
-        res = sql_fail(l, rc, "latest get", err);
     }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    if (!cached) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
     if (res == KT_OK) {
         res = begin_write(l, err);
     }
@@ -377,6 +444,11 @@ kt_status agent_latest_put(agent_latest *l, const svc_record *rec, kt_err *err)
         }
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
+    }
+    if (res == KT_OK) {
+        last_remember(l, rec->iface, rec->instance, merged.data, merged.len, 1);
+    } else {
+        last_forget(l);
     }
     kt_buf_fini(&merged);
     return res;

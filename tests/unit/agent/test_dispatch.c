@@ -453,6 +453,46 @@ static void test_latest_persists_across_reopen(void **state)
     agent_latest_free(other);
 }
 
+/* put after get of the same instance merges over the remembered document; other orders read the row. */
+static void put_data(agent_latest *l, const char *inst, const char *data)
+{
+    svc_record r = { .iface = "sensor",
+                     .instance = inst,
+                     .id = "e1",
+                     .type = "ktwin.store.sensor",
+                     .source = inst,
+                     .time_ms = 1,
+                     .data = (const uint8_t *)data,
+                     .data_len = strlen(data) };
+    kt_err err = { 0 };
+    must(agent_latest_put(l, &r, &err), &err);
+}
+
+static void test_latest_put_merges_with_and_without_a_prior_get(void **state)
+{
+    fixture *f = *state;
+    got g;
+    kt_err err = { 0 };
+    assert_null(latest_of(f, "sensor", "s-1", &g)); /* absent, remembered as such */
+    put_data(f->latest, "s-1", "{\"a\":1,\"b\":1}");
+    assert_string_equal(latest_of(f, "sensor", "s-1", &g), "{\"a\":1,\"b\":1}");
+    put_data(f->latest, "s-1", "{\"b\":2}"); /* after a get */
+    put_data(f->latest, "s-1", "{\"c\":3}"); /* after a put */
+    put_data(f->latest, "s-2", "{\"x\":0}");
+    put_data(f->latest, "s-1", "{\"d\":4}"); /* another instance in between: from the row */
+    assert_string_equal(latest_of(f, "sensor", "s-2", &g), "{\"x\":0}");
+    assert_string_equal(latest_of(f, "sensor", "s-1", &g), "{\"a\":1,\"b\":2,\"c\":3,\"d\":4}");
+    must(agent_latest_flush(f->latest, &err), &err);
+    agent_latest *other = NULL;
+    char path[400];
+    snprintf(path, sizeof path, "%s/latest.db", f->dir);
+    must(agent_latest_open(&other, path, NULL, &err), &err);
+    memset(&g, 0, sizeof g);
+    must(agent_latest_get(other, "sensor", "s-1", on_record, &g, &err), &err);
+    assert_string_equal(g.data, "{\"a\":1,\"b\":2,\"c\":3,\"d\":4}");
+    agent_latest_free(other);
+}
+
 static void test_mqtt_callback_joins_the_drain_transaction(void **state)
 {
     fixture *f = *state;
@@ -570,6 +610,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_real_event_runs_plugin_and_fans_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_latest_put_merges_with_and_without_a_prior_get, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_aggregate_data_goes_to_aggregator, setup, teardown),
         cmocka_unit_test_setup_teardown(test_command_from_hub_runs_local_service, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_interface_is_dropped_and_counted, setup,
