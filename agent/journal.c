@@ -82,7 +82,8 @@ struct agent_journal {
 
 /* ---- codec ----------------------------------------------------------------- */
 
-static uint32_t crc_table[256];
+/* CRC-32 (zlib's), slice-by-8: table k is the CRC of a byte followed by k zero bytes. */
+static uint32_t crc_table[8][256];
 static atomic_int crc_ready;
 
 static void crc_init(void)
@@ -95,17 +96,37 @@ static void crc_init(void)
         for (int k = 0; k < 8; k++) {
             c = (c & 1u) != 0 ? 0xedb88320u ^ (c >> 1) : c >> 1;
         }
-        crc_table[i] = c;
+        crc_table[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++) {
+        for (int k = 1; k < 8; k++) {
+            uint32_t prev = crc_table[k - 1][i];
+            crc_table[k][i] = (prev >> 8) ^ crc_table[0][prev & 0xffu];
+        }
     }
     atomic_store_explicit(&crc_ready, 1, memory_order_release);
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 uint32_t agent_journal_crc32(const uint8_t *buf, size_t len)
 {
     crc_init();
     uint32_t c = 0xffffffffu;
-    for (size_t i = 0; i < len; i++) {
-        c = crc_table[(c ^ buf[i]) & 0xffu] ^ (c >> 8);
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint32_t lo = c ^ le32(buf + i);
+        uint32_t hi = le32(buf + i + 4);
+        c = crc_table[7][lo & 0xffu] ^ crc_table[6][(lo >> 8) & 0xffu] ^
+            crc_table[5][(lo >> 16) & 0xffu] ^ crc_table[4][lo >> 24] ^
+            crc_table[3][hi & 0xffu] ^ crc_table[2][(hi >> 8) & 0xffu] ^
+            crc_table[1][(hi >> 16) & 0xffu] ^ crc_table[0][hi >> 24];
+    }
+    for (; i < len; i++) {
+        c = crc_table[0][(c ^ buf[i]) & 0xffu] ^ (c >> 8);
     }
     return c ^ 0xffffffffu;
 }

@@ -260,6 +260,23 @@ static void test_codec_round_trip_and_bad_records(void **state)
     assert_non_null(strstr(e3.msg, "topic length"));
     /* The CRC is zlib's: crc32("123456789") == 0xcbf43926. */
     assert_int_equal(agent_journal_crc32((const uint8_t *)"123456789", 9), 0xcbf43926u);
+    /* Every length and alignment (the 8-byte steps and the byte tail) against bit by bit. */
+    uint8_t data[67];
+    for (size_t i = 0; i < sizeof data; i++) {
+        data[i] = (uint8_t)(i * 37u + 11u);
+    }
+    for (size_t off = 0; off < 8; off++) {
+        for (size_t len = 0; off + len <= sizeof data; len++) {
+            uint32_t want = 0xffffffffu;
+            for (size_t i = 0; i < len; i++) {
+                want ^= data[off + i];
+                for (int k = 0; k < 8; k++) {
+                    want = (want & 1u) != 0 ? 0xedb88320u ^ (want >> 1) : want >> 1;
+                }
+            }
+            assert_int_equal(agent_journal_crc32(data + off, len), want ^ 0xffffffffu);
+        }
+    }
 }
 
 /* ---- the journal ------------------------------------------------------------------- */
