@@ -65,6 +65,9 @@ static const char schema_sql[] =
  * kept by the main one counts the touched file pages in the agent's RSS for good. */
 #define CACHE_MMAP_BYTES "268435456"
 
+/* Page cache of the main connection, in the PRAGMA cache_size form (negative: KiB). */
+#define CACHE_PAGE_CACHE "-512"
+
 /* ---- helpers --------------------------------------------------------------- */
 
 static kt_status sql_fail(agent_cache *c, int rc, const char *what, kt_err *err)
@@ -348,6 +351,11 @@ static kt_status open_db(agent_cache *c, kt_err *err)
     kt_status st = exec_sql(c, "PRAGMA journal_mode=WAL", err);
     if (st == KT_OK) {
         st = exec_sql(c, "PRAGMA synchronous=NORMAL", err);
+    }
+    if (st == KT_OK) {
+        /* 512 KiB of page cache instead of 2 MiB: the objects are read once per model build
+         * and a snapshot spills to the WAL as it goes (agent-rss). */
+        st = exec_sql(c, "PRAGMA cache_size=" CACHE_PAGE_CACHE, err);
     }
 
     if (st == KT_OK) {
@@ -785,6 +793,12 @@ agent_cache_foreach_placement(agent_cache *c, agent_cache_placement_cb cb, void 
 
 /* ---- rendered documents ---------------------------------------------------- */
 
+/* Bytes per sqlite3_blob_write/read of a rendered document. */
+#define RENDERED_CHUNK (64 * 1024)
+
+/* The document goes in as zeroblob(len) then is written through incremental blob I/O: a
+ * bound 3 MB blob made SQLite build the whole record in a heap copy of its own (the agent's
+ * peak heap while storing the graph JSON). Both steps in one transaction. */
 kt_status agent_cache_rendered_put(agent_cache *c,
                                    const char *name,
                                    uint64_t generation,
@@ -802,22 +816,73 @@ kt_status agent_cache_rendered_put(agent_cache *c,
     if (len > (size_t)0x7fffffff) {
         return kt_err_set(err, KT_ETOOBIG, "%s: %zu bytes", name, len);
     }
+    kt_status ret = exec_sql(c, "BEGIN IMMEDIATE", err);
+    if (ret != KT_OK) {
+        return ret;
+    }
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(
-        c->db, "INSERT OR REPLACE INTO rendered(name, revision, body) VALUES(?, ?, ?)", -1, &st,
-        NULL);
-    if (rc != SQLITE_OK) {
-        return sql_fail(c, rc, "write rendered", err);
+        c->db, "INSERT OR REPLACE INTO rendered(name, revision, body) VALUES(?, ?, zeroblob(?))",
+        -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)c->graph_rev);
+        sqlite3_bind_int(st, 3, (int)len);
+        rc = sqlite3_step(st);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
     }
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)c->graph_rev);
-    sqlite3_bind_blob(st, 3, len > 0 ? data : "", (int)len, SQLITE_STATIC);
-    rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) {
-        return sql_fail(c, rc, "write rendered", err);
+    sqlite3_blob *blob = NULL;
+    if (rc == SQLITE_OK && len > 0) {
+        rc = sqlite3_blob_open(c->db, "main", "rendered", "body", sqlite3_last_insert_rowid(c->db),
+                               1, &blob);
     }
-    return KT_OK;
+    for (size_t off = 0; rc == SQLITE_OK && off < len; off += RENDERED_CHUNK) {
+        size_t n = len - off < RENDERED_CHUNK ? len - off : RENDERED_CHUNK;
+        rc = sqlite3_blob_write(blob, (const char *)data + off, (int)n, (int)off);
+    }
+    if (blob != NULL) {
+        int crc = sqlite3_blob_close(blob);
+        rc = rc == SQLITE_OK ? crc : rc;
+    }
+    if (rc != SQLITE_OK) {
+        ret = sql_fail(c, rc, "write rendered", err);
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+        return ret;
+    }
+    return exec_sql(c, "COMMIT", err);
+}
+
+/* Append the blob of rendered row rowid (n bytes) to out in chunks, without SQLite's own copy. */
+static kt_status rendered_read(
+    agent_cache *c, sqlite3_int64 rowid, size_t n, kt_buf *out, const char *name, kt_err *err)
+{
+    sqlite3_blob *blob = NULL;
+    int rc = sqlite3_blob_open(c->db, "main", "rendered", "body", rowid, 0, &blob);
+    size_t mark = out->len;
+    kt_status ret = KT_OK;
+    char chunk[4096];
+    for (size_t off = 0; rc == SQLITE_OK && ret == KT_OK && off < n; off += sizeof chunk) {
+        size_t k = n - off < sizeof chunk ? n - off : sizeof chunk;
+        rc = sqlite3_blob_read(blob, chunk, (int)k, (int)off);
+        if (rc == SQLITE_OK && kt_buf_append(out, chunk, k) != KT_OK) {
+            ret = kt_err_set(err, KT_ETOOBIG, "%s: %zu bytes exceed the buffer", name, n);
+        }
+    }
+    if (blob != NULL) {
+        int crc = sqlite3_blob_close(blob);
+        rc = rc == SQLITE_OK ? crc : rc;
+    }
+    if (ret == KT_OK && rc != SQLITE_OK) {
+        ret = sql_fail(c, rc, "read rendered", err);
+    }
+    if (ret != KT_OK) {
+        out->len = mark; /* nothing appended on failure */
+        if (out->data != NULL) {
+            out->data[mark] = '\0';
+        }
+    }
+    return ret;
 }
 
 kt_status agent_cache_rendered_get(agent_cache *c, const char *name, kt_buf *out, kt_err *err)
@@ -827,11 +892,8 @@ kt_status agent_cache_rendered_get(agent_cache *c, const char *name, kt_buf *out
     }
     sqlite3_stmt *st = NULL;
     /* length(body) does not read the blob's overflow pages. */
-    int rc = sqlite3_prepare_v2(c->db,
-                                out != NULL
-                                    ? "SELECT revision, body FROM rendered WHERE name = ?"
-                                    : "SELECT revision, length(body) FROM rendered WHERE name = ?",
-                                -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(
+        c->db, "SELECT rowid, revision, length(body) FROM rendered WHERE name = ?", -1, &st, NULL);
     if (rc != SQLITE_OK) {
         return sql_fail(c, rc, "read rendered", err);
     }
@@ -839,17 +901,15 @@ kt_status agent_cache_rendered_get(agent_cache *c, const char *name, kt_buf *out
     kt_status ret = KT_OK;
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        uint64_t rev = (uint64_t)sqlite3_column_int64(st, 0);
-        const void *body = out != NULL ? sqlite3_column_blob(st, 1) : NULL;
-        size_t n = out != NULL ? (size_t)sqlite3_column_bytes(st, 1) : 0;
+        sqlite3_int64 rowid = sqlite3_column_int64(st, 0);
+        uint64_t rev = (uint64_t)sqlite3_column_int64(st, 1);
+        size_t n = (size_t)sqlite3_column_int64(st, 2);
         if (rev != c->graph_rev) {
             /* Written by a binary that did not drop it on commit: not this content. */
             ret = kt_err_set(err, KT_ENOTFOUND, "%s rendered at revision %llu, cache is at %llu",
                              name, (unsigned long long)rev, (unsigned long long)c->graph_rev);
-        } else if (body == NULL && n > 0) {
-            ret = sql_fail(c, sqlite3_errcode(c->db), "read rendered", err);
-        } else if (out != NULL && n > 0 && kt_buf_append(out, body, n) != KT_OK) {
-            ret = kt_err_set(err, KT_ETOOBIG, "%s: %zu bytes exceed the buffer", name, n);
+        } else if (out != NULL && n > 0) {
+            ret = rendered_read(c, rowid, n, out, name, err);
         }
     } else if (rc == SQLITE_DONE) {
         ret = kt_err_set(err, KT_ENOTFOUND, "%s not rendered since the last commit", name);

@@ -30,6 +30,8 @@
  * Thread: the loop thread only (plus libuv's own threadpool, unused here).
  */
 #define KT_LOG_MOD "agent"
+#include <MQTTAsync.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -224,6 +226,24 @@ ev_down_apply(uint64_t first_seq, const sync_event *events, size_t n, kt_err *er
     return agent_dispatch_down_apply(user, first_seq, events, n, err);
 }
 
+/* Whether a services.specs entry is an HTTP service. The caller (libcurl) is created only
+ * then: ktwin-agent loads libcurl when it is first called (agent/curl_lazy.c), and a site
+ * with in-process plugins only never maps it nor its ~25 dependencies (agent-rss,
+ * agent-coldstart). A spec that does not parse is reported by agent_dispatch_add_services. */
+static bool need_http_caller(const agent_cfg *cfg)
+{
+    bool need = false;
+    for (size_t i = 0; i < cfg->services_specs.n && !need; i++) {
+        svc_service s;
+        kt_err e = { 0 };
+        if (svc_service_parse(&s, cfg->services_specs.items[i], &e) == KT_OK) {
+            need = s.kind != SVC_SERVICE_PLUGIN;
+            svc_service_fini(&s);
+        }
+    }
+    return need;
+}
+
 static kt_status ev_start(agent_ev *ev,
                           const agent_cfg *cfg,
                           uv_loop_t *loop,
@@ -267,7 +287,7 @@ static kt_status ev_start(agent_ev *ev,
                                    .store = agent_dispatch_store_ops(ev->dispatch),
                                    .user = ev->dispatch };
     st = svc_plugin_host_new(&ev->plugins, &popts, err);
-    if (st == KT_OK) {
+    if (st == KT_OK && need_http_caller(cfg)) {
         svc_caller_opts copts = { .metrics = metrics,
                                   .connect_timeout_ms =
                                       (uint32_t)cfg->services_connect_timeout_ms };
@@ -415,6 +435,13 @@ static void edge_stop(agent_edge *e)
     }
 }
 
+/* Give freed heap pages back (after a model build or a graph rendering, the largest
+ * temporary buffers): glibc keeps them resident otherwise, and later peaks add to them. */
+static void heap_trim(void)
+{
+    (void)malloc_trim(0);
+}
+
 /* Every second: store the graph JSON again once the cached objects changed. */
 static void on_persist(uv_timer_t *t)
 {
@@ -428,6 +455,7 @@ static void on_persist(uv_timer_t *t)
     if (agent_view_persist_graph(app->view, &err) != KT_OK) {
         KT_LOG(KT_LOG_WARN, "AGENT-GRAPH-PERSIST", "err=\"%s\"", err.msg);
     }
+    heap_trim();
 }
 
 /* One slice of the start-up model build per loop turn; then MQTT and the uplink start. */
@@ -502,6 +530,19 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+
+    /* ---- memory (agent-rss): one malloc arena for every thread (paho's two threads each
+     * touched an arena of their own), and a fixed mmap threshold so that buffers above it
+     * (graph JSON, snapshot frames) go back to the system when freed instead of raising the
+     * threshold and staying in the heap. */
+    (void)mallopt(M_ARENA_MAX, 1);
+    (void)mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    /* paho would run OpenSSL's global init (config file, providers, error strings: ~3.5 MiB
+     * of libcrypto pages touched) in MQTTAsync_create even for tcp:// brokers; OpenSSL 3
+     * initialises itself on first use, so a TLS broker or hub still works (agent-rss). */
+    MQTTAsync_init_options mqtt_init = MQTTAsync_init_options_initializer;
+    mqtt_init.do_openssl_init = 0;
+    MQTTAsync_global_init(&mqtt_init);
 
     /* ---- configuration */
     agent_cfg cfg;
@@ -624,6 +665,7 @@ int main(int argc, char **argv)
         .ca_file = cfg.hub_ca_file,
         .connect_timeout_ms = (uint32_t)cfg.hub_connect_timeout_ms,
         .max_message_bytes = cfg.hub_max_message_bytes,
+        .batch_events = (uint32_t)cfg.hub_batch_events,
         .cpu_millis = (uint32_t)cfg.cpu_millis,
         .memory_bytes = (uint64_t)cfg.memory_bytes,
         .reconnect_base_ms = (uint32_t)cfg.reconnect_base_ms,

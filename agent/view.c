@@ -31,6 +31,9 @@
 /* Cap on the concatenated bodies: far above any site (a 20-neighborhood site is ~6 MiB). */
 #define VIEW_MAX_BYTES ((size_t)1 << 30)
 
+/* Objects per slice of a synchronous refresh (agent_view_refresh). */
+#define VIEW_REFRESH_SLICE 1024
+
 /* Name of the graph JSON in the cache's rendered table. */
 #define VIEW_GRAPH_DOC "twin-graph"
 
@@ -158,29 +161,17 @@ kt_status agent_view_refresh(agent_view *v, kt_err *err)
         model_diag_fini(&d);
         return KT_OK;
     }
-    uint64_t t0 = kt_clock_mono_ns();
-    kt_buf b;
-    kt_buf_init(&b, VIEW_MAX_BYTES);
-    kt_status st = agent_cache_foreach_object(v->cache, NULL, collect_body, &b, err);
-    if (st == KT_OK && b.len > 0 && b.data[b.len - 1] != '\n') {
-        st = kt_err_set(err, KT_ETOOBIG, "cached objects exceed %zu bytes", (size_t)VIEW_MAX_BYTES);
+    /* In slices, as at start: the bodies of one slice at a time (~0.5 MB) instead of all of
+     * them (~6 MB for a 20-neighborhood site, in a buffer doubled to 8 MB) next to the model
+     * being built; that buffer was the agent's peak heap after a snapshot. A build in slices
+     * already under way for this generation is continued, one for an older one restarted. */
+    int done = 0;
+    while (!done) {
+        kt_status st = agent_view_step(v, VIEW_REFRESH_SLICE, &done, err);
+        if (st != KT_OK) {
+            return st;
+        }
     }
-    if (st != KT_OK) {
-        kt_buf_fini(&b);
-        return st;
-    }
-    model *m = model_new();
-    model_diag d;
-    model_diag_init(&d);
-    st = model_load_buffer(m, "cache", b.data != NULL ? b.data : "", b.len, &d, err);
-    kt_buf_fini(&b);
-    if (st != KT_OK) {
-        model_diag_fini(&d);
-        model_free(m);
-        return st;
-    }
-    part_drop(v); /* a build in slices is overtaken by this one */
-    install(v, m, &d, gen, t0);
     return KT_OK;
 }
 

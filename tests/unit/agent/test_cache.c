@@ -638,10 +638,58 @@ static void test_rendered_graph_survives_restart_and_is_dropped_by_commits(void 
     agent_cache_free(c);
 }
 
+/* A document of many chunks (64 KiB writes, 4 KiB reads, a size that is no multiple of either)
+ * comes back byte for byte and survives a restart; a buffer too small for it gets nothing. */
+static void test_large_rendered_document_round_trips_in_chunks(void **state)
+{
+    fixture *f = *state;
+    agent_cache *c = open_ok(f);
+    agent_cache_object objs[] = { obj(AGENT_KIND_INTERFACE, "hood", HOOD_DOC, 1) };
+    put_snapshot(c, 1, objs, 1);
+    size_t n = 3 * 65536 + 4097;
+    char *doc = kt_xmalloc(n);
+    for (size_t i = 0; i < n; i++) {
+        doc[i] = (char)('a' + (i * 7 + i / 4096) % 26);
+    }
+    kt_err err = { 0 };
+    assert_int_equal(agent_cache_rendered_put(c, "big", agent_cache_generation(c), doc, n, &err),
+                     KT_OK);
+    agent_cache_free(c);
+    c = open_ok(f);
+    kt_buf out;
+    kt_buf_init(&out, 1 << 20);
+    assert_int_equal(kt_buf_append(&out, "pre:", 4), KT_OK);
+    assert_int_equal(agent_cache_rendered_get(c, "big", &out, &err), KT_OK);
+    assert_int_equal(out.len, 4 + n);
+    assert_memory_equal(out.data, "pre:", 4);
+    assert_memory_equal(out.data + 4, doc, n);
+    /* Replaced by a shorter one: only the new bytes. */
+    assert_int_equal(agent_cache_rendered_put(c, "big", agent_cache_generation(c), "{}", 2, &err),
+                     KT_OK);
+    kt_buf_reset(&out);
+    assert_int_equal(agent_cache_rendered_get(c, "big", &out, &err), KT_OK);
+    assert_string_equal(out.data, "{}");
+    assert_int_equal(agent_cache_rendered_put(c, "big", agent_cache_generation(c), doc, n, &err),
+                     KT_OK);
+    kt_buf small;
+    kt_buf_init(&small, 100000);
+    assert_int_equal(kt_buf_append(&small, "keep", 4), KT_OK);
+    memset(&err, 0, sizeof err);
+    assert_int_equal(agent_cache_rendered_get(c, "big", &small, &err), KT_ETOOBIG);
+    assert_int_equal(small.len, 4);
+    assert_string_equal(small.data, "keep");
+    kt_buf_fini(&small);
+    kt_buf_fini(&out);
+    kt_free(doc);
+    agent_cache_free(c);
+}
+
 int main(void)
 {
     kt_log_set_level(KT_LOG_WARN);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_large_rendered_document_round_trips_in_chunks, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_new_cache_is_empty_with_an_incarnation, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_snapshot_persists_across_reopen, setup, teardown),
