@@ -10,8 +10,11 @@
  *   of a server vhost receives LWS_CALLBACK_HTTP, builds a kt_http_req, reads
  *   the body (bounded by max_body_bytes, 413 beyond) and dispatches. The
  *   response is written from LWS_CALLBACK_HTTP_WRITEABLE: headers first, then
- *   the body in NET_CHUNK pieces, one lws_write per callback, so a 100 MiB
- *   body never stalls the loop. Servers speak HTTP/1.1 only (ALPN
+ *   the body in NET_CHUNK pieces, as many per callback as the socket takes
+ *   without blocking (lws_send_pipe_choked) up to NET_HTTP_BURST bytes, with
+ *   the socket's send buffer raised to that for a big body, so it goes out
+ *   in few loop turns and a 100 MiB one never stalls the
+ *   loop (nor starves other clients) for long. Servers speak HTTP/1.1 only (ALPN
  *   "http/1.1"): the body streaming assumes h1 framing.
  *
  *   Shutdown (lws 4.1.6 with a foreign loop, checked on this machine): the
@@ -48,6 +51,10 @@
 #include "kt/log.h"
 #include "kt/mem.h"
 #include "net_int.h"
+
+/* At most this many body bytes per HTTP_WRITEABLE callback (a few ms of
+ * loopback throughput), so one big response cannot starve the loop. */
+#define NET_HTTP_BURST (1024u * 1024u)
 
 struct route {
     struct route *next;
@@ -411,6 +418,8 @@ kt_status kt_net_new(kt_net **out, uv_loop_t *loop, const kt_net_opts *opts, kt_
     }
     uv_timer_init(loop, &net->defer_timer);
     net->defer_timer.data = net;
+    uv_timer_init(loop, &net->orphan_timer);
+    net->orphan_timer.data = net;
     *out = net;
     return KT_OK;
 }
@@ -490,6 +499,8 @@ static void reaper_closed(uv_handle_t *h)
     kt_free(net);
 }
 
+static bool close_orphans(kt_net *net);
+
 static void reaper_cb(uv_timer_t *t)
 {
     kt_net *net = t->data;
@@ -498,6 +509,14 @@ static void reaper_cb(uv_timer_t *t)
     if (s.busy) {
         return;
     }
+    if (net->n_orphans > 0) {
+        if (!close_orphans(net)) {
+            /* Its fd number is watched by a handle that is not ours: leave it. */
+            KT_LOG(KT_LOG_WARN, "NET-UV-ORPHAN-LEFT", "n=%zu", net->n_orphans);
+            net->n_orphans = 0;
+        }
+        return; /* the next tick waits for those closes */
+    }
     if (net->ctx != NULL) {
         lws_context_destroy(net->ctx); /* second stage: frees the context (pcontext -> NULL) */
     }
@@ -505,6 +524,115 @@ static void reaper_cb(uv_timer_t *t)
     free_servers(net);
     uv_timer_stop(t);
     uv_close((uv_handle_t *)t, reaper_closed);
+}
+
+/*
+ * lws 4.1.6 libuv backend bug (fixed upstream after 4.1, warmcat/libwebsockets
+ * PR #2434): a client connect that fails after its socket got a uv_poll
+ * watcher (connect timeout, refused after EINPROGRESS) runs connect's
+ * try_next_result path, which closes the fd and sets wsi->desc.sockfd
+ * invalid, reports CLIENT_CONNECTION_ERROR and frees the wsi. But
+ * elops_wsi_logical_close_uv returns early for an invalid fd, so the watcher
+ * (lws_malloc'd, handle->data == wsi) is never uv_close'd: it stays on the
+ * loop (uv_loop_close says EBUSY) and leaks.
+ *
+ * So, from the CONNECTION_ERROR callback (the wsi still exists) and only when
+ * its fd is already gone: remember the watcher whose data is this wsi. It
+ * cannot be closed there: lws still calls uv_poll_stop on it while it frees
+ * the wsi (libuv asserts on a closing handle). orphan_timer closes it on a
+ * later loop turn, once lws is done with it, and frees it as lws would
+ * (lws_libuv_closewsi_m). uv_close of a poll handle also removes its (old)
+ * fd number from the loop's epoll set, so it waits while another open handle
+ * of this loop watches a socket that reused that number. A failure with the
+ * fd still valid takes lws' normal close path, which closes the watcher.
+ */
+typedef struct orphan_scan {
+    kt_net *net;
+    const void *wsi;
+    uv_poll_t *found;
+    uv_os_fd_t fd;
+    bool fd_in_use;
+} orphan_scan;
+
+static bool is_orphan(const kt_net *net, const uv_handle_t *h)
+{
+    for (size_t i = 0; i < net->n_orphans; i++) {
+        if ((const uv_handle_t *)net->orphans[i] == h) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void orphan_find_walk(uv_handle_t *h, void *arg)
+{
+    orphan_scan *s = arg;
+    if (h->type == UV_POLL && h->data == s->wsi && !uv_is_closing(h) && !is_orphan(s->net, h)) {
+        s->found = (uv_poll_t *)h;
+    }
+}
+
+static void orphan_fd_walk(uv_handle_t *h, void *arg)
+{
+    orphan_scan *s = arg;
+    uv_os_fd_t fd;
+    if ((uv_handle_t *)s->found != h && !uv_is_closing(h) && !is_orphan(s->net, h) &&
+        uv_fileno(h, &fd) == 0 && fd == s->fd) {
+        s->fd_in_use = true;
+    }
+}
+
+static void orphan_closed(uv_handle_t *h)
+{
+    (void)lws_realloc(h, 0, "uvh"); /* lws_free(): the watcher came from lws_malloc */
+}
+
+/* Close every remembered watcher whose fd number no other handle watches; true when none is left.
+ */
+static bool close_orphans(kt_net *net)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < net->n_orphans; i++) {
+        uv_poll_t *p = net->orphans[i];
+        orphan_scan s = { net, NULL, p, -1, false };
+        if (uv_fileno((uv_handle_t *)p, &s.fd) == 0) {
+            uv_walk(net->loop, orphan_fd_walk, &s);
+        }
+        if (s.fd_in_use) {
+            net->orphans[keep++] = p;
+            continue;
+        }
+        KT_LOG(KT_LOG_INFO, "NET-UV-ORPHAN-CLOSED", "fd=%d", (int)s.fd);
+        uv_close((uv_handle_t *)p, orphan_closed);
+    }
+    net->n_orphans = keep;
+    return keep == 0;
+}
+
+static void orphan_timer_cb(uv_timer_t *t)
+{
+    kt_net *net = t->data;
+    if (!close_orphans(net)) {
+        uv_timer_start(t, orphan_timer_cb, 100, 0);
+    }
+}
+
+void net__reap_failed_connect_watcher(struct lws *wsi)
+{
+    if (wsi == NULL || lws_get_socket_fd(wsi) != LWS_SOCK_INVALID) {
+        return;
+    }
+    kt_net *net = lws_context_user(lws_get_context(wsi));
+    if (net == NULL || net->freeing ||
+        net->n_orphans == sizeof net->orphans / sizeof net->orphans[0]) {
+        return;
+    }
+    orphan_scan s = { net, wsi, NULL, -1, false };
+    uv_walk(net->loop, orphan_find_walk, &s);
+    if (s.found != NULL) {
+        net->orphans[net->n_orphans++] = s.found;
+        uv_timer_start(&net->orphan_timer, orphan_timer_cb, 0, 0);
+    }
 }
 
 static void req_free(kt_http_req *req);
@@ -533,6 +661,8 @@ void kt_net_free(kt_net *net)
     }
     uv_timer_stop(&net->defer_timer);
     uv_close((uv_handle_t *)&net->defer_timer, NULL);
+    uv_timer_stop(&net->orphan_timer);
+    uv_close((uv_handle_t *)&net->orphan_timer, NULL);
     lws_context_destroy(net->ctx); /* first stage: closes lws' handles */
     uv_timer_init(net->loop, &net->reaper);
     net->reaper.data = net;
@@ -631,6 +761,9 @@ kt_status kt_http_server_start(kt_http_server *srv, kt_err *err)
     srv->protocols[0].name = "http";
     srv->protocols[0].callback = http_cb;
     srv->protocols[0].per_session_data_size = sizeof(http_pss);
+    /* lws sends at most tx_packet_size (else pt_serv_buf_size, 32 KiB) per
+     * lws_write and buffers the rest as a partial write: one NET_CHUNK per send. */
+    srv->protocols[0].tx_packet_size = NET_CHUNK;
     srv->protocols[0].user = srv;
     uint32_t ping = UINT32_MAX;
     uint32_t idle = 0;
@@ -994,6 +1127,27 @@ static void dispatch(kt_http_req *req)
     req->in_handler = false;
 }
 
+/*
+ * A big body: let the socket take up to NET_HTTP_BURST at once. The default
+ * send buffer (tcp_wmem, autotuned up from 16 KiB) took ~32 KiB per loop
+ * turn, so the greedy writer below stopped after every chunk. Never shrinks
+ * the buffer; the kernel caps the value at net.core.wmem_max (and doubles
+ * it). Best effort: failing leaves the default buffer, which still works.
+ */
+static void grow_sndbuf(struct lws *wsi, size_t body_len)
+{
+    lws_sockfd_type fd = lws_get_socket_fd(wsi);
+    if (fd == LWS_SOCK_INVALID) {
+        return;
+    }
+    int want = (int)(body_len < NET_HTTP_BURST ? body_len : NET_HTTP_BURST);
+    int cur = 0;
+    socklen_t sl = sizeof cur;
+    if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cur, &sl) == 0 && cur < want) {
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
+    }
+}
+
 static kt_http_method method_of(int lm)
 {
     switch (lm) {
@@ -1208,23 +1362,40 @@ http_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                 return -1;
             }
             req->headers_sent = true;
+            if (req->resp_len > NET_CHUNK && !req->head_only) {
+                grow_sndbuf(wsi, req->resp_len);
+            }
             if (req->resp_len > 0 && !req->head_only) {
                 lws_callback_on_writable(wsi);
                 return 0;
             }
         } else {
-            size_t n = req->resp_len - req->sent;
-            if (n > NET_CHUNK) {
-                n = NET_CHUNK;
+            /* Greedy: NET_CHUNK pieces while the socket takes them without
+             * blocking, at most NET_HTTP_BURST bytes per callback. lws_write
+             * reports a short socket write as complete and keeps the rest
+             * (lws_partial_buffered): stop there and wait for the next
+             * writeable, which flushes it before calling us again. */
+            size_t burst = 0;
+            bool last = false;
+            for (;;) {
+                size_t n = req->resp_len - req->sent;
+                if (n > NET_CHUNK) {
+                    n = NET_CHUNK;
+                }
+                memcpy(start, req->resp + req->sent, n);
+                last = req->sent + n == req->resp_len;
+                int w = lws_write(wsi, start, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
+                if (w < 0 || (size_t)w < n) {
+                    req_free(req);
+                    return -1;
+                }
+                req->sent += n;
+                burst += n;
+                if (last || burst >= NET_HTTP_BURST || lws_partial_buffered(wsi) ||
+                    lws_send_pipe_choked(wsi)) {
+                    break;
+                }
             }
-            memcpy(start, req->resp + req->sent, n);
-            bool last = req->sent + n == req->resp_len;
-            int w = lws_write(wsi, start, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
-            if (w < 0 || (size_t)w < n) {
-                req_free(req);
-                return -1;
-            }
-            req->sent += n;
             if (!last) {
                 lws_callback_on_writable(wsi);
                 return 0;

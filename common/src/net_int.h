@@ -94,6 +94,10 @@ struct kt_net {
     kt_ws_conn *deferred; /* conns whose failure is reported from defer_timer */
     uv_timer_t defer_timer;
     uv_timer_t reaper; /* shutdown: waits for lws handles, then frees */
+    /* uv_poll watchers lws abandoned on failed connects (net.c), closed from orphan_timer */
+    uv_poll_t *orphans[16];
+    size_t n_orphans;
+    uv_timer_t orphan_timer;
     bool freeing;
     unsigned char *scratch; /* LWS_PRE + NET_CHUNK */
     const struct lws_protocols *client_protocols;
@@ -169,7 +173,7 @@ struct kt_ws_conn {
 };
 
 /* Debug builds check that kt_net is only used from its loop thread (STYLE.md §8). */
-#define NET_ASSERT_LOOP(net)                                                                   \
+#define NET_ASSERT_LOOP(net) \
     KT_DEBUG_ASSERT(uv_thread_equal(&(net)->owner, &(uv_thread_t){ uv_thread_self() }))
 
 /* net.c, used by net_ws.c */
@@ -182,6 +186,8 @@ void net__copy_query(struct lws *wsi, char **out);
 void net__set_retry(lws_retry_bo_t *r, uint32_t ping_s, uint32_t idle_s);
 /* A policy with these settings owned by net (shared, freed with net); NULL when pings are off. */
 const lws_retry_bo_t *net__retry(kt_net *net, uint32_t ping_s, uint32_t idle_s);
+/* Close the uv_poll watcher lws 4.1.6 abandons when a client connect fails (see net.c). */
+void net__reap_failed_connect_watcher(struct lws *wsi);
 
 /* net_ws.c, used by net.c */
 int net__ws_server_cb(

@@ -232,6 +232,9 @@ static int on_rx(kt_ws_conn *c, struct lws *wsi, const void *in, size_t len)
         return 0;
     }
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) != 0) {
+        if (c->opts.on_progress != NULL) {
+            c->opts.on_progress(c, c->rx.len, c->opts.user);
+        }
         return 0;
     }
     kt_metrics_inc(c->net->m.ws_rx_msgs);
@@ -535,6 +538,7 @@ int net__ws_client_cb(
         return 0;
     }
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+        net__reap_failed_connect_watcher(wsi);
         if (c != NULL) {
             return on_client_connection_error(c, wsi, in);
         }

@@ -250,6 +250,12 @@ typedef bool (*kt_ws_accept_cb)(kt_ws_conn *c, void *user);
 typedef void (*kt_ws_open_cb)(kt_ws_conn *c, void *user);
 /* One complete, reassembled message (binary or text); data borrowed for the call. */
 typedef void (*kt_ws_message_cb)(kt_ws_conn *c, const uint8_t *data, size_t len, void *user);
+/*
+ * Part of a message arrived (a frame or a read of one) and more is to come:
+ * so_far bytes of it are buffered. The peer is alive even when one message
+ * takes longer than a heartbeat interval to cross a slow link.
+ */
+typedef void (*kt_ws_progress_cb)(kt_ws_conn *c, size_t so_far, void *user);
 /* The send queue fell below half its cap after a send had returned KT_EAGAIN. */
 typedef void (*kt_ws_drain_cb)(kt_ws_conn *c, void *user);
 /*
@@ -284,7 +290,8 @@ typedef struct kt_ws_opts {
     kt_ws_accept_cb on_accept; /* server only, optional */
     kt_ws_open_cb on_open;
     kt_ws_message_cb on_message;
-    kt_ws_drain_cb on_drain; /* optional */
+    kt_ws_progress_cb on_progress; /* optional */
+    kt_ws_drain_cb on_drain;       /* optional */
     kt_ws_close_cb on_close;
     void *user; /* passed to every callback */
 } kt_ws_opts;
