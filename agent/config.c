@@ -33,6 +33,9 @@ static const kt_cfg_entry table[] = {
     { "hub.max_message_bytes", KT_CFG_SIZE_BYTES, offsetof(agent_cfg, hub_max_message_bytes),
       64 * 1024, 256 * MIB, "16MiB", 0,
       "Largest sync message accepted from the hub (a snapshot chunk); larger ones close the link" },
+    { "hub.batch_events", KT_CFG_INT, offsetof(agent_cfg, hub_batch_events), 1, 10000, "10000", 0,
+      "Most events in one upstream EventBatch (the hub commits each batch in one transaction; "
+      "the hub's message and window caps apply too)" },
     { "cache.path", KT_CFG_STRING, offsetof(agent_cfg, cache_path), 1, 4096, "./ktwin-agent.db",
       KT_CFG_ENV,
       "SQLite cache file (WAL; -wal and -shm files beside it); a corrupt one is moved aside at start" },

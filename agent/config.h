@@ -33,6 +33,7 @@ typedef struct agent_cfg {
     char *hub_ca_file;
     int64_t hub_connect_timeout_ms;
     size_t hub_max_message_bytes;
+    int64_t hub_batch_events;
     char *cache_path;
     char *listen_address;
     int64_t listen_port;

@@ -31,6 +31,8 @@
 
 /* A welcomed session this long is healthy even without commits (UP_TO_DATE, idle). */
 #define HEALTHY_SESSION_MS 10000u
+/* Events per upstream batch by default (sync_client caps it at limits.max_events). */
+#define UP_BATCH_EVENTS 10000u
 
 struct agent_uplink {
     char *site;
@@ -221,6 +223,15 @@ static void on_ws_open(kt_ws_conn *c, void *user)
     schedule_tick(u);
 }
 
+/* A big message still arriving on a slow link: the hub is not silent. */
+static void on_ws_progress(kt_ws_conn *c, size_t so_far, void *user)
+{
+    agent_uplink *u = user;
+    (void)c;
+    (void)so_far;
+    sync_client_note_rx(u->sc);
+}
+
 static void on_ws_message(kt_ws_conn *c, const uint8_t *data, size_t len, void *user)
 {
     agent_uplink *u = user;
@@ -293,6 +304,7 @@ static void connect_now(agent_uplink *u)
     o.ws.binary_only = true; /* sync.proto: every message is one binary Envelope */
     o.ws.on_open = on_ws_open;
     o.ws.on_message = on_ws_message;
+    o.ws.on_progress = on_ws_progress;
     o.ws.on_close = on_ws_close;
     o.ws.user = u;
     u->was_open = 0;
@@ -462,6 +474,14 @@ kt_status agent_uplink_new(agent_uplink **out, const agent_uplink_opts *opts, kt
     so.capacity = &cap;
     so.limits.max_message_bytes = u->max_message_bytes;
     so.limits.max_objects = 1000000;
+    /*
+     * Drain in big batches: the hub commits each batch that arrives in a loop
+     * turn in one transaction, and a drain sends one batch per hub turn, so a
+     * batch of 1,000 meant a commit (WAL pages of 3 b-trees) per 1,000 events.
+     * 10,000 is the protocol's default cap per EventBatch (the message and
+     * window caps still apply); live traffic is batched by what is queued.
+     */
+    so.max_batch_events = opts->batch_events != 0 ? opts->batch_events : UP_BATCH_EVENTS;
     agent_store_init(&u->store, u->cache, u->metrics, transport_send, transport_on_welcome, u);
     sync_client_ops ops;
     agent_store_client_ops(&ops);

@@ -59,6 +59,7 @@ typedef struct agent_uplink_opts {
     const char *ca_file; /* wss: CA bundle, NULL = system store; copied */
     uint32_t connect_timeout_ms;
     size_t max_message_bytes; /* cap on one hub message; 0 = 16 MiB */
+    uint32_t batch_events;    /* events per upstream batch; 0 = 10,000 */
     uint32_t cpu_millis;
     uint64_t memory_bytes;
     uint32_t reconnect_base_ms;

@@ -1284,6 +1284,17 @@ static void ws_message(kt_ws_conn *c, const uint8_t *data, size_t len, void *use
     sess_check(s, sync_server_on_message(s->srv, data, len, &err), &err);
 }
 
+/* A big batch still arriving on a slow link: the agent is not silent. */
+static void ws_progress(kt_ws_conn *c, size_t so_far, void *user)
+{
+    (void)user;
+    (void)so_far;
+    fed_sess *s = kt_ws_conn_get_user(c);
+    if (s != NULL && s->srv != NULL && !s->closing) {
+        sync_server_note_rx(s->srv);
+    }
+}
+
 static void ws_drain(kt_ws_conn *c, void *user)
 {
     (void)user;
@@ -1588,6 +1599,7 @@ kt_status hub_fed_new(hub_fed **out,
     f->sopts.heartbeat_ms = (uint32_t)(cfg->sync.heartbeat_ms > 0 ? cfg->sync.heartbeat_ms : 0);
     f->sopts.chunk_bytes = cfg->sync.snapshot_chunk_bytes;
     f->sopts.limits.max_message_bytes = cfg->sync.max_message_bytes;
+    f->sopts.window_bytes = (uint32_t)cfg->sync.window_bytes; /* sync.window_bytes (<= 1 GiB) */
 
     st = register_metrics(f, err);
     if (st == KT_OK) {
@@ -1624,6 +1636,7 @@ kt_status hub_fed_new(hub_fed **out,
     }
     wo.on_open = ws_open;
     wo.on_message = ws_message;
+    wo.on_progress = ws_progress;
     wo.on_drain = ws_drain;
     wo.on_close = ws_close;
     wo.user = f;

@@ -316,6 +316,11 @@ kt_status sync_client_on_open(sync_client *c, kt_err *err)
     return st;
 }
 
+void sync_client_note_rx(sync_client *c)
+{
+    c->last_rx_ms = c->ops.now_ms(c->user);
+}
+
 void sync_client_on_close(sync_client *c)
 {
     client_end(c);

@@ -288,6 +288,11 @@ void sync_server_free(sync_server *s)
     kt_free(s);
 }
 
+void sync_server_note_rx(sync_server *s)
+{
+    s->last_rx_ms = s->ops.now_ms(s->user);
+}
+
 void sync_server_on_close(sync_server *s)
 {
     s->held = false;

@@ -16,8 +16,12 @@
 #      committed but not acked are resent by the agent and dropped by the
 #      hub's (site, incarnation, seq) dedupe, uncommitted ones are resent.
 #
+# The agent sends batches of 500 events (hub.batch_events; the default of
+# 10,000 would carry the whole backlog in one batch, leaving no "mid-drain").
+#
 # usage: test_kill_hub.sh HUB AGENT ECHO_PLUGIN FAULTPROXY
 FL_INSTANCES="pole-1 pole-2 pole-3"
+FL_BATCH_EVENTS=500
 . "$(dirname "$0")/fault_lib.sh" "$@"
 BURST=${FL_BURST:-3000} # messages per instance
 RATE_BPS=200000          # agent<->hub bytes per second while a backlog drains

@@ -245,6 +245,13 @@ kt_status sync_client_on_open(sync_client *c, kt_err *err);
  */
 kt_status sync_client_on_message(sync_client *c, const uint8_t *buf, size_t len, kt_err *err);
 
+/*
+ * Bytes of a message from the hub are arriving (the transport's partial
+ * read): the hub is alive though a message takes longer than a heartbeat to
+ * arrive. Resets the silence timer; sends nothing.
+ */
+void sync_client_note_rx(sync_client *c);
+
 /* The connection closed (either side, any reason): abort an open snapshot, go IDLE. */
 void sync_client_on_close(sync_client *c);
 

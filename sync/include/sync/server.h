@@ -302,6 +302,13 @@ void sync_server_free(sync_server *s);
 /* One whole binary message from the agent. See the return contract. */
 kt_status sync_server_on_message(sync_server *s, const uint8_t *buf, size_t len, kt_err *err);
 
+/*
+ * Bytes of a message from the agent are arriving (the transport's partial
+ * read): the agent is alive, though a heartbeat may sit behind a big batch on
+ * a slow link. Resets the silence timer; sends nothing.
+ */
+void sync_server_note_rx(sync_server *s);
+
 /* The connection closed: DONE, snapshot_done, on_gone (once). Sends nothing. */
 void sync_server_on_close(sync_server *s);
 
