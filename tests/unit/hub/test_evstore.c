@@ -5,7 +5,8 @@
  * incarnation is not a duplicate, rollback and savepoints, latest
  * upsert-merge through the merge callback, range queries with pagination,
  * retention by age (fake wall clock) and by size in bounded steps, and the
- * per-site downstream queues (order, ack, cap, seqs across restarts, rebase).
+ * per-site downstream queues (order, ack, cap, seqs across restarts, rebase),
+ * and WAL checkpoints on the store's checkpointer thread.
  *
  * The merge callback here is a small shallow JSON object merge written for
  * the test (the hub plugs in svc_merge_json; its rules are tested in
@@ -17,6 +18,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -693,6 +696,52 @@ static void test_mark_and_savepoints(void **state)
     assert_int_equal(acked, 6);
 }
 
+static long file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long)sb.st_size : -1;
+}
+
+/*
+ * Checkpoints run on the store's checkpointer thread, not in a commit: the
+ * main file only grows by checkpoints (inline ones only past 64 MiB of WAL),
+ * so once the WAL passes 4 MiB it grows while the test only polls (no
+ * commit, no close), and every row is still there.
+ */
+static void test_checkpoint_off_the_commit_path(void **state)
+{
+    fx *f = *state;
+    static char data[1024];
+    memset(data, 'a', sizeof(data) - 16);
+    memcpy(data, "{\"pad\":\"", 8);
+    memcpy(data + sizeof(data) - 16, "\"}", 3);
+    long before = file_size(f->path);
+    char ids[100][16];
+    char insts[100][16];
+    hub_evstore_event evs[100];
+    for (int c = 0; c < 20; c++) {
+        for (int i = 0; i < 100; i++) {
+            snprintf(ids[i], sizeof(ids[i]), "c%d-%d", c, i);
+            snprintf(insts[i], sizeof(insts[i]), "p%d", i);
+            evs[i] = mk(insts[i], ids[i], 1000 + (uint64_t)c, data, (uint64_t)(c * 100 + i + 1));
+        }
+        (void)append_commit(f, "s1", "inc", evs, 100);
+    }
+    uint64_t deadline = kt_clock_mono_ms() + 30000;
+    while (file_size(f->path) < before + (1L << 20) && kt_clock_mono_ms() < deadline) {
+        struct timespec ts = { 0, 10 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    assert_true(file_size(f->path) >= before + (1L << 20));
+    assert_int_equal(count_all(f), 2000);
+    reopen(f, 0);
+    assert_int_equal(count_all(f), 2000);
+    uint64_t acked = 0;
+    kt_err err = { 0 };
+    must(hub_evstore_acked_seq(f->s, "s1", "inc", &acked, &err), &err);
+    assert_int_equal(acked, 2000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -716,6 +765,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_downstream_rebase_after_wiped_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_downstream_rebase_after_wiped_agent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mark_and_savepoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_off_the_commit_path, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
