@@ -25,13 +25,11 @@
 #include "kt/buf.h"
 #include "kt/json.h"
 #include "kt/mem.h"
+#include "report_csv.h"
 
 #ifndef KT_PAPER_DIR
 #define KT_PAPER_DIR "data/ktwin-article"
 #endif
-
-#define CSV_MAX_COLS 32u
-#define CSV_MAX_ROWS 4096u
 
 static const char *const k_colors[] = { "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
                                         "#9467bd", "#8c564b", "#e377c2", "#7f7f7f" };
@@ -288,13 +286,7 @@ static void svg_bars(kt_buf *b,
 
 /* ---- the paper's CSVs --------------------------------------------------------- */
 
-typedef struct csv {
-    size_t n_cols; /* value columns (after "Time") */
-    char names[CSV_MAX_COLS][128];
-    size_t n_rows;
-    double t[CSV_MAX_ROWS];
-    double v[CSV_MAX_ROWS][CSV_MAX_COLS];
-} csv;
+typedef sim_csv csv;
 
 /* Split one line at commas (no quoted commas in these files); strips quotes. */
 static size_t csv_split(char *line, char **cells, size_t cap)
@@ -331,7 +323,15 @@ static bool csv_read(const char *path, csv *out)
         kt_buf_fini(&b);
         return false;
     }
-    char *p = b.data;
+    bool ok = sim_report_csv_parse(b.data, out);
+    kt_buf_fini(&b);
+    return ok;
+}
+
+bool sim_report_csv_parse(char *text, csv *out)
+{
+    memset(out, 0, sizeof *out);
+    char *p = text;
     if ((unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB && (unsigned char)p[2] == 0xBF) {
         p += 3;
     }
@@ -370,7 +370,6 @@ static bool csv_read(const char *path, csv *out)
         }
         p = eol != NULL ? eol + 1 : NULL;
     }
-    kt_buf_fini(&b);
     return out->n_cols > 0 && out->n_rows > 0;
 }
 
@@ -381,7 +380,7 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* Median of column c over its numeric samples (NAN when none). */
-static double csv_median(const csv *c, size_t col)
+double sim_report_csv_median(const csv *c, size_t col)
 {
     static double tmp[CSV_MAX_ROWS];
     size_t n = 0;
@@ -666,7 +665,7 @@ section_paper(kt_buf *b, const cJSON *res, const char *dir, double (*shade)[2], 
                     char other[128];
                     revision_service(q[k]->names[cc], other, sizeof other);
                     if (strcmp(other, svc) == 0) {
-                        pv[k] = csv_median(q[k], cc);
+                        pv[k] = sim_report_csv_median(q[k], cc);
                     }
                 }
             }

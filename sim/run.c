@@ -65,6 +65,7 @@
 #include "kt/mem.h"
 #include "payloads.h"
 #include "report.h"
+#include "run_metrics.h"
 
 #ifndef KT_PAPER_DIR
 #define KT_PAPER_DIR "data/ktwin-article"
@@ -72,14 +73,9 @@
 
 enum { RUN_OK = 0, RUN_FAILED = 1, RUN_USAGE = 2 };
 
-#define RUN_MAX_SITES  64u
-#define RUN_MAX_IFACES 64u
-#define RUN_PATH       1024u
-#define RUN_MAX_KIDS   (2u * RUN_MAX_SITES + 4u)
-
-/* Latency histogram of the agents (per service interface), see agent/dispatch.c. */
-#define LAT_METRIC "ktwin_agent_service_latency_seconds"
-#define LAT_BOUNDS 64u
+#define RUN_MAX_SITES 64u
+#define RUN_PATH      1024u
+#define RUN_MAX_KIDS  (2u * RUN_MAX_SITES + 4u)
 
 typedef struct kid {
     pid_t pid; /* 0 once reaped */
@@ -97,15 +93,6 @@ typedef struct site_rt {
     double last_processed, last_outbox; /* the last /metrics answer's figures */
 } site_rt;
 
-/* One histogram (summed over agents) for one interface. */
-typedef struct lat_hist {
-    char iface[128];
-    double le[LAT_BOUNDS];
-    double cum[LAT_BOUNDS];
-    size_t n;
-    double count, sum;
-} lat_hist;
-
 typedef struct sample {
     double t;
     double published, processed, stored; /* cumulative */
@@ -117,6 +104,7 @@ typedef struct sample {
 typedef struct run_opts {
     unsigned n_nb, n_sites;
     double duration, compress, offline_at, offline_for, progress_every, drain_timeout, spread;
+    int devices_nice; /* nice(2) increment of the devices process (0..19) */
     bool offline;
     const char *out;
     const char *paper_dir;
@@ -269,8 +257,12 @@ static kt_status random_token(char *out, size_t cap, kt_err *err)
 
 /* ---- children ------------------------------------------------------------- */
 
-/* Start argv (argv[0] a path) with stdout+stderr appended to log_path. */
-static int spawn(run *r, const char *name, char *const argv[], const char *log_path, kt_err *err)
+/*
+ * Start argv (argv[0] a path) with stdout+stderr appended to log_path, at
+ * nice increment nice_inc (set before exec, so every thread inherits it).
+ */
+static int spawn_nice(run *r, const char *name, char *const argv[], const char *log_path,
+                      int nice_inc, kt_err *err)
 {
     if (r->n_kids == RUN_MAX_KIDS) {
         (void)kt_err_set(err, KT_EINVAL, "too many child processes");
@@ -300,6 +292,13 @@ static int spawn(run *r, const char *name, char *const argv[], const char *log_p
         (void)dup2(fd, 1);
         (void)dup2(fd, 2);
         signal(SIGINT, SIG_IGN); /* Ctrl-C goes to the runner, which stops us in order */
+        if (nice_inc != 0) {
+            errno = 0;
+            if (nice(nice_inc) == -1 && errno != 0) {
+                fprintf(stderr, "ktwin-sim run: nice %d for %s: %s\n", nice_inc, name,
+                        strerror(errno));
+            }
+        }
         execv(argv[0], argv);
         fprintf(stderr, "ktwin-sim run: exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -310,6 +309,11 @@ static int spawn(run *r, const char *name, char *const argv[], const char *log_p
     k->status = 0;
     snprintf(k->name, sizeof k->name, "%s", name);
     return (int)r->n_kids++;
+}
+
+static int spawn(run *r, const char *name, char *const argv[], const char *log_path, kt_err *err)
+{
+    return spawn_nice(r, name, argv, log_path, 0, err);
 }
 
 /* True while kid i runs; reaps it (keeping its status) once it exited. */
@@ -428,7 +432,7 @@ static bool http_get(run *r, unsigned port, const char *path, kt_buf *out)
  * "x_total" or "x_bucket") whose label set contains `label` (e.g.
  * `kind="upstream"`; NULL = every series). *found tells whether any matched.
  */
-static double metric_sum(const char *text, const char *name, const char *label, bool *found)
+double sim_run_metric_sum(const char *text, const char *name, const char *label, bool *found)
 {
     double sum = 0;
     bool any = false;
@@ -511,7 +515,7 @@ static lat_hist *hist_find(lat_hist *h, size_t *n, const char *iface)
 }
 
 /* Add one agent's latency histograms (text exposition) into h[0..*n). */
-static void hist_add(lat_hist *h, size_t *n, const char *text)
+void sim_run_hist_add(lat_hist *h, size_t *n, const char *text)
 {
     static const char bucket[] = LAT_METRIC "_bucket{";
     static const char count[] = LAT_METRIC "_count";
@@ -551,7 +555,7 @@ static void hist_add(lat_hist *h, size_t *n, const char *text)
 }
 
 /* Prometheus histogram_quantile: linear inside the bucket; seconds. */
-static double hist_quantile(const lat_hist *x, double q)
+double sim_run_hist_quantile(const lat_hist *x, double q)
 {
     /* bounds in ascending order (insertion sort; the exposition is ordered already) */
     double le[LAT_BOUNDS], cum[LAT_BOUNDS];
@@ -901,15 +905,16 @@ static kt_status wait_model(run *r, kt_err *err)
         double rev = 0;
         bool found = false;
         if (http_get(r, r->hub_port, "/metrics", &b)) {
-            rev = metric_sum(b.data, "ktwin_hub_graph_revision", NULL, &found);
+            rev = sim_run_metric_sum(b.data, "ktwin_hub_graph_revision", NULL, &found);
         }
         bool ready = found && rev > 0;
         for (unsigned i = 0; ready && i < r->o.n_sites; i++) {
             site_rt *s = &r->sites[i];
             bool f1 = false, f2 = false;
             ready = http_get(r, s->agent_port, "/metrics", &b) &&
-                    metric_sum(b.data, "ktwin_agent_graph_revision", NULL, &f1) == rev &&
-                    metric_sum(b.data, "ktwin_agent_mqtt_connected", NULL, &f2) == 1 && f1 && f2;
+                    sim_run_metric_sum(b.data, "ktwin_agent_graph_revision", NULL, &f1) == rev &&
+                    sim_run_metric_sum(b.data, "ktwin_agent_mqtt_connected", NULL, &f2) == 1 &&
+                    f1 && f2;
             if (!ready) {
                 why = "an agent did not receive its subgraph or connect to its broker";
             }
@@ -982,7 +987,7 @@ static kt_status start_devices(run *r, kt_err *err)
         argv[a++] = spread;
     }
     argv[a] = NULL;
-    r->devices = spawn(r, "ktwin-sim devices", argv, log, err);
+    r->devices = spawn_nice(r, "ktwin-sim devices", argv, log, r->o.devices_nice, err);
     return r->devices < 0 ? err->status : KT_OK;
 }
 
@@ -1021,7 +1026,7 @@ static double interval_p99(const lat_hist *now, const lat_hist *before)
         }
     }
     d.count = now->count - before->count;
-    return d.count > 0 ? 1000 * hist_quantile(&d, 0.99) : NAN;
+    return d.count > 0 ? 1000 * sim_run_hist_quantile(&d, 0.99) : NAN;
 }
 
 typedef struct poll_view {
@@ -1049,10 +1054,10 @@ static void poll_all(run *r, kt_buf *b, poll_view *v)
     for (unsigned i = 0; i < r->o.n_sites; i++) {
         site_rt *s = &r->sites[i];
         if (http_get(r, s->agent_port, "/metrics", b)) {
-            s->last_processed = metric_sum(b->data, LAT_METRIC "_count", NULL, NULL);
-            s->last_outbox = metric_sum(b->data, "ktwin_agent_outbox_events", NULL, NULL);
+            s->last_processed = sim_run_metric_sum(b->data, LAT_METRIC "_count", NULL, NULL);
+            s->last_outbox = sim_run_metric_sum(b->data, "ktwin_agent_outbox_events", NULL, NULL);
             size_t n = 0;
-            hist_add(per_iface, &n, b->data);
+            sim_run_hist_add(per_iface, &n, b->data);
             hist_merge(&all, per_iface, n);
         } else {
             v->agents_ok = false; /* busy past the timeout: keep its last figures */
@@ -1073,8 +1078,8 @@ static void poll_all(run *r, kt_buf *b, poll_view *v)
     }
     if (!r->hub_frozen && http_get(r, r->hub_port, "/metrics", b)) {
         v->hub_ok = true;
-        v->stored = metric_sum(b->data, "ktwin_hub_events_committed_total", NULL, NULL);
-        v->down_queued = metric_sum(b->data, "ktwin_hub_downstream_queued", NULL, NULL);
+        v->stored = sim_run_metric_sum(b->data, "ktwin_hub_events_committed_total", NULL, NULL);
+        v->down_queued = sim_run_metric_sum(b->data, "ktwin_hub_downstream_queued", NULL, NULL);
     }
 }
 
@@ -1401,14 +1406,14 @@ static kt_status collect(run *r, cJSON *res, double run_s, kt_err *err)
             kt_buf_fini(&b);
             return kt_err_set(err, KT_EIO, "no /metrics from the agent of %s", s->name);
         }
-        hist_add(hist, &n_hist, b.data);
-        unserved += metric_sum(b.data, "ktwin_agent_dispatch_dropped_total",
-                               "reason=\"no-service-endpoint\"", NULL);
-        outbox_left += metric_sum(b.data, "ktwin_agent_outbox_events", NULL, NULL);
-        journal_left += metric_sum(b.data, "ktwin_agent_journal_bytes", NULL, NULL);
-        rejected += metric_sum(b.data, "ktwin_agent_events_rejected_total", NULL, NULL);
-        up += metric_sum(b.data, "ktwin_agent_dispatch_destinations_total", "kind=\"upstream\"",
-                         NULL);
+        sim_run_hist_add(hist, &n_hist, b.data);
+        unserved += sim_run_metric_sum(b.data, "ktwin_agent_dispatch_dropped_total",
+                                       "reason=\"no-service-endpoint\"", NULL);
+        outbox_left += sim_run_metric_sum(b.data, "ktwin_agent_outbox_events", NULL, NULL);
+        journal_left += sim_run_metric_sum(b.data, "ktwin_agent_journal_bytes", NULL, NULL);
+        rejected += sim_run_metric_sum(b.data, "ktwin_agent_events_rejected_total", NULL, NULL);
+        up += sim_run_metric_sum(b.data, "ktwin_agent_dispatch_destinations_total",
+                                 "kind=\"upstream\"", NULL);
     }
     cJSON *hub = cJSON_AddObjectToObject(resources, "hub");
     add_usage(hub, r->kids[r->hub].pid);
@@ -1419,9 +1424,9 @@ static kt_status collect(run *r, cJSON *res, double run_s, kt_err *err)
     }
     double hub_dedupe = 0, hub_dropped = 0, hub_committed = 0;
     if (http_get(r, r->hub_port, "/metrics", &b)) {
-        hub_dedupe = metric_sum(b.data, "ktwin_hub_events_duplicates_total", NULL, NULL);
-        hub_dropped = metric_sum(b.data, "ktwin_hub_events_dropped_total", NULL, NULL);
-        hub_committed = metric_sum(b.data, "ktwin_hub_events_committed_total", NULL, NULL);
+        hub_dedupe = sim_run_metric_sum(b.data, "ktwin_hub_events_duplicates_total", NULL, NULL);
+        hub_dropped = sim_run_metric_sum(b.data, "ktwin_hub_events_dropped_total", NULL, NULL);
+        hub_committed = sim_run_metric_sum(b.data, "ktwin_hub_events_committed_total", NULL, NULL);
     }
     kt_buf_fini(&b);
 
@@ -1449,7 +1454,7 @@ static kt_status collect(run *r, cJSON *res, double run_s, kt_err *err)
         static const double qs[] = { 0.5, 0.9, 0.95, 0.99 };
         static const char *const qn[] = { "p50", "p90", "p95", "p99" };
         for (size_t k = 0; k < 4; k++) {
-            cJSON_AddItemToObject(l, qn[k], num(1000 * hist_quantile(&hist[i], qs[k])));
+            cJSON_AddItemToObject(l, qn[k], num(1000 * sim_run_hist_quantile(&hist[i], qs[k])));
         }
     }
     double store_dups = 0;
@@ -1596,6 +1601,9 @@ void sim_run_usage(FILE *out)
           "  --spread S           start each neighborhood's devices of a kind at an offset\n"
           "                       in [0, S) model seconds, as KTWIN's containers started\n"
           "                       apart (default 0: all at once, in bursts)\n"
+          "  --devices-nice N     run the devices at nice N, 0..19 (default 10): in KTWIN\n"
+          "                       they ran on their own nodes; here they are the load\n"
+          "                       generator and yield the CPU to the system under test\n"
           "  --progress SECONDS   progress line period (default 5)\n"
           "  --drain-timeout S    longest wait for the pipeline to drain (default 180)\n"
           "  --paper DIR          the KTWIN paper's CSVs (default " KT_PAPER_DIR ")\n"
@@ -1610,6 +1618,7 @@ static int parse_opts(run *r, int argc, char **argv)
     o->compress = 16;
     o->progress_every = 5;
     o->drain_timeout = 180;
+    o->devices_nice = 10;
     o->paper_dir = KT_PAPER_DIR;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -1644,6 +1653,12 @@ static int parse_opts(run *r, int argc, char **argv)
         } else if (strcmp(a, "--spread") == 0) {
             bad = parse_secs(v, 0, &o->spread);
             bad = bad != 0 || o->spread > 240 ? -1 : 0;
+        } else if (strcmp(a, "--devices-nice") == 0) {
+            char *end = NULL;
+            errno = 0;
+            long n = strtol(v, &end, 10);
+            bad = errno != 0 || end == v || *end != '\0' || n < 0 || n > 19 ? -1 : 0;
+            o->devices_nice = (int)n;
         } else if (strcmp(a, "--drain-timeout") == 0) {
             bad = parse_secs(v, 1, &o->drain_timeout);
         } else if (strcmp(a, "--service") == 0) {
@@ -1826,6 +1841,7 @@ int sim_run_main(int argc, char **argv)
     cJSON_AddNumberToObject(sc, "duration_s", r.o.duration);
     cJSON_AddNumberToObject(sc, "compress", r.o.compress);
     cJSON_AddNumberToObject(sc, "spread_s", r.o.spread);
+    cJSON_AddNumberToObject(sc, "devices_nice", r.o.devices_nice);
     cJSON_AddNumberToObject(sc, "devices_run_s", round(run_s * 10) / 10);
     cJSON_AddNumberToObject(sc, "wall_s", round((mono_s() - t_start) * 10) / 10);
     cJSON_AddStringToObject(sc, "offline_mode", "hub frozen: SIGSTOP, then SIGCONT");

@@ -31,3 +31,17 @@ kt_add_fuzz(fuzz_sim_report
 target_include_directories(fuzz_sim_report PRIVATE ${CMAKE_CURRENT_LIST_DIR})
 target_compile_definitions(fuzz_sim_report PRIVATE
   KT_PAPER_DIR="${PROJECT_SOURCE_DIR}/data/ktwin-article")
+
+# The /metrics text `ktwin-sim run` reads from the agents and the hub
+# (run_metrics.h), and the paper's CSVs `ktwin-sim report` reads (report_csv.h).
+kt_add_fuzz(fuzz_sim_run
+  SOURCES ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_sim_run.c ${CMAKE_CURRENT_LIST_DIR}/run.c
+          ${CMAKE_CURRENT_LIST_DIR}/report.c
+  LIBS kt_sim kt_common PkgConfig::CURL PkgConfig::SQLITE3 PkgConfig::CJSON m
+  CORPUS ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus/sim_run)
+target_include_directories(fuzz_sim_run PRIVATE ${CMAKE_CURRENT_LIST_DIR})
+kt_add_fuzz(fuzz_sim_csv
+  SOURCES ${PROJECT_SOURCE_DIR}/tests/fuzz/fuzz_sim_csv.c ${CMAKE_CURRENT_LIST_DIR}/report.c
+  LIBS kt_common PkgConfig::CJSON m
+  CORPUS ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus/sim_csv)
+target_include_directories(fuzz_sim_csv PRIVATE ${CMAKE_CURRENT_LIST_DIR})

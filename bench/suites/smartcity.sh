@@ -63,7 +63,8 @@ PY
 --duration $dur --offline-at $off_at --offline-for $off_for\`: KTWIN's smart-city devices \
 (503 per neighborhood, the paper's payloads and six windows, time compressed ${comp}x) on \
 one mosquitto + ktwin-agent per site with the smart-city services at the edge, a ktwin-hub \
-holding the event store, the hub frozen (SIGSTOP) during the offline window. Counts as \
+holding the event store, the devices process at nice 10 (KTWIN's devices had nodes of their \
+own; here the load generator yields the CPU to the system under test), the hub frozen (SIGSTOP) during the offline window. Counts as \
 defined in docs/sim-run.md; latency from the agents' \
 ktwin_agent_service_latency_seconds histograms; RSS is VmHWM from /proc. The run's report is \
 bench-results/$name-report.html. Exit code of the run: $rc (0 = nothing lost or duplicated). \
