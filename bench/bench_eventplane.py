@@ -148,6 +148,13 @@ def vm_hwm_mib(pid, key="VmHWM"):
     return 0.0
 
 
+def cpu_s(pid):
+    """utime + stime of a process so far, in seconds (/proc/PID/stat)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
+
+
 def ts_ms(line):
     m = re.match(r"ts=(\S+)Z ", line)
     t = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f")
@@ -204,11 +211,12 @@ class Rig:
             with open(self.path("token"), "w") as f:
                 f.write("tok-00\n")
             with open(self.path("hub.yaml"), "w") as f:
-                f.write("listen: {port: %d}\ndata_dir: %s\nlog: {level: warn}\n"
+                f.write("listen: {port: %d}\ndata_dir: %s\nlog: {level: %s}\n"
                         "auth: {admin_token_file: %s, agents_file: %s}\n"
-                        "limits: {max_body_bytes: 256MiB}\n"
-                        % (self.hub_port, self.path("hubdata"), self.path("admin.token"),
-                           self.path("agents.txt")))
+                        "limits: {max_body_bytes: 256MiB}\n%s"
+                        % (self.hub_port, self.path("hubdata"), self.a.hub_log_level,
+                           self.path("admin.token"),
+                           self.path("agents.txt"), self.a.hub_yaml_extra))
         self.hub_started = time.time()
         self.procs["hub"] = subprocess.Popen(
             [self.a.hub, "--config", self.path("hub.yaml")],
@@ -429,8 +437,20 @@ def mode_replay(a):
         wait_until(in_outbox, 3600, "the events in the agent's outbox")
         ingest_s = time.time() - t0
         log_mark = os.path.getsize(rig.agent_log)
+        agent_cpu0 = cpu_s(rig.procs["agent"].pid)
         rig.start_hub()
+        hub_cpu0 = cpu_s(rig.procs["hub"].pid)
+        perf = None
+        if a.perf_hub:  # profile the hub during the drain (perf record -g)
+            perf = subprocess.Popen(["perf", "record", "-g", "-o", a.perf_hub, "-p",
+                                     str(rig.procs["hub"].pid)], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
         rig.wait_committed(a.events, 3600, "the drain at the hub")
+        if perf is not None:
+            perf.send_signal(signal.SIGINT)
+            perf.wait()
+        hub_cpu = cpu_s(rig.procs["hub"].pid) - hub_cpu0
+        agent_cpu = cpu_s(rig.procs["agent"].pid) - agent_cpu0
         rows = rig.events(0, a.events)
         rss = vm_hwm_mib(rig.procs["agent"].pid)
     finally:
@@ -454,6 +474,8 @@ def mode_replay(a):
                       "ingest_per_s": round(a.events / ingest_s, 1),
                       "publish_per_s": round(pub["per_s"], 1),
                       "hub_start_to_drained_s": round(last_ms / 1000.0 - rig.hub_started, 3),
+                      "hub_cpu_us_per_event": round(hub_cpu * 1e6 / a.events, 2),
+                      "agent_cpu_us_per_event": round(agent_cpu * 1e6 / a.events, 2),
                       "agent_rss_mib": round(rss, 1)}))
 
 
@@ -506,6 +528,12 @@ def main():
     ap.add_argument("--rate", type=float, default=1300.0)
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--runs", type=int, default=9)
+    ap.add_argument("--hub-yaml-extra", default="",
+                    help="lines appended to the hub's config (experiments; default none)")
+    ap.add_argument("--hub-log-level", default="warn",
+                    help="the hub's log.level (debug shows each group commit)")
+    ap.add_argument("--perf-hub", default=None,
+                    help="replay: perf record -g the hub during the drain into this file")
     a = ap.parse_args()
     {"pipeline": mode_pipeline, "latency": mode_latency, "replay": mode_replay,
      "rss": mode_rss, "coldstart": mode_coldstart}[a.mode](a)
