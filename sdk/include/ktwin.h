@@ -61,12 +61,20 @@
  * inside the handle call it was given to.
  *
  * FAILURE. handle returns KTWIN_OK or a negative ktwin_status. On failure
- * the host counts and logs it, DISCARDS the events emitted during that call
- * (a call is all-or-nothing) and hands the input event back to its caller,
- * which decides to retry or dead-letter it: nothing is lost. A handler may
- * therefore see the same event more than once and should be idempotent.
- * A crash (SIGSEGV) in a plugin takes the process down; durable state is
- * elsewhere, and the event is delivered again after restart.
+ * the host counts and logs it (SVC-PLUGIN-FAIL) and DISCARDS the events
+ * emitted during that call (a call is all-or-nothing). What happens to the
+ * input event depends on the host. In process (ktwin-agent, ktwin-hub) it
+ * is dead-lettered, not retried, whatever the status, KTWIN_EAGAIN included:
+ * counted (agent: ktwin_agent_dispatch_dropped_total{reason="service-failed"},
+ * hub: ktwin_hub_cloud_dead_letters_total) and logged (DISPATCH-DROP,
+ * HUB-CLOUD-DEAD); the event itself, and its store event when the interface
+ * persists real events, are still kept. Standalone (ktwin_http.h) the
+ * status becomes the HTTP answer (5xx, 503 for KTWIN_EAGAIN), so the caller
+ * (the agent's HTTP caller, KTWIN's broker) retries with backoff. A handler
+ * may see the same event more than once (retries, a replay after a crash)
+ * and should be idempotent. A crash (SIGSEGV) in a plugin takes the process
+ * down; durable state is elsewhere, and the event is delivered again after
+ * restart.
  */
 #ifndef KTWIN_H
 #define KTWIN_H
