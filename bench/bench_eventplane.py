@@ -48,7 +48,6 @@ Modes (each prints one JSON object, "seconds" first):
                       --plugin SO --tmp DIR [mode options]
 """
 import argparse
-import datetime
 import glob
 import http.client as httpclient
 import json
@@ -58,65 +57,20 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
-import urllib.request
 
-ADMIN = "bench-admin-token"
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+from benchlib import (ADMIN, die, free_port, http, metric, metrics_text, proc_status_mib, ts_ms,
+                      wait_until)
+
 IFACES = ["ngsi-ld-city-airqualityobserved", "ngsi-ld-city-weatherobserved",
           "ngsi-ld-city-crowdflowobserved", "ngsi-ld-city-trafficflowobserved"]
 PROBE_SEQ0 = 1_000_000_000
 NB = 20
 
 
-def die(msg):
-    sys.stderr.write("bench_eventplane: %s\n" % msg)
-    sys.exit(1)
-
-
-def http(method, url, body=None, token=None, timeout=120):
-    req = urllib.request.Request(url, data=body, method=method)
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    with OPENER.open(req, timeout=timeout) as r:
-        return r.read()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_until(fn, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            v = fn()
-            if v:
-                return v
-        except (OSError, httpclient.HTTPException, ValueError):
-            pass
-        time.sleep(0.05)
-    die("timed out waiting for " + what)
-
-
-def metric(port, name):
-    """The value of an unlabelled series in a /metrics page, or None."""
-    text = http("GET", "http://127.0.0.1:%d/metrics" % port, timeout=10).decode()
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0] == name:
-            return float(parts[1])
-    return None
-
-
 def hist_quantile(port, name, q):
     """Merge every series of a histogram family and estimate quantile q (as Prometheus)."""
-    text = http("GET", "http://127.0.0.1:%d/metrics" % port, timeout=10).decode()
+    text = metrics_text(port)
     buckets = {}
     for line in text.splitlines():
         m = re.match(r'%s_bucket\{.*le="([^"]+)"\} (\d+)' % re.escape(name), line)
@@ -141,24 +95,11 @@ def hist_quantile(port, name, q):
     return prev_le
 
 
-def vm_hwm_mib(pid, key="VmHWM"):
-    for line in open("/proc/%d/status" % pid):
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024.0
-    return 0.0
-
-
 def cpu_s(pid):
     """utime + stime of a process so far, in seconds (/proc/PID/stat)."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / float(os.sysconf("SC_CLK_TCK"))
-
-
-def ts_ms(line):
-    m = re.match(r"ts=(\S+)Z ", line)
-    t = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f")
-    return t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000.0
 
 
 def pct(sorted_v, q):
@@ -367,7 +308,7 @@ def mode_pipeline(a):
         pub = rig.publish(a.events, 0)
         rig.wait_committed(base + a.events, 1800, "the pipeline's events at the hub")
         rows = rig.events(0, a.events)
-        agent_rss = vm_hwm_mib(rig.procs["agent"].pid)
+        agent_rss = proc_status_mib(rig.procs["agent"].pid)
     finally:
         rig.close()
     lost, dups = rig.check_exactly_once(rows, 0, a.events)
@@ -392,9 +333,9 @@ def load_run(a, name):
         rig.wait_committed(base + count, 600, "the load's events at the hub")
         rows = rig.events(0, count)
         agent = rig.procs["agent"]
-        rss = vm_hwm_mib(agent.pid)
-        rss_anon = vm_hwm_mib(agent.pid, "RssAnon")
-        rss_file = vm_hwm_mib(agent.pid, "RssFile")
+        rss = proc_status_mib(agent.pid)
+        rss_anon = proc_status_mib(agent.pid, "RssAnon")
+        rss_file = proc_status_mib(agent.pid, "RssFile")
         svc_p99 = hist_quantile(rig.agent_port, "ktwin_agent_service_latency_seconds", 0.99)
         svc_p50 = hist_quantile(rig.agent_port, "ktwin_agent_service_latency_seconds", 0.5)
     finally:
@@ -452,7 +393,7 @@ def mode_replay(a):
         hub_cpu = cpu_s(rig.procs["hub"].pid) - hub_cpu0
         agent_cpu = cpu_s(rig.procs["agent"].pid) - agent_cpu0
         rows = rig.events(0, a.events)
-        rss = vm_hwm_mib(rig.procs["agent"].pid)
+        rss = proc_status_mib(rig.procs["agent"].pid)
     finally:
         rig.close()
     lost, dups = rig.check_exactly_once(rows, 0, a.events)

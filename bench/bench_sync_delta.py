@@ -24,55 +24,13 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 
-ADMIN = "bench-admin-token"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from benchlib import ADMIN, free_port, http, metric, wait_until
 
 
-# Loopback only: never through a proxy from the environment.
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-
-def http(method, url, body=None, token=None, timeout=30):
-    req = urllib.request.Request(url, data=body, method=method)
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    with OPENER.open(req, timeout=timeout) as r:
-        return r.read()
-
-
-def wait_until(fn, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            v = fn()
-            if v:
-                return v
-        except OSError:
-            pass
-        time.sleep(0.02)
-    raise SystemExit("bench_sync_delta: timed out waiting for " + what)
-
-
-def metric(port, name):
-    text = http("GET", "http://127.0.0.1:%d/metrics" % port).decode()
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[0] == name:
-            return float(parts[1])
-    return None
 
 
 class LogTail:

@@ -19,54 +19,15 @@ served GET /api/v1/twin-graph once, which builds its in-memory view),
 graph_json_bytes, runs. Exit 1 on failure.
 """
 import argparse
-import datetime
 import glob
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import time
-import urllib.request
 
-ADMIN = "bench-admin-token"
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+from benchlib import ADMIN, free_port, http, proc_status_mib, ts_ms, wait_until
 
-
-def http(method, url, body=None, token=None, timeout=120):
-    req = urllib.request.Request(url, data=body, method=method)
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    with OPENER.open(req, timeout=timeout) as r:
-        return r.read()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_until(fn, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            v = fn()
-            if v:
-                return v
-        except OSError:
-            pass
-        time.sleep(0.02)
-    raise SystemExit("bench_sync_snapshot_proc: timed out waiting for " + what)
-
-
-def ts_ms(line):
-    m = re.match(r"ts=(\S+)Z ", line)
-    t = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f")
-    return t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000.0
 
 
 def main():
@@ -125,9 +86,7 @@ def main():
                 # Serve the whole graph once (builds the in-memory view), then read the peak RSS.
                 aport = int(open(pf).read())
                 graph_bytes = len(http("GET", "http://127.0.0.1:%d/api/v1/twin-graph" % aport))
-                for line in open("/proc/%d/status" % ag.pid):
-                    if line.startswith("VmHWM:"):
-                        rss.append(int(line.split()[1]) / 1024.0)
+                rss.append(proc_status_mib(ag.pid))
             finally:
                 ag.send_signal(signal.SIGTERM)
                 ag.wait(timeout=30)
