@@ -47,6 +47,8 @@
 #define TICK_MS     200u
 #define INBOX_DEPTH 1024u
 #define TOPIC_MAX   512u
+/* Scratch arena block for the JSON syntax check of one message (device payloads: ~100 B). */
+#define MQTT_SCRATCH_BLOCK 4096u
 
 /*
  * Redelivery detection. paho (1.3.x) sends a QoS 1 PUBACK as it reads the
@@ -475,6 +477,7 @@ typedef struct batch {
     uint64_t replayed;
     kt_status fatal; /* KT_EAGAIN (full) or an error: roll back */
     kt_err err;
+    kt_arena scratch; /* the JSON syntax check's trees, reset after each message */
 } batch;
 
 static void reject(batch *b, reject_reason r, const char *id, const char *topic, const char *why)
@@ -569,14 +572,19 @@ static bool drain_rec(const agent_journal_rec *r, void *user)
         b->last_id = r->id;
         return true;
     }
+    /* Syntax check only: the tree goes at once, so it lives in the batch's scratch arena. */
     cJSON *json = NULL;
     kt_err jerr = { 0 };
-    if (kt_json_parse(payload, r->payload_len, m->max_payload, &json, &jerr) != KT_OK) {
+    kt_json_scratch_begin(&b->scratch);
+    kt_status jst = kt_json_parse(payload, r->payload_len, m->max_payload, &json, &jerr);
+    cJSON_Delete(json);
+    kt_json_scratch_end();
+    kt_arena_reset(&b->scratch);
+    if (jst != KT_OK) {
         reject(b, REJ_JSON, "MQTT-BAD-JSON", topic, jerr.msg);
         b->last_id = r->id;
         return true;
     }
-    cJSON_Delete(json);
     char id[MODEL_EVENT_ID_MAX];
     char tbuf[MODEL_EVENT_TIME_CAP];
     snprintf(id, sizeof id, "%.8s-%" PRIu64, agent_outbox_incarnation(m->ob), r->id);
@@ -669,7 +677,9 @@ kt_status agent_mqtt_drain(agent_mqtt *m, kt_err *err)
         }
         m->recent_saved = m->recent;
         size_t n = 0;
+        kt_arena_init(&b.scratch, MQTT_SCRATCH_BLOCK);
         st = agent_journal_read(m->journal, drain_rec, &b, m->batch_max, &n, err);
+        kt_arena_fini(&b.scratch);
         if (st == KT_OK && b.fatal != KT_OK && b.fatal != KT_EAGAIN) {
             st = b.fatal; /* a failed handler: retry the whole batch later */
             kt_err_set(err, b.fatal, "%s", b.err.msg);

@@ -22,9 +22,12 @@
  */
 static _Thread_local int json_alloc_failed;
 
+/* The calling thread's scratch arena (kt_json_scratch_begin), or NULL. */
+static _Thread_local kt_arena *json_scratch;
+
 static void *json_malloc(size_t n)
 {
-    void *p = kt_malloc(n);
+    void *p = json_scratch != NULL ? kt_arena_try_alloc(json_scratch, n) : kt_malloc(n);
     if (p == NULL) {
         json_alloc_failed = 1;
     }
@@ -33,7 +36,9 @@ static void *json_malloc(size_t n)
 
 static void json_free(void *p)
 {
-    kt_free(p);
+    if (json_scratch == NULL) {
+        kt_free(p);
+    }
 }
 
 static pthread_once_t json_hooks_once = PTHREAD_ONCE_INIT;
@@ -47,6 +52,18 @@ static void json_hooks_init(void)
 void kt_json_init(void)
 {
     (void)pthread_once(&json_hooks_once, json_hooks_init);
+}
+
+void kt_json_scratch_begin(kt_arena *a)
+{
+    KT_ASSERT(json_scratch == NULL);
+    kt_json_init();
+    json_scratch = a;
+}
+
+void kt_json_scratch_end(void)
+{
+    json_scratch = NULL;
 }
 
 /* ---- parse ---------------------------------------------------------------------- */

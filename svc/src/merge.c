@@ -2,7 +2,8 @@
  * svc/merge.c — KTWIN's upsert-merge (mergo.MergeWithOverwrite on
  * map[string]interface{}) over cJSON trees. Rules in svc/merge.h.
  *
- * DESIGN. Both documents are parsed (bounded), de-duplicated (the last of
+ * DESIGN. Both documents are parsed (bounded; into a scratch arena, as
+ * nothing of either tree outlives the call), de-duplicated (the last of
  * equal keys wins, as Go's encoding/json), then next's members are moved
  * into latest's tree: lookups scan small objects (SMALL_OBJECT members,
  * every KTWIN event) and go through a kt_map per bigger object level, so a
@@ -23,6 +24,8 @@
 #include "kt/mem.h"
 
 #define MERGE_MAX_INPUT (16u * 1024u * 1024u)
+/* Scratch arena block for the two trees of a merge (KTWIN documents: a few hundred bytes). */
+#define MERGE_SCRATCH_BLOCK (8u * 1024u)
 
 /* Deepest nesting of v (a scalar is 1). Stops counting past limit. */
 static int depth_of(const cJSON *v, int limit)
@@ -211,6 +214,10 @@ kt_status svc_merge_json(kt_buf *out,
     cJSON *l = NULL;
     cJSON *n = NULL;
     kt_status st;
+    /* Both trees live only in this call: parse them into a scratch arena. */
+    kt_arena scratch;
+    kt_arena_init(&scratch, MERGE_SCRATCH_BLOCK);
+    kt_json_scratch_begin(&scratch);
     st = parse_side("data", next, next_len, &n, err);
     if (st != KT_OK) {
         goto done;
@@ -232,5 +239,7 @@ kt_status svc_merge_json(kt_buf *out,
 done:
     cJSON_Delete(l);
     cJSON_Delete(n);
+    kt_json_scratch_end();
+    kt_arena_fini(&scratch);
     return st;
 }

@@ -33,6 +33,8 @@
 
 #define DEFAULT_MAX_EMIT_BYTES (256u * 1024u)
 #define DEFAULT_MAX_EMITS      1024u
+/* Scratch arena block for the check of one emit's data (small JSON objects). */
+#define PLUGIN_SCRATCH_BLOCK 4096u
 
 typedef struct plugin_ent {
     char *path;
@@ -149,15 +151,22 @@ static int host_emit(ktwin_ctx *c,
         kt_metrics_inc(x->p->m_rejected);
         return KTWIN_ETOOBIG;
     }
-    if (kt_json_parse(data, data_len, h->opts.max_emit_bytes, &doc, &e) != KT_OK) {
+    /* A syntax and type check: the tree goes at once, so it lives in a scratch arena. */
+    kt_arena scratch;
+    kt_arena_init(&scratch, PLUGIN_SCRATCH_BLOCK);
+    kt_json_scratch_begin(&scratch);
+    kt_status jst = kt_json_parse(data, data_len, h->opts.max_emit_bytes, &doc, &e);
+    bool is_object = jst == KT_OK && cJSON_IsObject(doc);
+    cJSON_Delete(doc);
+    kt_json_scratch_end();
+    kt_arena_fini(&scratch);
+    if (jst != KT_OK) {
         goto reject;
     }
-    if (!cJSON_IsObject(doc)) {
-        cJSON_Delete(doc);
+    if (!is_object) {
         kt_err_set(&e, KT_EINVAL, "data: not a JSON object");
         goto reject;
     }
-    cJSON_Delete(doc);
     ev.id = model_event_id_new(id, sizeof(id));
     ev.source = instance;
     ev.time = kt_clock_rfc3339(tbuf, sizeof(tbuf), now);

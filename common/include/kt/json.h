@@ -26,6 +26,7 @@
 
 #include "kt/buf.h"
 #include "kt/err.h"
+#include "kt/mem.h"
 
 /*
  * Route cJSON's allocations through kt_malloc/kt_free. Idempotent and
@@ -46,6 +47,21 @@ void kt_json_init(void);
  * Thread: any.
  */
 kt_status kt_json_parse(const char *buf, size_t len, size_t max_len, cJSON **out, kt_err *err);
+
+/*
+ * Scratch parsing. Between kt_json_scratch_begin(a) and kt_json_scratch_end()
+ * every cJSON allocation of the calling thread comes from arena a (a failed
+ * block allocation is KT_ENOMEM as usual) and cJSON's frees do nothing: a
+ * tree parsed, used and deleted inside the scope costs a few bump
+ * allocations instead of a malloc and a free per node and string. Rules:
+ * nothing cJSON allocates inside may be used after the scope (the caller
+ * resets or frees a afterwards); a tree from before the scope must not be
+ * deleted inside it (its memory would leak); scopes do not nest.
+ * kt_json_print_buf is unaffected (it writes to a kt_buf).
+ * Thread: per thread (the scope is the calling thread's).
+ */
+void kt_json_scratch_begin(kt_arena *a);
+void kt_json_scratch_end(void);
 
 /*
  * Typed getters. obj must be a JSON object (else KT_EINVAL); key is matched

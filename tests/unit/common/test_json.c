@@ -134,6 +134,60 @@ static void test_json_parse_uses_kt_malloc(void **state)
     cJSON_Delete(v);
 }
 
+/* Inside a scratch scope a parse costs only the arena's block allocations; outside, kt_malloc again. */
+static void test_json_scratch_scope_allocates_from_the_arena(void **state)
+{
+    (void)state;
+    static const char text[] = "{\"a\":[1,2,3],\"b\":{\"c\":\"str\",\"d\":null},\"e\":true}";
+    kt_arena a;
+    kt_arena_init(&a, 4096);
+    kt_json_scratch_begin(&a);
+    uint64_t before = kt_mem_allocs();
+    for (int i = 0; i < 10; i++) {
+        cJSON *v = NULL;
+        kt_err err = { 0 };
+        assert_int_equal(kt_json_parse(text, sizeof text - 1, 1000, &v, &err), KT_OK);
+        assert_string_equal(cJSON_GetObjectItemCaseSensitive(
+                                cJSON_GetObjectItemCaseSensitive(v, "b"), "c")->valuestring,
+                            "str");
+        cJSON_Delete(v);    /* a no-op inside the scope */
+        kt_arena_reset(&a); /* keeps one block: the next parse reuses it */
+    }
+    assert_true(kt_mem_allocs() - before <= 1); /* the arena's one block */
+    assert_true(a.total_bytes > 0);
+    /* A syntax error inside the scope is still an error. */
+    cJSON *bad = NULL;
+    kt_err err = { 0 };
+    assert_int_equal(kt_json_parse("{\"a\":", 5, 1000, &bad, &err), KT_EINVAL);
+    assert_null(bad);
+    kt_json_scratch_end();
+    kt_arena_fini(&a);
+    /* Outside the scope the nodes are kt_malloc'd and freed by cJSON_Delete again. */
+    before = kt_mem_allocs();
+    cJSON *v = parse_ok(text);
+    assert_true(kt_mem_allocs() - before >= 5);
+    cJSON_Delete(v);
+}
+
+/* A block allocation that fails inside the scope is ENOMEM, like any other allocation. */
+static void test_json_scratch_out_of_memory_is_enomem(void **state)
+{
+    (void)state;
+    static const char text[] = "{\"a\":[1,2,3]}";
+    kt_arena a;
+    kt_arena_init(&a, 4096);
+    kt_json_scratch_begin(&a);
+    cJSON *v = NULL;
+    kt_err err = { 0 };
+    kt_mem_fail_at(1);
+    kt_status st = kt_json_parse(text, sizeof text - 1, 1000, &v, &err);
+    kt_mem_fail_at(0);
+    assert_int_equal(st, KT_ENOMEM);
+    assert_null(v);
+    kt_json_scratch_end();
+    kt_arena_fini(&a);
+}
+
 static void test_json_parse_out_of_memory_is_enomem(void **state)
 {
     (void)state;
@@ -407,6 +461,8 @@ int main(void)
         cmocka_unit_test_teardown(test_json_print_buf_over_cap_leaves_buffer_unchanged, teardown),
         cmocka_unit_test_teardown(test_json_print_buf_out_of_memory_is_enomem, teardown),
         cmocka_unit_test_teardown(test_json_print_buf_matches_cjson_byte_for_byte, teardown),
+        cmocka_unit_test_teardown(test_json_scratch_scope_allocates_from_the_arena, teardown),
+        cmocka_unit_test_teardown(test_json_scratch_out_of_memory_is_enomem, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
