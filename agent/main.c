@@ -621,7 +621,10 @@ int main(int argc, char **argv)
     }
 
     /* ---- local API */
-    kt_net_opts nopts = { .metrics = metrics };
+    /* A ws:// hub: no TLS anywhere on the agent's net (its API is plain HTTP), so OpenSSL is
+     * never initialised (agent-rss). hub.url is not reloadable. */
+    kt_net_opts nopts = { .metrics = metrics,
+                          .no_tls = cfg.hub_url != NULL && strncmp(cfg.hub_url, "wss://", 6) != 0 };
     st = kt_net_new(&net, &app.loop, &nopts, &err);
     if (st != KT_OK) {
         KT_LOG(KT_LOG_ERR, "AGENT-NET", "err=\"%s\"", err.msg);
