@@ -493,6 +493,32 @@ static void test_latest_put_merges_with_and_without_a_prior_get(void **state)
     agent_latest_free(other);
 }
 
+/* agent-rss: the latest state's page cache stays bounded with more states than SQLite's
+ * default cache (2000 KiB) would hold. */
+static void test_latest_page_cache_is_bounded(void **state)
+{
+    fixture *f = *state;
+    kt_err err = { 0 };
+    static char data[1024];
+    memset(data, ' ', sizeof data);
+    memcpy(data, "{\"v\":\"", 6);
+    memcpy(data + sizeof data - 3, "\"}", 3); /* NUL-terminated: put_data takes strlen */
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 4000; i++) { /* ~4 MB of states, each written twice */
+            char inst[32];
+            snprintf(inst, sizeof inst, "s-%d", i);
+            put_data(f->latest, inst, data);
+            if (i % 500 == 499) {
+                must(agent_latest_flush(f->latest, &err), &err);
+            }
+        }
+    }
+    must(agent_latest_flush(f->latest, &err), &err);
+    assert_int_equal(agent_latest_count(f->latest), 4000);
+    assert_true(agent_latest_cache_bytes(f->latest) > 0);
+    assert_true(agent_latest_cache_bytes(f->latest) <= 700u * 1024u);
+}
+
 static void test_mqtt_callback_joins_the_drain_transaction(void **state)
 {
     fixture *f = *state;
@@ -623,6 +649,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_remote_and_pending_placements, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingest_interfaces_lists_the_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_latest_page_cache_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_down_apply_records_the_seq_with_its_effects, setup,
                                         teardown),
     };
