@@ -416,6 +416,9 @@ kt_status kt_net_new(kt_net **out, uv_loop_t *loop, const kt_net_opts *opts, kt_
     info.uid = -1;
     info.user = net;
     info.pcontext = &net->ctx;
+    if (opts != NULL && opts->max_fds != 0) {
+        info.fd_limit_per_thread = opts->max_fds; /* one service thread: the loop's */
+    }
     info.max_http_header_data = 16384;
     info.pt_serv_buf_size = 32 * 1024;
     net->ctx = lws_create_context(&info);

@@ -92,6 +92,9 @@ typedef struct kt_net_opts {
     bool no_tls;         /* no https server nor wss client on this net: OpenSSL is never
                             initialised (its config, providers and error strings touch ~3 MiB
                             of libcrypto and heap); TLS servers and wss clients get KT_EINVAL */
+    unsigned max_fds;    /* sockets lws may hold; 0 = the process's RLIMIT_NOFILE. lws
+                            allocates and zeroes 16 bytes per fd up front: 16 MiB at a
+                            container's usual limit of 1048576 */
 } kt_net_opts;
 
 /*

@@ -33,12 +33,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
+
+#include <libwebsockets.h>
 
 #include "kt/buf.h"
 #include "kt/clock.h"
@@ -1562,6 +1565,56 @@ static void test_no_tls_net_never_touches_openssl(void **state)
     ws_teardown(&f);
 }
 
+/* The biggest single allocation lws asks for (its per-fd tables, with max_fds unset). */
+static size_t lws_max_request;
+
+static void *counting_lws_realloc(void *ptr, size_t size, const char *reason)
+{
+    (void)reason;
+    if (size == 0) {
+        kt_free(ptr); /* plain free(): mem.c adds no header */
+        return NULL;
+    }
+    if (size > lws_max_request) {
+        lws_max_request = size;
+    }
+    return kt_realloc(ptr, size);
+}
+
+static size_t max_lws_request_of_new_net(unsigned max_fds)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    kt_net *net = NULL;
+    kt_net_opts o = { .max_fds = max_fds };
+    lws_max_request = 0;
+    lws_set_allocator(counting_lws_realloc);
+    assert_int_equal(kt_net_new(&net, &loop, &o, NULL), KT_OK);
+    size_t got = lws_max_request;
+    shutdown_net(&loop, net);
+    return got; /* the allocator stays: lws_set_allocator(NULL) would leave none */
+}
+
+/* agent-rss: max_fds sizes lws' per-fd tables instead of RLIMIT_NOFILE (16 MiB of them,
+ * allocated and zeroed, at a container's usual 1048576). */
+static void test_max_fds_bounds_lws_fd_tables(void **state)
+{
+    (void)state;
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < 16384 && rl.rlim_max >= 16384) {
+        rl.rlim_cur = 16384;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    if (rl.rlim_cur < 16384) {
+        skip(); /* the tables would not stand out of lws' other buffers */
+    }
+    size_t dflt = max_lws_request_of_new_net(0);
+    size_t small = max_lws_request_of_new_net(64);
+    assert_true(dflt >= 16384u * sizeof(void *)); /* one pointer per fd of the limit */
+    assert_true(small < 16384u * sizeof(void *));
+}
+
 static void test_bind_any_and_ipv6(void **state)
 {
     (void)state;
@@ -1696,6 +1749,7 @@ int main(void)
         cmocka_unit_test(test_ws_200_clients_one_net),
         cmocka_unit_test(test_tls_https_and_wss),
         cmocka_unit_test(test_no_tls_net_never_touches_openssl),
+        cmocka_unit_test(test_max_fds_bounds_lws_fd_tables),
         cmocka_unit_test(test_bind_any_and_ipv6),
         cmocka_unit_test(test_port_in_use_is_an_error),
     };
