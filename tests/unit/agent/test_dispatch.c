@@ -578,6 +578,34 @@ static void test_remote_and_pending_placements(void **state)
     assert_int_equal(outbox_has(f, "ktwin.store.pole", "pole-99"), 1);
 }
 
+/* Instance sites follow the model: with every instance on this site (the dispatcher then keeps
+ * no per-instance list, agent-rss), pole-2's real event runs pole's service here. */
+static void test_instance_sites_follow_the_model(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(send_event(f, "ktwin.real.pole", "pole-2", "{}", AGENT_DISPATCH_INGRESS),
+                     KT_OK);
+    assert_int_equal(outbox_has(f, "ktwin.real.pole", "pole-2"), 1); /* s2: up */
+    agent_dispatch_stats s;
+    agent_dispatch_stats_get(f->d, &s);
+    assert_int_equal(s.local_plugin, 0);
+    agent_cache_object moved = { .kind = AGENT_KIND_INSTANCE,
+                                 .name = "pole-2",
+                                 .body = INST("pole-2", "pole", "s1", ""),
+                                 .revision = 8 };
+    moved.body_len = strlen(moved.body);
+    kt_err err = { 0 };
+    must(agent_cache_delta_apply(f->cache, 7, 8, &moved, 1, &err), &err);
+    assert_int_equal(
+        send_event(f, "ktwin.real.pole", "pole-2", "{\"n\":2}", AGENT_DISPATCH_INGRESS), KT_OK);
+    agent_dispatch_stats_get(f->d, &s);
+    assert_int_equal(s.local_plugin, 1); /* now here: pole's service ran */
+    /* still nothing here for an instance outside the subgraph */
+    assert_int_equal(
+        send_event(f, "ktwin.store.pole", "pole-99", "{\"a\":1}", AGENT_DISPATCH_INGRESS), KT_OK);
+    assert_int_equal(outbox_has(f, "ktwin.store.pole", "pole-99"), 1);
+}
+
 static void test_ingest_interfaces_lists_the_model(void **state)
 {
     fixture *f = *state;
@@ -649,6 +677,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_remote_and_pending_placements, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingest_interfaces_lists_the_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_instance_sites_follow_the_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_latest_page_cache_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_down_apply_records_the_seq_with_its_effects, setup,
                                         teardown),
