@@ -798,14 +798,24 @@ agent_cache_foreach_placement(agent_cache *c, agent_cache_placement_cb cb, void 
 
 /* The document goes in as zeroblob(len) then is written through incremental blob I/O: a
  * bound 3 MB blob made SQLite build the whole record in a heap copy of its own (the agent's
- * peak heap while storing the graph JSON). Both steps in one transaction. */
-kt_status agent_cache_rendered_put(agent_cache *c,
-                                   const char *name,
-                                   uint64_t generation,
-                                   const void *data,
-                                   size_t len,
-                                   kt_err *err)
+ * peak heap while storing the graph JSON). Both steps in one transaction. The writer lets
+ * the caller produce the document in pieces (agent_view_persist_graph renders the graph
+ * JSON straight into it), so that it is never whole in memory either. */
+struct agent_cache_rendered_writer {
+    agent_cache *c;
+    sqlite3_blob *blob; /* NULL when len is 0 */
+    size_t len, off;
+    kt_status st; /* the first failure */
+};
+
+kt_status agent_cache_rendered_begin(agent_cache_rendered_writer **out,
+                                     agent_cache *c,
+                                     const char *name,
+                                     uint64_t generation,
+                                     size_t len,
+                                     kt_err *err)
 {
+    *out = NULL;
     if (c->in_snapshot) {
         return kt_err_set(err, KT_EAGAIN, "a snapshot is being applied");
     }
@@ -837,20 +847,85 @@ kt_status agent_cache_rendered_put(agent_cache *c,
         rc = sqlite3_blob_open(c->db, "main", "rendered", "body", sqlite3_last_insert_rowid(c->db),
                                1, &blob);
     }
-    for (size_t off = 0; rc == SQLITE_OK && off < len; off += RENDERED_CHUNK) {
-        size_t n = len - off < RENDERED_CHUNK ? len - off : RENDERED_CHUNK;
-        rc = sqlite3_blob_write(blob, (const char *)data + off, (int)n, (int)off);
-    }
-    if (blob != NULL) {
-        int crc = sqlite3_blob_close(blob);
-        rc = rc == SQLITE_OK ? crc : rc;
-    }
     if (rc != SQLITE_OK) {
         ret = sql_fail(c, rc, "write rendered", err);
         sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
         return ret;
     }
+    agent_cache_rendered_writer *w = kt_xcalloc(1, sizeof *w);
+    w->c = c;
+    w->blob = blob;
+    w->len = len;
+    *out = w;
+    return KT_OK;
+}
+
+kt_status
+agent_cache_rendered_write(agent_cache_rendered_writer *w, const void *data, size_t n, kt_err *err)
+{
+    if (w->st != KT_OK) {
+        return kt_err_set(err, w->st, "rendered document: an earlier write failed");
+    }
+    if (n > w->len - w->off) {
+        w->st = KT_EINVAL;
+        return kt_err_set(err, KT_EINVAL, "rendered document: %zu bytes past the %zu reserved",
+                          n - (w->len - w->off), w->len);
+    }
+    for (size_t done = 0; done < n;) {
+        size_t k = n - done < RENDERED_CHUNK ? n - done : RENDERED_CHUNK;
+        int rc = sqlite3_blob_write(w->blob, (const char *)data + done, (int)k, (int)w->off);
+        if (rc != SQLITE_OK) {
+            w->st = sql_fail(w->c, rc, "write rendered", err);
+            return w->st;
+        }
+        done += k;
+        w->off += k;
+    }
+    return KT_OK;
+}
+
+kt_status agent_cache_rendered_end(agent_cache_rendered_writer *w, bool commit, kt_err *err)
+{
+    if (w == NULL) {
+        return KT_OK;
+    }
+    agent_cache *c = w->c;
+    kt_status ret = KT_OK;
+    if (w->blob != NULL) {
+        int rc = sqlite3_blob_close(w->blob);
+        if (rc != SQLITE_OK && w->st == KT_OK) {
+            w->st = sql_fail(c, rc, "write rendered", err);
+        }
+    }
+    if (w->st != KT_OK) {
+        ret = w->st; /* already reported */
+    } else if (commit && w->off != w->len) {
+        ret = kt_err_set(err, KT_EINVAL, "rendered document: %zu of %zu bytes written", w->off,
+                         w->len);
+    }
+    kt_free(w);
+    if (!commit || ret != KT_OK) {
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+        return ret;
+    }
     return exec_sql(c, "COMMIT", err);
+}
+
+kt_status agent_cache_rendered_put(agent_cache *c,
+                                   const char *name,
+                                   uint64_t generation,
+                                   const void *data,
+                                   size_t len,
+                                   kt_err *err)
+{
+    agent_cache_rendered_writer *w = NULL;
+    kt_status st = agent_cache_rendered_begin(&w, c, name, generation, len, err);
+    if (st != KT_OK) {
+        return st;
+    }
+    st = agent_cache_rendered_write(w, data, len, err);
+    kt_status end = agent_cache_rendered_end(w, st == KT_OK, err);
+    return st != KT_OK ? st : end;
 }
 
 /* Append the blob of rendered row rowid (n bytes) to out in chunks, without SQLite's own copy. */

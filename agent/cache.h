@@ -43,6 +43,7 @@
 #ifndef KT_AGENT_CACHE_H
 #define KT_AGENT_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -181,6 +182,24 @@ kt_status agent_cache_rendered_put(agent_cache *c,
                                    const void *data,
                                    size_t len,
                                    kt_err *err);
+/*
+ * The same, written in pieces so that the document is never whole in memory: begin checks
+ * as agent_cache_rendered_put does, opens a transaction and reserves len bytes under name;
+ * write stores the next n bytes (KT_EINVAL past len: the writer then fails); end commits
+ * when commit is true, no write failed and exactly len bytes were written (else rolls back:
+ * KT_EINVAL for a short document) and frees w (NULL is a no-op). Nothing else may use the
+ * cache between begin and end. Thread: loop.
+ */
+typedef struct agent_cache_rendered_writer agent_cache_rendered_writer;
+kt_status agent_cache_rendered_begin(agent_cache_rendered_writer **out,
+                                     agent_cache *c,
+                                     const char *name,
+                                     uint64_t generation,
+                                     size_t len,
+                                     kt_err *err);
+kt_status
+agent_cache_rendered_write(agent_cache_rendered_writer *w, const void *data, size_t n, kt_err *err);
+kt_status agent_cache_rendered_end(agent_cache_rendered_writer *w, bool commit, kt_err *err);
 /*
  * Append the rendered document name to out when it was rendered from the
  * committed objects (out NULL: only say whether there is one). Returns KT_OK; KT_ENOTFOUND when

@@ -10,7 +10,9 @@
  * - Instance sites: model_placement_compute over the cached subgraph with
  *   this site as the only site. An instance labelled (or walked to) this
  *   site reads as here; every other instance reads as "no site", which the
- *   router turns into "send it up" for events produced here.
+ *   router turns into "send it up" for events produced here. Only the
+ *   answer is kept (all instances here, or the sorted pointers of those
+ *   here), not the placement result and its map of every instance name.
  * - Plugin emits are collected during the plugin call (the host is not
  *   re-entrant) and routed after it returns, at depth + 1.
  * - A top-level dispatch that is not inside the MQTT drain's outbox
@@ -105,9 +107,14 @@ struct agent_dispatch {
     uint64_t view_builds; /* agent_view_builds at the last table build; 0 = none */
     const model *m;
     model_route_table *table;
-    model_placement *sites; /* instance -> this site */
-    uint64_t place_gen;     /* placement generation of where_map; 0 = none */
-    kt_map where_map;       /* iface -> (uintptr_t)(where + 1); keys in where_keys */
+    /* Instances placed on this site (model_placement_compute, then dropped: its map of every
+     * instance name was ~1.4 MiB for 11,861 instances): all of them, or the sorted
+     * pointers of those here. sites_ok is 0 when the computation failed (none here). */
+    int sites_ok, all_here;
+    const model_instance **here;
+    size_t n_here;
+    uint64_t place_gen; /* placement generation of where_map; 0 = none */
+    kt_map where_map;   /* iface -> (uintptr_t)(where + 1); keys in where_keys */
     char **where_keys;
     size_t n_where_keys;
     model_route_env env;
@@ -239,14 +246,71 @@ static model_placement_where where_cb(const char *iface, const char *site, void 
     return v == 0 ? MODEL_WHERE_CLOUD : (model_placement_where)(v - 1);
 }
 
+static int ptr_cmp(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (const model_instance *const *)a;
+    uintptr_t y = (uintptr_t) * (const model_instance *const *)b;
+    return x < y ? -1 : x > y;
+}
+
 static const char *instance_site_cb(const char *instance, void *user)
 {
     agent_dispatch *d = user;
-    if (d->sites == NULL) {
+    if (!d->sites_ok || instance == NULL || d->m == NULL) {
         return NULL;
     }
-    const char *s = model_placement_instance_site(d->sites, instance);
-    return s != NULL && strcmp(s, d->site) == 0 ? d->site : NULL;
+    const model_instance *inst = model_instance_get(d->m, instance);
+    if (inst == NULL) {
+        return NULL; /* not in the cached subgraph: not placed here */
+    }
+    if (d->all_here) {
+        return d->site;
+    }
+    return bsearch(&inst, d->here, d->n_here, sizeof *d->here, ptr_cmp) != NULL ? d->site : NULL;
+}
+
+static void sites_clear(agent_dispatch *d)
+{
+    kt_free(d->here);
+    d->here = NULL;
+    d->n_here = 0;
+    d->sites_ok = 0;
+    d->all_here = 0;
+}
+
+/* The instances of m that model_placement_compute puts on this site. */
+static void sites_compute(agent_dispatch *d, const model *m)
+{
+    model_placement_site s = { .name = d->site,
+                               .connected = 1,
+                               .cpu_millis = MODEL_PLACEMENT_CPU_UNLIMITED,
+                               .memory_bytes = MODEL_PLACEMENT_MEMORY_UNLIMITED };
+    model_placement *p = NULL;
+    kt_err perr = { 0 };
+    if (model_placement_compute(&p, m, &s, 1, NULL, &perr) != KT_OK) {
+        /* Every instance then reads as "not here": events go up. */
+        KT_LOG(KT_LOG_WARN, "DISPATCH-SITES", "err=\"%s\"", perr.msg);
+        return;
+    }
+    size_t n = model_n_instances(m);
+    d->here = kt_xcalloc(n > 0 ? n : 1, sizeof *d->here);
+    for (size_t i = 0; i < n; i++) {
+        const model_instance *inst = model_instance_at(m, i);
+        const char *site = model_placement_instance_site(p, inst->name);
+        if (site != NULL && strcmp(site, d->site) == 0) {
+            d->here[d->n_here++] = inst;
+        }
+    }
+    model_placement_free(p);
+    d->sites_ok = 1;
+    if (d->n_here == n) {
+        d->all_here = 1; /* one site, the usual case: no list at all */
+        kt_free(d->here);
+        d->here = NULL;
+        d->n_here = 0;
+    } else {
+        qsort(d->here, d->n_here, sizeof *d->here, ptr_cmp);
+    }
 }
 
 static void where_clear(agent_dispatch *d)
@@ -288,23 +352,13 @@ static kt_status refresh(agent_dispatch *d, kt_err *err)
     uint64_t builds = agent_view_builds(d->view);
     if (m != d->m || builds != d->view_builds) {
         model_route_table_free(d->table);
-        model_placement_free(d->sites);
+        sites_clear(d);
         d->table = NULL;
-        d->sites = NULL;
         d->m = m;
         d->view_builds = builds;
         if (m != NULL) {
             d->table = model_route_table_new(m);
-            model_placement_site s = { .name = d->site,
-                                       .connected = 1,
-                                       .cpu_millis = MODEL_PLACEMENT_CPU_UNLIMITED,
-                                       .memory_bytes = MODEL_PLACEMENT_MEMORY_UNLIMITED };
-            kt_err perr = { 0 };
-            if (model_placement_compute(&d->sites, m, &s, 1, NULL, &perr) != KT_OK) {
-                /* Every instance then reads as "not here": events go up. */
-                KT_LOG(KT_LOG_WARN, "DISPATCH-SITES", "err=\"%s\"", perr.msg);
-                d->sites = NULL;
-            }
+            sites_compute(d, m);
         }
     }
     uint64_t pg = agent_cache_placement_generation(d->cache);
@@ -917,7 +971,7 @@ void agent_dispatch_free(agent_dispatch *d)
         kt_metrics_detach(d->metrics, d);
     }
     model_route_table_free(d->table);
-    model_placement_free(d->sites);
+    sites_clear(d);
     where_clear(d);
     kt_map_fini(&d->where_map);
     size_t it = 0;

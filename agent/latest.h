@@ -83,4 +83,7 @@ kt_status agent_latest_flush(agent_latest *l, kt_err *err);
 /* Instances with a latest state (committed and pending). */
 uint64_t agent_latest_count(agent_latest *l);
 
+/* Bytes of SQLite page cache the connection holds now (bounded: LATEST_PAGE_CACHE). */
+size_t agent_latest_cache_bytes(const agent_latest *l);
+
 #endif

@@ -63,6 +63,11 @@
 #define WARM_YIELD_MS     40
 #define WARM_YIELD_MAX_MS 100
 
+/* Sockets of the agent's kt_net (the uplink and local API clients). lws sizes its per-fd
+ * tables by this instead of RLIMIT_NOFILE (16 bytes per fd, allocated and zeroed at
+ * start: 320 KiB at 20,000, 16 MiB at a container's 1048576). */
+#define AGENT_NET_MAX_FDS 4096
+
 struct agent_edge;
 
 typedef struct agent_app {
@@ -621,7 +626,11 @@ int main(int argc, char **argv)
     }
 
     /* ---- local API */
-    kt_net_opts nopts = { .metrics = metrics };
+    /* A ws:// hub: no TLS anywhere on the agent's net (its API is plain HTTP), so OpenSSL is
+     * never initialised (agent-rss). hub.url is not reloadable. */
+    kt_net_opts nopts = { .metrics = metrics,
+                          .no_tls = cfg.hub_url != NULL && strncmp(cfg.hub_url, "wss://", 6) != 0,
+                          .max_fds = AGENT_NET_MAX_FDS };
     st = kt_net_new(&net, &app.loop, &nopts, &err);
     if (st != KT_OK) {
         KT_LOG(KT_LOG_ERR, "AGENT-NET", "err=\"%s\"", err.msg);

@@ -31,6 +31,11 @@
 
 #define DEFAULT_MAX_BYTES (1024ull * 1024ull * 1024ull)
 
+/* Page cache of the connection, in the PRAGMA cache_size form (negative: KiB). The outbox
+ * is a queue (appends at the end, reads and deletes from the start), so SQLite's default
+ * (2000 KiB) held pages that were never read again (agent-rss). */
+#define OUTBOX_PAGE_CACHE "-256"
+
 enum {
     S_INSERT,
     S_PEEK,
@@ -315,6 +320,7 @@ kt_status agent_outbox_open(agent_outbox **out, const agent_outbox_opts *opts, k
     static const char *const ddl =
         "PRAGMA journal_mode=WAL;"
         "PRAGMA synchronous=NORMAL;"
+        "PRAGMA cache_size=" OUTBOX_PAGE_CACHE ";"
         "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);"
         "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY, id TEXT NOT NULL,"
         " type TEXT NOT NULL, source TEXT NOT NULL, subject TEXT, time_ms INTEGER,"
@@ -717,4 +723,11 @@ uint64_t agent_outbox_bytes(const agent_outbox *ob)
 bool agent_outbox_full(const agent_outbox *ob)
 {
     return ob->full;
+}
+
+size_t agent_outbox_cache_bytes(const agent_outbox *ob)
+{
+    int cur = 0, hi = 0;
+    (void)sqlite3_db_status(ob->db, SQLITE_DBSTATUS_CACHE_USED, &cur, &hi, 0);
+    return cur > 0 ? (size_t)cur : 0;
 }

@@ -143,6 +143,8 @@ uint64_t agent_outbox_events(const agent_outbox *ob);
 uint64_t agent_outbox_bytes(const agent_outbox *ob);
 /* Full: an append was refused and the outbox has not drained below low water since. */
 bool agent_outbox_full(const agent_outbox *ob);
+/* Bytes of SQLite page cache the connection holds now (bounded: OUTBOX_PAGE_CACHE). */
+size_t agent_outbox_cache_bytes(const agent_outbox *ob);
 
 /*
  * Meta values kept in the same file (e.g. "journal_applied"). get returns 0

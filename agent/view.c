@@ -8,7 +8,9 @@
  * and loaded with model_load_buffer, resolved once at the end) at start.
  *
  * DESIGN: the graph JSON, KTWIN's largest answer (~3 MB for a 20-neighborhood
- * site), is stored in the cache once rendered (agent_cache_rendered_put),
+ * site), is stored in the cache once rendered (agent_cache_rendered_put, or
+ * by agent_view_persist_graph rendered twice, once to count its bytes and
+ * once straight into the cache's blob, so that it is never whole in memory),
  * keyed to the cache generation it came from; the cache drops it in the same
  * transaction as any commit that changes objects. A stored one is served as
  * is, so a restarted agent answers from its cache before any model exists.
@@ -280,6 +282,25 @@ kt_status agent_view_graph_json(agent_view *v, kt_buf *out, kt_err *err)
     return KT_OK;
 }
 
+/* Graph JSON sinks of agent_view_persist_graph: count the bytes, then store them. */
+static kt_status count_sink(const char *data, size_t len, void *user)
+{
+    (void)data;
+    *(size_t *)user += len;
+    return KT_OK;
+}
+
+typedef struct store_sink {
+    agent_cache_rendered_writer *w;
+    kt_err *err;
+} store_sink;
+
+static kt_status store_sink_cb(const char *data, size_t len, void *user)
+{
+    store_sink *s = user;
+    return agent_cache_rendered_write(s->w, data, len, s->err);
+}
+
 kt_status agent_view_persist_graph(agent_view *v, kt_err *err)
 {
     if (agent_cache_in_snapshot(v->cache)) {
@@ -289,12 +310,27 @@ kt_status agent_view_persist_graph(agent_view *v, kt_err *err)
     if (st != KT_ENOTFOUND) {
         return st;
     }
-    memset(err, 0, sizeof *err);
-    kt_buf b;
-    kt_buf_init(&b, VIEW_MAX_BYTES);
-    st = agent_view_graph_json(v, &b, err); /* renders and stores */
-    kt_buf_fini(&b);
-    return st;
+    memset(err, 0, sizeof err[0]);
+    st = agent_view_refresh(v, err);
+    if (st != KT_OK) {
+        return st;
+    }
+    if (!agent_view_current(v)) {
+        return KT_OK; /* the build failed and an older model is served: not stored */
+    }
+    /* Rendered twice, straight into the cache (the length first: the blob is reserved
+     * whole): the ~3 MB document is never in memory, where it was the agent's peak. */
+    size_t len = 0;
+    (void)model_graph_to_json_sink(v->m, count_sink, &len);
+    agent_cache_rendered_writer *w = NULL;
+    st = agent_cache_rendered_begin(&w, v->cache, VIEW_GRAPH_DOC, v->built_gen, len, err);
+    if (st != KT_OK) {
+        return st;
+    }
+    store_sink s = { w, err };
+    st = model_graph_to_json_sink(v->m, store_sink_cb, &s);
+    kt_status end = agent_cache_rendered_end(w, st == KT_OK, err);
+    return st != KT_OK ? st : end;
 }
 
 kt_status agent_view_iface_json(agent_view *v, const char *iface, kt_buf *out, kt_err *err)

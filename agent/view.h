@@ -65,9 +65,10 @@ int agent_view_current(const agent_view *v);
 
 /*
  * Make sure the cache holds the graph JSON of its committed objects:
- * render and store it when it does not (building the model if needed).
- * Returns KT_OK (also during a snapshot: nothing to do yet) or a
- * cache/model error. Thread: loop.
+ * render and store it when it does not (building the model if needed),
+ * straight into the cache in pieces (never whole in memory). Returns
+ * KT_OK (also during a snapshot: nothing to do yet) or a cache/model
+ * error. Thread: loop.
  */
 kt_status agent_view_persist_graph(agent_view *v, kt_err *err);
 

@@ -17,6 +17,11 @@
  *   loop (nor starves other clients) for long. Servers speak HTTP/1.1 only (ALPN
  *   "http/1.1"): the body streaming assumes h1 framing.
  *
+ *   OpenSSL: lws' global init (OPENSSL_init_ssl: config file, providers,
+ *   error strings) runs in kt_net_new unless kt_net_opts.no_tls; a client
+ *   vhost gets an SSL_CTX (and the CA store) only for wss. A process without
+ *   TLS thus never touches most of libcrypto (~3 MiB resident: agent-rss).
+ *
  *   Shutdown (lws 4.1.6 with a foreign loop, checked on this machine): the
  *   first lws_context_destroy() closes lws' uv handles asynchronously, and a
  *   second call after those close callbacks have run frees the context; two
@@ -400,14 +405,20 @@ kt_status kt_net_new(kt_net **out, uv_loop_t *loop, const kt_net_opts *opts, kt_
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
     void *loops[1] = { loop };
-    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-                   LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    net->no_tls = opts != NULL && opts->no_tls;
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    if (!net->no_tls) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    }
     info.foreign_loops = loops;
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.gid = -1;
     info.uid = -1;
     info.user = net;
     info.pcontext = &net->ctx;
+    if (opts != NULL && opts->max_fds != 0) {
+        info.fd_limit_per_thread = opts->max_fds; /* one service thread: the loop's */
+    }
     info.max_http_header_data = 16384;
     info.pt_serv_buf_size = 32 * 1024;
     net->ctx = lws_create_context(&info);
@@ -685,6 +696,9 @@ kt_http_server_new(kt_http_server **out, kt_net *net, const kt_http_server_opts 
     }
     if (opts->tls_client_ca_file != NULL && opts->tls_cert_file == NULL) {
         return kt_err_set(err, KT_EINVAL, "a client CA needs TLS (certificate and key)");
+    }
+    if (opts->tls_cert_file != NULL && net->no_tls) {
+        return kt_err_set(err, KT_EINVAL, "TLS server on a kt_net created with no_tls");
     }
     if (opts->port < 0 || opts->port > 65535) {
         return kt_err_set(err, KT_EINVAL, "port %d out of range 0..65535", opts->port);

@@ -99,6 +99,7 @@ struct kt_net {
     size_t n_orphans;
     uv_timer_t orphan_timer;
     bool freeing;
+    bool no_tls;            /* kt_net_opts.no_tls: OpenSSL never initialised */
     unsigned char *scratch; /* LWS_PRE + NET_CHUNK */
     const struct lws_protocols *client_protocols;
 };

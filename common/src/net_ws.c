@@ -660,11 +660,15 @@ static bool parse_url(const char *url, url_parts *u)
     return n > 0 && (size_t)n < sizeof u->path;
 }
 
-static struct lws_vhost *client_vhost_get(kt_net *net, const kt_ws_client_opts *o, kt_err *err)
+/* The client vhost for o's TLS setup and timeout (one per distinct setup). Only a wss one
+ * (tls) gets lws' DO_SSL_GLOBAL_INIT, which makes it create an SSL_CTX and load the CA store
+ * (~1 MiB of heap, more of libcrypto): a ws:// connection never uses them. */
+static struct lws_vhost *
+client_vhost_get(kt_net *net, const kt_ws_client_opts *o, bool tls, kt_err *err)
 {
     uint32_t cto = o->connect_timeout_s != 0 ? o->connect_timeout_s : 10;
     char key[3 * 1100];
-    (void)snprintf(key, sizeof key, "%s|%s|%s|%u", o->tls_ca_file ? o->tls_ca_file : "",
+    (void)snprintf(key, sizeof key, "%d|%s|%s|%s|%u", tls, o->tls_ca_file ? o->tls_ca_file : "",
                    o->tls_cert_file ? o->tls_cert_file : "", o->tls_key_file ? o->tls_key_file : "",
                    cto);
     for (client_vhost *cv = net->cvhosts; cv != NULL; cv = cv->next) {
@@ -683,10 +687,12 @@ static struct lws_vhost *client_vhost_get(kt_net *net, const kt_ws_client_opts *
     info.vhost_name = name;
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = net->client_protocols;
-    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-    info.client_ssl_ca_filepath = o->tls_ca_file;
-    info.client_ssl_cert_filepath = o->tls_cert_file;
-    info.client_ssl_private_key_filepath = o->tls_key_file;
+    if (tls) {
+        info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.client_ssl_ca_filepath = o->tls_ca_file;
+        info.client_ssl_cert_filepath = o->tls_cert_file;
+        info.client_ssl_private_key_filepath = o->tls_key_file;
+    }
     info.connect_timeout_secs = cto;
     info.timeout_secs = cto;
     info.alpn = "http/1.1";
@@ -837,6 +843,9 @@ kt_ws_client_new(kt_ws_conn **out, kt_net *net, const kt_ws_client_opts *opts, k
         return kt_err_set(err, KT_EINVAL, "bad ws url \"%s\" (ws://host:port/path or wss://...)",
                           opts->url);
     }
+    if (u.tls && net->no_tls) {
+        return kt_err_set(err, KT_EINVAL, "wss client on a kt_net created with no_tls");
+    }
     if ((opts->header_name == NULL) != (opts->header_value == NULL) ||
         (opts->header_name != NULL &&
          (opts->header_name[0] == '\0' || strlen(opts->header_name) > 100 ||
@@ -857,7 +866,7 @@ kt_ws_client_new(kt_ws_conn **out, kt_net *net, const kt_ws_client_opts *opts, k
     if (st != KT_OK) {
         return st;
     }
-    struct lws_vhost *vh = client_vhost_get(net, opts, err);
+    struct lws_vhost *vh = client_vhost_get(net, opts, u.tls, err);
     if (vh == NULL) {
         return KT_EINVAL;
     }

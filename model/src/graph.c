@@ -1,15 +1,14 @@
 /*
  * graph.c — instance sets, subgraphs and KTWIN's graph JSON. See model/graph.h.
  *
- * DESIGN: the graph JSON is written straight into the caller's kt_buf through
- * a small staging buffer (one kt_buf_append per 64 KiB instead of one per
- * token), because the hub serves the whole graph of a 1,200-neighborhood city
- * (711,601 instances, about 230 MB of JSON). Strings are escaped the way Go's
- * encoding/json does it (KTWIN's graph cache is Go): '"', '\\', \n, \r, \t,
- * other control characters as \u00XX, '<', '>' and '&' as \u003c, \u003e,
- * \u0026, U+2028/U+2029 escaped, invalid UTF-8 as U+FFFD. The common case, a
- * name of plain ASCII, is copied in one run. With these rules an export of
- * KTWIN's own twin-graph.txt is byte-for-byte the original.
+ * DESIGN: the graph JSON is written straight into the caller's kt_buf (or,
+ * model_graph_to_json_sink, handed to a callback) through a small staging
+ * buffer (one kt_buf_append per 64 KiB instead of one per token), because the hub serves the whole
+ * graph of a 1,200-neighborhood city (711,601 instances, about 230 MB of JSON). Strings are escaped
+ * the way Go's encoding/json does it (KTWIN's graph cache is Go): '"', '\\', \n, \r, \t, other
+ * control characters as \u00XX, '<', '>' and '&' as \u003c, \u003e, \u0026, U+2028/U+2029 escaped,
+ * invalid UTF-8 as U+FFFD. The common case, a name of plain ASCII, is copied in one run. With these
+ * rules an export of KTWIN's own twin-graph.txt is byte-for-byte the original.
  *
  * Reading uses cJSON (the input is small next to the model it feeds: one
  * file per import) and reports structural problems with JSON paths such as
@@ -105,18 +104,28 @@ void model_subgraph(const model *m,
 
 #define JW_CHUNK (64u * 1024u)
 
-/* A staging buffer in front of a kt_buf; the first failure sticks. */
+/* A staging buffer in front of a kt_buf, or of a sink when out is NULL; the first failure
+ * sticks. */
 typedef struct json_writer {
     kt_buf *out;
+    model_json_sink_cb sink;
+    void *sink_user;
     kt_status st;
     size_t n;
     char tmp[JW_CHUNK];
 } json_writer;
 
+static void jw_emit(json_writer *w, const char *p, size_t len)
+{
+    if (w->st == KT_OK) {
+        w->st = w->out != NULL ? kt_buf_append(w->out, p, len) : w->sink(p, len, w->sink_user);
+    }
+}
+
 static void jw_flush(json_writer *w)
 {
-    if (w->n > 0 && w->st == KT_OK) {
-        w->st = kt_buf_append(w->out, w->tmp, w->n);
+    if (w->n > 0) {
+        jw_emit(w, w->tmp, w->n);
     }
     w->n = 0;
 }
@@ -126,9 +135,7 @@ static void jw_put(json_writer *w, const char *p, size_t len)
     if (w->n + len > JW_CHUNK) {
         jw_flush(w);
         if (len > JW_CHUNK) {
-            if (w->st == KT_OK) {
-                w->st = kt_buf_append(w->out, p, len);
-            }
+            jw_emit(w, p, len);
             return;
         }
     }
@@ -227,17 +234,21 @@ static void jw_instance(json_writer *w, const model_instance *inst)
  * items is NULL, the model's instances filtered by iface_atom (NULL = all).
  * On failure out is restored to its length at the call.
  */
-static kt_status write_graph(const model *m,
-                             model_instance *const *items,
-                             size_t n_items,
-                             const char *iface_atom,
-                             kt_buf *out)
+static kt_status write_graph_to(const model *m,
+                                model_instance *const *items,
+                                size_t n_items,
+                                const char *iface_atom,
+                                kt_buf *out,
+                                model_json_sink_cb sink,
+                                void *sink_user)
 {
     json_writer *w = kt_xmalloc(sizeof *w);
     w->out = out;
+    w->sink = sink;
+    w->sink_user = sink_user;
     w->st = KT_OK;
     w->n = 0;
-    size_t start_len = out->len;
+    size_t start_len = out != NULL ? out->len : 0;
     JW_LIT(w, "{\"twinInstances\":[");
     int first = 1;
     size_t n = items != NULL ? n_items : m->instances.n;
@@ -256,11 +267,25 @@ static kt_status write_graph(const model *m,
     jw_flush(w);
     kt_status st = w->st;
     kt_free(w);
-    if (st != KT_OK && out->data != NULL) {
+    if (st != KT_OK && out != NULL && out->data != NULL) {
         out->len = start_len;
         out->data[start_len] = '\0';
     }
     return st;
+}
+
+static kt_status write_graph(const model *m,
+                             model_instance *const *items,
+                             size_t n_items,
+                             const char *iface_atom,
+                             kt_buf *out)
+{
+    return write_graph_to(m, items, n_items, iface_atom, out, NULL, NULL);
+}
+
+kt_status model_graph_to_json_sink(const model *m, model_json_sink_cb cb, void *user)
+{
+    return write_graph_to(m, NULL, 0, NULL, NULL, cb, user);
 }
 
 kt_status model_graph_to_json(const model *m, const model_instance_set *set, kt_buf *out)

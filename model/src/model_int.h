@@ -49,6 +49,8 @@ size_t model__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
 
 /* crd.c: validate one document and add what it declares to m. */
 kt_status model_crd__add_doc(model *m, const model_doc *doc, model_diag *diag);
+/* crd.c: bytes held by the compiled-in CRD schemas (loaded on first use; tests). */
+size_t model_crd__schemas_bytes(void);
 /* crd.c: parse a Kubernetes quantity (cpu in millicores, memory in bytes). */
 int model_crd__cpu_millis(const char *s, uint64_t *out);
 int model_crd__bytes(const char *s, uint64_t *out);

@@ -700,6 +700,13 @@ kt_status sync_client_on_message(sync_client *c, const uint8_t *buf, size_t len,
     if (st == KT_OK) {
         st = dispatch(c, m, err);
     }
+    if (!c->snap_open) {
+        /* The decoder's block is kept across the chunks of a snapshot (one block for all,
+         * no allocation per chunk) and given back after its last one or any big message:
+         * the agent's 2 MiB of it stayed resident for the whole session (agent-rss). */
+        sync_msg__decoder_trim(&c->dec);
+    }
+    c->stats.decoder_bytes = c->dec._arena.total_bytes;
     if (st != KT_OK) {
         if (st == KT_EPROTO || st == KT_ETOOBIG) {
             c->stats.protocol_errors++;

@@ -841,6 +841,17 @@ void sync_msg__decoder_fini(sync_msg__decoder *d)
     memset(d, 0, sizeof *d);
 }
 
+void sync_msg__decoder_trim(sync_msg__decoder *d)
+{
+    if (d->_block <= SYNC_MSG__DECODER_KEEP_BYTES) {
+        return;
+    }
+    kt_arena_fini(&d->_arena);
+    memset(&d->_msg, 0, sizeof d->_msg);
+    d->_block = DECODER_MIN_BLOCK;
+    kt_arena_init(&d->_arena, d->_block);
+}
+
 kt_status sync_msg__decoder_decode(const sync_msg **out,
                                    sync_msg__decoder *d,
                                    const uint8_t *buf,

@@ -34,6 +34,11 @@ typedef struct sync_msg__decoder {
 
 void sync_msg__decoder_init(sync_msg__decoder *d);
 void sync_msg__decoder_fini(sync_msg__decoder *d);
+/* Give back a block grown past SYNC_MSG__DECODER_KEEP_BYTES for a big message (a snapshot
+ * chunk sizes it to ~2 MiB, which otherwise stays resident for the session). The message
+ * last returned is gone. Cheap when there is nothing to give back. */
+#define SYNC_MSG__DECODER_KEEP_BYTES (256u * 1024u)
+void sync_msg__decoder_trim(sync_msg__decoder *d);
 /* Same checks and statuses as sync_msg_decode(); *out is borrowed from d. */
 kt_status sync_msg__decoder_decode(const sync_msg **out,
                                    sync_msg__decoder *d,

@@ -89,12 +89,20 @@ typedef struct kt_ws_conn kt_ws_conn;
 typedef struct kt_net_opts {
     kt_metrics *metrics; /* optional, borrowed; must outlive the kt_net */
     int lws_log_mask;    /* LLL_* bits routed into KT_LOG; 0 = LLL_ERR | LLL_WARN */
+    bool no_tls;         /* no https server nor wss client on this net: OpenSSL is never
+                            initialised (its config, providers and error strings touch ~3 MiB
+                            of libcrypto and heap); TLS servers and wss clients get KT_EINVAL */
+    unsigned max_fds;    /* sockets lws may hold; 0 = the process's RLIMIT_NOFILE. lws
+                            allocates and zeroes 16 bytes per fd up front: 16 MiB at a
+                            container's usual limit of 1048576 */
 } kt_net_opts;
 
 /*
  * Create the lws context on loop (which the caller owns and runs). opts may
- * be NULL. Returns KT_OK, or KT_EDEP (dep "lws") when lws refuses the
- * context. Thread: loop.
+ * be NULL. Without opts->no_tls, OpenSSL is initialised here (lws' global
+ * init); plain ws:// clients never create a TLS context (nor load the CA
+ * store) either way. Returns KT_OK, or KT_EDEP (dep "lws") when lws refuses
+ * the context. Thread: loop.
  */
 kt_status kt_net_new(kt_net **out, uv_loop_t *loop, const kt_net_opts *opts, kt_err *err);
 
@@ -149,7 +157,8 @@ typedef void (*kt_http_handler_cb)(kt_http_req *req, void *user);
 /*
  * Create a server (not yet listening: add routes and WebSocket endpoints,
  * then kt_http_server_start). opts is copied (strings too). Returns KT_OK or
- * KT_EINVAL (TLS cert without key, or the reverse). Thread: loop.
+ * KT_EINVAL (TLS cert without key, or the reverse; TLS on a no_tls net).
+ * Thread: loop.
  */
 kt_status
 kt_http_server_new(kt_http_server **out, kt_net *net, const kt_http_server_opts *opts, kt_err *err);
@@ -326,7 +335,8 @@ typedef struct kt_ws_client_opts {
  * Start connecting (asynchronous: DNS and connect never block the loop).
  * *out is the connection at once; on_open follows on success, on_close
  * (code 1006, reason saying why) on failure. Returns KT_OK, or KT_EINVAL for
- * a bad URL / missing subprotocol / unreadable TLS files, or KT_ECLOSED
+ * a bad URL / missing subprotocol / unreadable TLS files / wss on a no_tls
+ * net, or KT_ECLOSED
  * while kt_net_free runs (then no conn and no callbacks). Thread: loop.
  */
 kt_status

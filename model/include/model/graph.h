@@ -55,6 +55,17 @@ void model_subgraph(const model *m,
  * target is unknown. KT_ETOOBIG when out's cap is reached.
  */
 kt_status model_graph_to_json(const model *m, const model_instance_set *set, kt_buf *out);
+/*
+ * Receives the graph JSON in consecutive pieces (at most 64 KiB each, borrowed for the
+ * call); anything but KT_OK stops the writing and is returned by the writer.
+ */
+typedef kt_status (*model_json_sink_cb)(const char *data, size_t len, void *user);
+/*
+ * model_graph_to_json of all instances, into cb instead of a buffer: the document is never
+ * whole in memory (the agent stores its ~3 MB graph JSON this way). Returns KT_OK or cb's
+ * status.
+ */
+kt_status model_graph_to_json_sink(const model *m, model_json_sink_cb cb, void *user);
 /* KTWIN's per-interface graph: only instances of iface, each with its own edges. */
 kt_status model_graph_iface_to_json(const model *m, const char *iface, kt_buf *out);
 

@@ -216,6 +216,9 @@ typedef struct sync_client_stats {
     uint64_t down_events_applied;
     uint64_t down_duplicates; /* downstream events dropped as already applied */
     uint64_t down_skipped;    /* downstream seqs skipped because the hub no longer held them */
+    uint64_t decoder_bytes;   /* held by the message decoder after the last message: its block
+                                 grows for big messages and is given back when no snapshot is
+                                 open (agent-rss) */
 } sync_client_stats;
 
 /*

@@ -30,6 +30,7 @@
 #include "kt/buf.h"
 #include "kt/log.h"
 #include "kt/mem.h"
+#include "model/graph.h"
 #include "view.h"
 
 /* ---- temporary directory ---------------------------------------------------- */
@@ -555,6 +556,68 @@ static void test_view_serves_graph_with_targets_outside_the_subgraph(void **stat
     agent_cache_free(c);
 }
 
+/* agent-rss: a rendered document written in pieces is stored only whole (exactly the bytes
+ * reserved); persist stores the graph JSON that way, the same bytes as a rendering. */
+static void test_rendered_writer_stores_whole_documents_only(void **state)
+{
+    fixture *f = *state;
+    agent_cache *c = open_ok(f);
+    agent_cache_object objs[] = {
+        obj(AGENT_KIND_INTERFACE, "hood", HOOD_DOC, 1),
+        obj(AGENT_KIND_INTERFACE, "pole", IFACE_DOC("pole"), 1),
+        obj(AGENT_KIND_INSTANCE, "pole-1", INST_DOC("pole-1", "pole", REL_TO("hood-far")), 1),
+    };
+    put_snapshot(c, 1, objs, 3);
+    kt_err err = { 0 };
+    uint64_t gen = agent_cache_generation(c);
+    agent_cache_rendered_writer *w = NULL;
+    /* Short: rolled back, nothing stored. */
+    assert_int_equal(agent_cache_rendered_begin(&w, c, "doc", gen, 10, &err), KT_OK);
+    assert_int_equal(agent_cache_rendered_write(w, "0123", 4, &err), KT_OK);
+    assert_int_equal(agent_cache_rendered_end(w, true, &err), KT_EINVAL);
+    memset(&err, 0, sizeof err);
+    assert_int_equal(agent_cache_rendered_get(c, "doc", NULL, &err), KT_ENOTFOUND);
+    /* Past the reserved length: refused, and the end fails. */
+    assert_int_equal(agent_cache_rendered_begin(&w, c, "doc", gen, 4, &err), KT_OK);
+    assert_int_equal(agent_cache_rendered_write(w, "01234", 5, &err), KT_EINVAL);
+    assert_int_not_equal(agent_cache_rendered_end(w, true, &err), KT_OK);
+    memset(&err, 0, sizeof err);
+    assert_int_equal(agent_cache_rendered_get(c, "doc", NULL, &err), KT_ENOTFOUND);
+    /* Not committed on request. */
+    assert_int_equal(agent_cache_rendered_begin(&w, c, "doc", gen, 1, &err), KT_OK);
+    assert_int_equal(agent_cache_rendered_write(w, "x", 1, &err), KT_OK);
+    assert_int_equal(agent_cache_rendered_end(w, false, &err), KT_OK);
+    assert_int_equal(agent_cache_rendered_get(c, "doc", NULL, &err), KT_ENOTFOUND);
+    /* Stale generation. */
+    assert_int_equal(agent_cache_rendered_begin(&w, c, "doc", gen - 1, 1, &err), KT_ECONFLICT);
+    assert_null(w);
+    /* Whole, in pieces. */
+    memset(&err, 0, sizeof err);
+    assert_int_equal(agent_cache_rendered_begin(&w, c, "doc", gen, 10, &err), KT_OK);
+    assert_int_equal(agent_cache_rendered_write(w, "0123", 4, &err), KT_OK);
+    assert_int_equal(agent_cache_rendered_write(w, "456789", 6, &err), KT_OK);
+    assert_int_equal(agent_cache_rendered_end(w, true, &err), KT_OK);
+    kt_buf out;
+    kt_buf_init(&out, 1 << 20);
+    assert_int_equal(agent_cache_rendered_get(c, "doc", &out, &err), KT_OK);
+    assert_string_equal(out.data, "0123456789");
+
+    /* Persist: the stored graph JSON is the rendering of the model. */
+    agent_view *v = agent_view_new(c);
+    assert_int_equal(agent_view_persist_graph(v, &err), KT_OK);
+    kt_buf_reset(&out);
+    assert_int_equal(agent_cache_rendered_get(c, "twin-graph", &out, &err), KT_OK);
+    kt_buf want;
+    kt_buf_init(&want, 1 << 20);
+    assert_int_equal(model_graph_to_json(agent_view_model(v), NULL, &want), KT_OK);
+    assert_non_null(strstr(want.data, "pole-1"));
+    assert_string_equal(out.data, want.data);
+    kt_buf_fini(&want);
+    kt_buf_fini(&out);
+    agent_view_free(v);
+    agent_cache_free(c);
+}
+
 /* The graph JSON stored once rendered is served from the cache after a restart, before any
  * model is built; any commit that changes objects drops it in the same transaction. */
 static void test_rendered_graph_survives_restart_and_is_dropped_by_commits(void **state)
@@ -706,6 +769,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_view_serves_graph_with_targets_outside_the_subgraph,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rendered_writer_stores_whole_documents_only, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             test_rendered_graph_survives_restart_and_is_dropped_by_commits, setup, teardown),
     };

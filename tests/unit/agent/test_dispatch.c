@@ -493,6 +493,32 @@ static void test_latest_put_merges_with_and_without_a_prior_get(void **state)
     agent_latest_free(other);
 }
 
+/* agent-rss: the latest state's page cache stays bounded with more states than SQLite's
+ * default cache (2000 KiB) would hold. */
+static void test_latest_page_cache_is_bounded(void **state)
+{
+    fixture *f = *state;
+    kt_err err = { 0 };
+    static char data[1024];
+    memset(data, ' ', sizeof data);
+    memcpy(data, "{\"v\":\"", 6);
+    memcpy(data + sizeof data - 3, "\"}", 3); /* NUL-terminated: put_data takes strlen */
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 4000; i++) { /* ~4 MB of states, each written twice */
+            char inst[32];
+            snprintf(inst, sizeof inst, "s-%d", i);
+            put_data(f->latest, inst, data);
+            if (i % 500 == 499) {
+                must(agent_latest_flush(f->latest, &err), &err);
+            }
+        }
+    }
+    must(agent_latest_flush(f->latest, &err), &err);
+    assert_int_equal(agent_latest_count(f->latest), 4000);
+    assert_true(agent_latest_cache_bytes(f->latest) > 0);
+    assert_true(agent_latest_cache_bytes(f->latest) <= 700u * 1024u);
+}
+
 static void test_mqtt_callback_joins_the_drain_transaction(void **state)
 {
     fixture *f = *state;
@@ -547,6 +573,34 @@ static void test_remote_and_pending_placements(void **state)
     assert_int_equal(agent_dispatch_dropped(f->d, "pending"), 1);
     assert_int_equal(outbox_has(f, "ktwin.real.sensor", "sensor-1"), 0);
     /* an instance outside the cached subgraph goes up (the hub knows it) */
+    assert_int_equal(
+        send_event(f, "ktwin.store.pole", "pole-99", "{\"a\":1}", AGENT_DISPATCH_INGRESS), KT_OK);
+    assert_int_equal(outbox_has(f, "ktwin.store.pole", "pole-99"), 1);
+}
+
+/* Instance sites follow the model: with every instance on this site (the dispatcher then keeps
+ * no per-instance list, agent-rss), pole-2's real event runs pole's service here. */
+static void test_instance_sites_follow_the_model(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(send_event(f, "ktwin.real.pole", "pole-2", "{}", AGENT_DISPATCH_INGRESS),
+                     KT_OK);
+    assert_int_equal(outbox_has(f, "ktwin.real.pole", "pole-2"), 1); /* s2: up */
+    agent_dispatch_stats s;
+    agent_dispatch_stats_get(f->d, &s);
+    assert_int_equal(s.local_plugin, 0);
+    agent_cache_object moved = { .kind = AGENT_KIND_INSTANCE,
+                                 .name = "pole-2",
+                                 .body = INST("pole-2", "pole", "s1", ""),
+                                 .revision = 8 };
+    moved.body_len = strlen(moved.body);
+    kt_err err = { 0 };
+    must(agent_cache_delta_apply(f->cache, 7, 8, &moved, 1, &err), &err);
+    assert_int_equal(
+        send_event(f, "ktwin.real.pole", "pole-2", "{\"n\":2}", AGENT_DISPATCH_INGRESS), KT_OK);
+    agent_dispatch_stats_get(f->d, &s);
+    assert_int_equal(s.local_plugin, 1); /* now here: pole's service ran */
+    /* still nothing here for an instance outside the subgraph */
     assert_int_equal(
         send_event(f, "ktwin.store.pole", "pole-99", "{\"a\":1}", AGENT_DISPATCH_INGRESS), KT_OK);
     assert_int_equal(outbox_has(f, "ktwin.store.pole", "pole-99"), 1);
@@ -623,6 +677,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_remote_and_pending_placements, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ingest_interfaces_lists_the_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_instance_sites_follow_the_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_latest_page_cache_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_down_apply_records_the_seq_with_its_effects, setup,
                                         teardown),
     };

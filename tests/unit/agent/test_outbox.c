@@ -293,6 +293,38 @@ static void test_append_refuses_missing_attributes(void **state)
     agent_outbox_free(ob);
 }
 
+/* agent-rss: the connection's page cache stays bounded while the outbox holds more than
+ * SQLite's default cache (2000 KiB) of events, written and read back. */
+static void test_page_cache_is_bounded(void **state)
+{
+    fixture *f = *state;
+    agent_outbox *ob = ob_open(f, 0, 0, NULL);
+    static char data[2048];
+    memset(data, 'x', sizeof data);
+    data[0] = '"';
+    data[sizeof data - 1] = '"';
+    kt_err err = { 0 };
+    for (int i = 0; i < 3000; i++) { /* ~6 MB */
+        char id[32];
+        (void)snprintf(id, sizeof id, "ev-%d", i);
+        sync_event ev = { .id = id,
+                          .type = "ktwin.store.pole",
+                          .source = "pole-1",
+                          .time_ms = 1000u + (uint64_t)i,
+                          .datacontenttype = "application/json",
+                          .data = (const uint8_t *)data,
+                          .data_len = sizeof data };
+        assert_int_equal(agent_outbox_append(ob, &ev, NULL, &err), KT_OK);
+    }
+    seen s;
+    memset(&s, 0, sizeof s);
+    assert_int_equal(agent_outbox_peek(ob, 1, 3000, UINT64_MAX, seen_cb, &s, NULL, &err), KT_OK);
+    assert_int_equal(s.n, 3000);
+    assert_true(agent_outbox_cache_bytes(ob) > 0);
+    assert_true(agent_outbox_cache_bytes(ob) <= 400u * 1024u);
+    agent_outbox_free(ob);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -302,6 +334,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_quota_full_then_low_water, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_refuses_missing_attributes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_page_cache_is_bounded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,12 +6,14 @@
  * client connect failure, send queue cap -> KT_EAGAIN + on_drain, message
  * cap -> 1009, handshake header + on_accept refusal, 200 clients on one
  * kt_net, shutdown with open connections; TLS with a throwaway CA made by
- * the openssl CLI (right CA verifies, wrong CA fails); metrics.
+ * the openssl CLI (right CA verifies, wrong CA fails); a no_tls net never
+ * initialises OpenSSL (lws' OpenSSL calls counted by interposition); metrics.
  *
  * HTTP clients are libcurl easy handles on a uv_thread_t while the loop runs
  * on the test thread; the test thread polls with a deadline (no sleeps).
  * Every test ends with uv_loop_close() == 0.
  */
+#define _GNU_SOURCE /* RTLD_NEXT */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,19 +24,24 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
+
+#include <libwebsockets.h>
 
 #include "kt/buf.h"
 #include "kt/clock.h"
@@ -755,13 +762,13 @@ static size_t size_small(int i)
     return 100;
 }
 
-static void ws_setup(wsfix *f, const kt_http_server_opts *so, kt_ws_opts *srv_ws)
+static void ws_setup_ex(wsfix *f, const kt_http_server_opts *so, kt_ws_opts *srv_ws, bool no_tls)
 {
     memset(f, 0, sizeof *f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
     f->reg = kt_metrics_new();
     kt_err err = { 0 };
-    kt_net_opts no = { .metrics = f->reg };
+    kt_net_opts no = { .metrics = f->reg, .no_tls = no_tls };
     assert_int_equal(kt_net_new(&f->net, &f->loop, &no, &err), KT_OK);
     kt_http_server_opts def = { .port = 0 };
     assert_int_equal(kt_http_server_new(&f->srv, f->net, so != NULL ? so : &def, &err), KT_OK);
@@ -780,6 +787,11 @@ static void ws_setup(wsfix *f, const kt_http_server_opts *so, kt_ws_opts *srv_ws
     assert_int_equal(kt_ws_endpoint(f->srv, "/late", "late", &o, NULL), KT_EINVAL);
     f->port = kt_http_server_port(f->srv);
     f->size_of = size_varied;
+}
+
+static void ws_setup(wsfix *f, const kt_http_server_opts *so, kt_ws_opts *srv_ws)
+{
+    ws_setup_ex(f, so, srv_ws, false);
 }
 
 static kt_ws_client_opts client_opts(wsfix *f, char *url, size_t cap, const char *scheme)
@@ -1492,6 +1504,117 @@ static void test_tls_https_and_wss(void **state)
     rm_tree(dir);
 }
 
+/* OpenSSL calls made by lws, counted: this executable's definitions interpose libssl's
+ * (linked with -rdynamic, tests/unit/common/net.cmake) and forward to them. */
+static int n_openssl_init, n_ssl_ctx_new;
+
+int OPENSSL_init_ssl(uint64_t opts, const OPENSSL_INIT_SETTINGS *settings)
+{
+    n_openssl_init++;
+    int (*real)(uint64_t, const OPENSSL_INIT_SETTINGS *) = NULL;
+    *(void **)&real = dlsym(RTLD_NEXT, "OPENSSL_init_ssl");
+    return real(opts, settings);
+}
+
+SSL_CTX *SSL_CTX_new(const SSL_METHOD *meth)
+{
+    n_ssl_ctx_new++;
+    SSL_CTX *(*real)(const SSL_METHOD *) = NULL;
+    *(void **)&real = dlsym(RTLD_NEXT, "SSL_CTX_new");
+    return real(meth);
+}
+
+/* agent-rss: a net made with no_tls never initialises OpenSSL and refuses TLS; a ws:// client
+ * creates no TLS context (nor loads the CA store) on any net. */
+static void test_no_tls_net_never_touches_openssl(void **state)
+{
+    (void)state;
+    int init0 = n_openssl_init, ctx0 = n_ssl_ctx_new;
+    wsfix f;
+    ws_setup_ex(&f, NULL, NULL, true);
+    f.n_to_send = 5;
+    char url[128];
+    kt_ws_client_opts co = client_opts(&f, url, sizeof url, "ws");
+    kt_err err = { 0 };
+    assert_int_equal(kt_ws_client_new(&f.cli, f.net, &co, &err), KT_OK);
+    assert_true(run_until(&f.loop, cli_got_all, &f, 30000));
+    assert_int_equal(f.cli_msgs, 5);
+    assert_int_equal(f.cli_mismatch, 0);
+    /* TLS is refused on it, at once. */
+    char wurl[128];
+    kt_ws_client_opts wco = client_opts(&f, wurl, sizeof wurl, "wss");
+    kt_ws_conn *c = NULL;
+    assert_int_equal(kt_ws_client_new(&c, f.net, &wco, NULL), KT_EINVAL);
+    assert_null(c);
+    kt_http_server *srv = NULL;
+    kt_http_server_opts tso = { .tls_cert_file = "/x.pem", .tls_key_file = "/x.key" };
+    assert_int_equal(kt_http_server_new(&srv, f.net, &tso, NULL), KT_EINVAL);
+    assert_int_equal(n_openssl_init, init0);
+    assert_int_equal(n_ssl_ctx_new, ctx0);
+    ws_teardown(&f);
+
+    /* A default net initialises OpenSSL, but its ws:// client makes no SSL_CTX. */
+    ws_setup(&f, NULL, NULL);
+    assert_true(n_openssl_init > init0);
+    f.n_to_send = 5;
+    co = client_opts(&f, url, sizeof url, "ws");
+    assert_int_equal(kt_ws_client_new(&f.cli, f.net, &co, &err), KT_OK);
+    assert_true(run_until(&f.loop, cli_got_all, &f, 30000));
+    assert_int_equal(f.cli_msgs, 5);
+    assert_int_equal(n_ssl_ctx_new, ctx0);
+    ws_teardown(&f);
+}
+
+/* The biggest single allocation lws asks for (its per-fd tables, with max_fds unset). */
+static size_t lws_max_request;
+
+static void *counting_lws_realloc(void *ptr, size_t size, const char *reason)
+{
+    (void)reason;
+    if (size == 0) {
+        kt_free(ptr); /* plain free(): mem.c adds no header */
+        return NULL;
+    }
+    if (size > lws_max_request) {
+        lws_max_request = size;
+    }
+    return kt_realloc(ptr, size);
+}
+
+static size_t max_lws_request_of_new_net(unsigned max_fds)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    kt_net *net = NULL;
+    kt_net_opts o = { .max_fds = max_fds };
+    lws_max_request = 0;
+    lws_set_allocator(counting_lws_realloc);
+    assert_int_equal(kt_net_new(&net, &loop, &o, NULL), KT_OK);
+    size_t got = lws_max_request;
+    shutdown_net(&loop, net);
+    return got; /* the allocator stays: lws_set_allocator(NULL) would leave none */
+}
+
+/* agent-rss: max_fds sizes lws' per-fd tables instead of RLIMIT_NOFILE (16 MiB of them,
+ * allocated and zeroed, at a container's usual 1048576). */
+static void test_max_fds_bounds_lws_fd_tables(void **state)
+{
+    (void)state;
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < 16384 && rl.rlim_max >= 16384) {
+        rl.rlim_cur = 16384;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    if (rl.rlim_cur < 16384) {
+        skip(); /* the tables would not stand out of lws' other buffers */
+    }
+    size_t dflt = max_lws_request_of_new_net(0);
+    size_t small = max_lws_request_of_new_net(64);
+    assert_true(dflt >= 16384u * sizeof(void *)); /* one pointer per fd of the limit */
+    assert_true(small < 16384u * sizeof(void *));
+}
+
 static void test_bind_any_and_ipv6(void **state)
 {
     (void)state;
@@ -1625,6 +1748,8 @@ int main(void)
         cmocka_unit_test(test_ws_pings_keep_quiet_link_open),
         cmocka_unit_test(test_ws_200_clients_one_net),
         cmocka_unit_test(test_tls_https_and_wss),
+        cmocka_unit_test(test_no_tls_net_never_touches_openssl),
+        cmocka_unit_test(test_max_fds_bounds_lws_fd_tables),
         cmocka_unit_test(test_bind_any_and_ipv6),
         cmocka_unit_test(test_port_in_use_is_an_error),
     };

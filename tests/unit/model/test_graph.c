@@ -341,6 +341,57 @@ static void test_output_over_the_cap_is_etoobig_and_leaves_the_buffer(void **sta
     kt_buf_fini(&out);
 }
 
+typedef struct sink_rec {
+    kt_buf got;
+    size_t calls, max_piece;
+    size_t fail_at; /* fail the n-th call (1-based), 0 = never */
+} sink_rec;
+
+static kt_status rec_sink(const char *data, size_t len, void *user)
+{
+    sink_rec *r = user;
+    r->calls++;
+    if (r->fail_at != 0 && r->calls == r->fail_at) {
+        return KT_EIO;
+    }
+    r->max_piece = len > r->max_piece ? len : r->max_piece;
+    return kt_buf_append(&r->got, data, len);
+}
+
+/* The sink form gives the same bytes in pieces of at most 64 KiB; a sink failure stops it. */
+static void test_graph_json_into_a_sink_in_pieces(void **state)
+{
+    (void)state;
+    model *m = model_new();
+    for (int i = 0; i < 3000; i++) {
+        char name[32], target[32];
+        snprintf(name, sizeof name, "pole-%d", i);
+        snprintf(target, sizeof target, "pole-%d", (i + 1) % 3000);
+        model_rel rel = { "next", "pole", target, NULL, 0, 0 };
+        assert_non_null(model_add_instance(m, name, "pole", &rel, 1, NULL));
+    }
+    kt_buf whole;
+    kt_buf_init(&whole, 1 << 24);
+    assert_int_equal(model_graph_to_json(m, NULL, &whole), KT_OK);
+    assert_true(whole.len > 3u * 64u * 1024u);
+    sink_rec r;
+    memset(&r, 0, sizeof r);
+    kt_buf_init(&r.got, 1 << 24);
+    assert_int_equal(model_graph_to_json_sink(m, rec_sink, &r), KT_OK);
+    assert_int_equal(r.got.len, whole.len);
+    assert_memory_equal(r.got.data, whole.data, whole.len);
+    assert_true(r.calls >= 3);
+    assert_true(r.max_piece <= 64u * 1024u);
+    kt_buf_reset(&r.got);
+    r.calls = 0;
+    r.fail_at = 2;
+    assert_int_equal(model_graph_to_json_sink(m, rec_sink, &r), KT_EIO);
+    assert_int_equal(r.calls, 2); /* nothing after the failure */
+    kt_buf_fini(&r.got);
+    kt_buf_fini(&whole);
+    model_free(m);
+}
+
 static const model_diag_entry *find_diag(const model_diag *d, const char *code, const char *path)
 {
     for (size_t i = 0; i < d->n; i++) {
@@ -494,6 +545,7 @@ int main(void)
         cmocka_unit_test(test_structural_problems_are_reported_with_json_paths),
         cmocka_unit_test(test_empty_graphs_are_accepted),
         cmocka_unit_test(test_duplicate_instances_are_left_to_resolve),
+        cmocka_unit_test(test_graph_json_into_a_sink_in_pieces),
     };
     int failed = cmocka_run_group_tests_name("twin_graph", with_twin_graph, setup_twin_graph,
                                              teardown_twin_graph);

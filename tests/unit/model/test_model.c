@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "model/model.h"
+#include "model_int.h" /* model_crd__schemas_bytes */
 
 #define IFACE(name, extra)                                                                         \
     "---\napiVersion: dtd.ktwin/v0\nkind: TwinInterface\nmetadata:\n  name: " name "\nspec:\n" extra
@@ -430,9 +431,28 @@ static void test_ktwin_crd_examples_validate(void **state)
     model_free(m);
 }
 
+/* agent-rss: the schemas are kept without their "description" annotations (three quarters
+ * of the TwinInterface schema), but properties named description are still validated. */
+static void test_schemas_drop_descriptions_but_check_description_fields(void **state)
+{
+    (void)state;
+    assert_true(model_crd__schemas_bytes() < 900u * 1024u); /* 1 MiB with them */
+    loaded l;
+    load(&l, "apiVersion: dtd.ktwin/v0\nkind: TwinInterface\nmetadata: {name: a}\n"
+             "spec: {description: a pump, commands: [{name: c, description: stop it}]}\n");
+    expect_only(&l, "unknown-field", 0);
+    unload(&l);
+    load(&l, "apiVersion: dtd.ktwin/v0\nkind: TwinInterface\nmetadata: {name: a}\n"
+             "spec: {description: [1], descripton: x}\n");
+    assert_true(l.diag.n_errors >= 2); /* wrong type, unknown field */
+    assert_int_equal(model_diag_count(&l.diag, "unknown-field"), 1);
+    unload(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_schemas_drop_descriptions_but_check_description_fields),
         cmocka_unit_test(test_valid_city_loads_with_inheritance_and_indexes),
         cmocka_unit_test(test_unknown_field_is_reported_with_position_and_path),
         cmocka_unit_test(test_wrong_type_is_reported),

@@ -30,6 +30,7 @@
 
 #include "kt/buf.h"
 #include "kt/mem.h"
+#include "msg_int.h" /* SYNC_MSG__DECODER_KEEP_BYTES */
 #include "sync/client.h"
 #include "sync/msg.h"
 #include "sync/server.h"
@@ -1188,6 +1189,45 @@ static void test_session_client_rejects_out_of_order_hub_messages(void **state)
     rig_fini(&r);
 }
 
+/* agent-rss: the decoder's block, grown for big snapshot chunks, is kept while the snapshot
+ * streams and given back after its last chunk and after any other big message. */
+static void test_session_client_gives_back_big_decoder_block(void **state)
+{
+    (void)state;
+    enum { N = 6000 };
+    sync_object *objs = kt_xcalloc(N, sizeof *objs);
+    char(*names)[24] = kt_xcalloc(N, sizeof *names);
+    static const char body[] = "{\"kind\":\"TwinInstance\",\"metadata\":{\"name\":\"x\"},"
+                               "\"spec\":{\"interface\":\"pump\"}}";
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "inst-%d", i);
+        objs[i] = (sync_object){ SYNC_KIND_TWIN_INSTANCE, names[i], (const uint8_t *)body,
+                                 sizeof body - 1,         false,    (uint64_t)i + 1 };
+    }
+    rig r;
+    rig_init(&r, 1, NULL, NULL);
+    r.a.graph_rev = 7;
+    open_conn(&r);
+    sync_msg w = { .type = SYNC_MSG_WELCOME,
+                   .u.welcome = { 1, "hub-x", 9, SYNC_MODE_SNAPSHOT, 0, 0 } };
+    client_feed(&r, &w, KT_OK);
+    sync_msg c0 = { .type = SYNC_MSG_SNAPSHOT, .u.snapshot = { 9, 0, false, objs, N / 2 } };
+    client_feed(&r, &c0, KT_OK);
+    const sync_client_stats *cs = sync_client_stats_get(r.c);
+    assert_true(cs->decoder_bytes > SYNC_MSG__DECODER_KEEP_BYTES); /* kept for the next chunk */
+    sync_msg c1 = { .type = SYNC_MSG_SNAPSHOT,
+                    .u.snapshot = { 9, 1, true, objs + N / 2, N / 2 } };
+    client_feed(&r, &c1, KT_OK);
+    assert_int_equal(cs->snapshots_committed, 1);
+    assert_true(cs->decoder_bytes <= SYNC_MSG__DECODER_KEEP_BYTES); /* given back */
+    sync_msg d = { .type = SYNC_MSG_DELTA, .u.delta = { 9, 10, objs, N } };
+    client_feed(&r, &d, KT_OK);
+    assert_true(cs->decoder_bytes <= SYNC_MSG__DECODER_KEEP_BYTES);
+    rig_fini(&r);
+    kt_free(names);
+    kt_free(objs);
+}
+
 static void test_session_capacity_reports(void **state)
 {
     (void)state;
@@ -1430,6 +1470,7 @@ int main(void)
         cmocka_unit_test(test_session_message_before_hello_and_bad_ack),
         cmocka_unit_test(test_session_client_rejects_out_of_order_hub_messages),
         cmocka_unit_test(test_session_capacity_reports),
+        cmocka_unit_test(test_session_client_gives_back_big_decoder_block),
         cmocka_unit_test(test_session_new_refuses_bad_options),
         cmocka_unit_test(test_session_client_apply_survives_allocation_failures),
         cmocka_unit_test(test_session_plan_failure_is_busy),
