@@ -90,7 +90,8 @@ static int teardown(void **state)
 
 static const char *url(fx *f, const char *path)
 {
-    snprintf(f->url, sizeof f->url, "%s%s", f->base, path);
+    int n = snprintf(f->url, sizeof f->url, "%s%s", f->base, path);
+    assert_true(n >= 0 && (size_t)n < sizeof f->url);
     return f->url;
 }
 

@@ -1133,7 +1133,7 @@ static void test_session_client_rejects_out_of_order_hub_messages(void **state)
     sync_client_on_close(r.c);
     q_free(&r.c2s);
     open_conn(&r);
-    wmsg hello;
+    wmsg hello = { 0 };
     assert_true(q_pop(&r.c2s, &hello));
     sync_msg *hm = NULL;
     assert_int_equal(sync_msg_decode(&hm, hello.b, hello.n, NULL, NULL), KT_OK);
