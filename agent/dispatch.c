@@ -667,20 +667,26 @@ kt_status agent_dispatch_mqtt_cb(const agent_mqtt_event *mev, agent_outbox *ob, 
 {
     agent_dispatch *d = user;
     (void)ob; /* the same outbox as d->outbox: appends join the drain's transaction */
-    model_topic t;
     kt_err err = { 0 };
-    if (model_topic_parse(&t, mev->topic, strlen(mev->topic), &err) != KT_OK) {
-        drop(d, R_INVALID, NULL, mev->iface, err.msg);
-        return KT_EINVAL;
+    model_event ev;
+    model_topic t;
+    char tbuf[MODEL_EVENT_TIME_CAP];
+    if (mev->event != NULL) {
+        ev = *mev->event; /* the bridge's view: topic parsed, time set (agent/mqtt.c) */
+    } else {
+        if (model_topic_parse(&t, mev->topic, strlen(mev->topic), &err) != KT_OK) {
+            drop(d, R_INVALID, NULL, mev->iface, err.msg);
+            return KT_EINVAL;
+        }
+        memset(&ev, 0, sizeof ev);
+        model_event_from_topic(&ev, &t, mev->payload, mev->payload_len, NULL,
+                               kt_clock_rfc3339(tbuf, sizeof tbuf, mev->recv_wall_ms),
+                               mev->recv_wall_ms);
     }
     char id[MODEL_EVENT_ID_MAX];
     const char *inc = d->outbox != NULL ? agent_outbox_incarnation(d->outbox) : d->site;
     snprintf(id, sizeof id, "%.16s-m%llu", inc, (unsigned long long)mev->journal_id);
-    char tbuf[MODEL_EVENT_TIME_CAP];
-    const char *time = kt_clock_rfc3339(tbuf, sizeof tbuf, mev->recv_wall_ms);
-    model_event ev;
-    memset(&ev, 0, sizeof ev);
-    model_event_from_topic(&ev, &t, mev->payload, mev->payload_len, id, time, mev->recv_wall_ms);
+    ev.id = id;
     /* Arrival on the monotonic clock: now minus the message's age (ms resolution). */
     uint64_t wall = kt_clock_wall_ms();
     uint64_t age_ns = wall > mev->recv_wall_ms ? (wall - mev->recv_wall_ms) * 1000000u : 0;
