@@ -16,7 +16,9 @@
  *     encoded sizes; a batch is sent only when up_inflight + its size <=
  *     window, or when nothing is in flight;
  *   - downstream: down_apply() sees each seq at most once, in order, and an
- *     Ack{DOWN} is sent only after it returned KT_OK.
+ *     Ack{DOWN} is sent only after it returned KT_OK;
+ *   - the decoder's block outgrows SYNC_MSG__DECODER_KEEP_BYTES only while a
+ *     snapshot is open (it is trimmed after every message otherwise).
  * Thread: loop only. Owns its copies of the options, the per-connection
  * hub_id and incarnation, and the in-flight list.
  */
