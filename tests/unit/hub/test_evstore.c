@@ -3,7 +3,8 @@
  * backend: append + latest, dedupe by (site, incarnation, seq) within a
  * transaction, across reconnects and across a restart (reopen), a new
  * incarnation is not a duplicate, rollback and savepoints, latest
- * upsert-merge through the merge callback, range queries with pagination,
+ * upsert-merge through the merge callback (also of an instance several
+ * times in one append, where the store merges in memory), range queries with pagination,
  * retention by age (fake wall clock) and by size in bounded steps, and the
  * per-site downstream queues (order, ack, cap, seqs across restarts, rebase),
  * and WAL checkpoints on the store's checkpointer thread.
@@ -369,6 +370,92 @@ static void test_merge_of_non_objects_keeps_new_data(void **state)
     must(hub_evstore_latest(f->s, "city-pole", "p1", collect_cb, &d, &err), &err);
     assert_string_equal(d.data, "{\"z\":3}");
     assert_int_equal(f->merge_calls, 2);
+}
+
+/* The event of instance (iface city-pole unless other) at index i of a query, by id. */
+static void
+expect_events(fx *f, const char *iface, const char *inst, size_t n, const char *const *datas)
+{
+    hub_evstore_filter q = { .iface = iface, .instance = inst };
+    hub_evstore_page page;
+    kt_err err = { 0 };
+    for (size_t i = 0; i < n; i++) {
+        collect l = { 0 };
+        l.stop_after = i + 1;
+        memset(&page, 0, sizeof(page));
+        must(hub_evstore_query(f->s, &q, collect_cb, &l, &page, &err), &err);
+        assert_int_equal(l.n, i + 1);
+        assert_string_equal(l.data, datas[i]);
+    }
+    collect all = { 0 };
+    memset(&page, 0, sizeof(page));
+    must(hub_evstore_query(f->s, &q, collect_cb, &all, &page, &err), &err);
+    assert_int_equal(all.n, n);
+}
+
+static void test_one_append_merges_each_instance_in_event_order(void **state)
+{
+    fx *f = *state;
+    kt_err err = { 0 };
+    hub_evstore_event seed[1] = { mk("p1", "s", 1, "{\"a\":0}", 0) };
+    (void)append_commit(f, NULL, NULL, seed, 1);
+    /* one append, instances interleaved; p1 also exists under another interface */
+    hub_evstore_event b[7] = { mk("p1", "b1", 10, "{\"x\":1}", 1),
+                               mk("p2", "b2", 11, "{\"y\":1}", 2),
+                               mk("p1", "b3", 12, "{\"x\":2,\"z\":1}", 3),
+                               mk("p1", "b4", 13, "{\"q\":1}", 4),
+                               mk("p1", "b5", 14, "[1]", 5),
+                               mk("p1", "b6", 15, "{\"w\":1}", 6),
+                               mk("p2", "b7", 16, "{\"y\":2,\"v\":0}", 7) };
+    b[3].iface = "city-light";
+    b[3].type = "ktwin.store.city-light";
+    hub_evstore_append_result r = append_commit(f, "s1", "inc", b, 7);
+    assert_int_equal(r.n_committed, 7);
+    assert_int_equal(r.acked_seq, 7);
+    /* every stored event is the merge of everything before it, in order */
+    const char *p1[] = { "{\"a\":0}", "{\"a\":0,\"x\":1}", "{\"a\":0,\"x\":2,\"z\":1}", "[1]",
+                         "{\"w\":1}" };
+    expect_events(f, "city-pole", "p1", 5, p1);
+    const char *p2[] = { "{\"y\":1}", "{\"y\":2,\"v\":0}" };
+    expect_events(f, "city-pole", "p2", 2, p2);
+    const char *l1[] = { "{\"q\":1}" };
+    expect_events(f, "city-light", "p1", 1, l1);
+    /* latest: the last event of each instance, with its rowid */
+    collect c = { 0 };
+    must(hub_evstore_latest(f->s, "city-pole", "p1", collect_cb, &c, &err), &err);
+    assert_string_equal(c.ids[0], "b6");
+    assert_string_equal(c.data, "{\"w\":1}");
+    assert_string_equal(c.site, "s1");
+    hub_evstore_filter q = { .iface = "city-pole", .instance = "p1", .desc = true, .limit = 1 };
+    hub_evstore_page page;
+    collect last = { 0 };
+    must(hub_evstore_query(f->s, &q, collect_cb, &last, &page, &err), &err);
+    assert_int_equal(c.rowids[0], last.rowids[0]);
+    collect d = { 0 };
+    must(hub_evstore_latest(f->s, "city-pole", "p2", collect_cb, &d, &err), &err);
+    assert_string_equal(d.ids[0], "b7");
+    assert_string_equal(d.data, "{\"y\":2,\"v\":0}");
+    collect e = { 0 };
+    must(hub_evstore_latest(f->s, "city-light", "p1", collect_cb, &e, &err), &err);
+    assert_string_equal(e.ids[0], "b4");
+    /* an append that fails after merging p1 in memory leaves p1's latest as it was */
+    f->fail_merge_instance = "p2";
+    hub_evstore_event bad[2] = { mk("p1", "c1", 20, "{\"k\":1}", 8),
+                                 mk("p2", "c2", 21, "{\"fail\":1}", 9) };
+    must(hub_evstore_begin(f->s, &err), &err);
+    assert_int_equal(hub_evstore_append(f->s, "s1", "inc", bad, 2, &r, &err), KT_ENOMEM);
+    must(hub_evstore_commit(f->s, &err), &err);
+    collect g = { 0 };
+    must(hub_evstore_latest(f->s, "city-pole", "p1", collect_cb, &g, &err), &err);
+    assert_string_equal(g.ids[0], "b6");
+    assert_string_equal(g.data, "{\"w\":1}");
+    /* and the next append merges over the stored state, not over what was rolled back */
+    f->fail_merge_instance = NULL;
+    hub_evstore_event next[1] = { mk("p1", "d1", 30, "{\"m\":1}", 8) };
+    (void)append_commit(f, "s1", "inc", next, 1);
+    collect h = { 0 };
+    must(hub_evstore_latest(f->s, "city-pole", "p1", collect_cb, &h, &err), &err);
+    assert_string_equal(h.data, "{\"w\":1,\"m\":1}");
 }
 
 static void test_range_query_and_pagination(void **state)
@@ -756,6 +843,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_append_keeps_the_rest_of_the_group, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_merge_of_non_objects_keeps_new_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_append_merges_each_instance_in_event_order, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_range_query_and_pagination, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_age_in_bounded_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_size, setup, teardown),
