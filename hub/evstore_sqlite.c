@@ -2,11 +2,11 @@
  * hub/evstore_sqlite.c — the default event store backend: one SQLite file
  * of its own (not hub.db), WAL, synchronous=NORMAL.
  *
- * Schema (PRAGMA user_version = 1):
+ * Schema (PRAGMA user_version = 2):
  *   events(rid INTEGER PRIMARY KEY, iface, instance, time_ms, stored_ms, id,
- *          type, source, subject, dct, site, data BLOB, size)
- *     index events_inst(iface, instance, time_ms)  -- per-instance ranges
- *     index events_time(time_ms)                   -- all-events ranges
+ *          type, source, subject, dct, site, data BLOB, size, ikey)
+ *     index events_ikey(ikey, time_ms)  -- per-instance ranges
+ *     index events_time(time_ms)        -- all-events ranges
  *   latest(iface, instance, rid, time_ms, stored_ms, id, type, source,
  *          subject, dct, site, data, PRIMARY KEY(iface, instance))
  *   dedupe(site, incarnation, seq, updated_ms, PRIMARY KEY(site, incarnation))
@@ -32,6 +32,13 @@
  *   - rows/bytes of the history are kept in memory and written to meta in
  *     the same transaction as the change; begin snapshots them and rollback
  *     restores the snapshot, so memory and disk agree.
+ *   - ikey is a 64-bit FNV-1a hash of iface, a NUL byte and instance
+ *     (inst_key(); fixed: it is stored). Per-instance ranges use the index
+ *     (ikey, time_ms) and filter iface and instance too (a hash collision
+ *     only costs a skipped row). Version 1 indexed (iface, instance,
+ *     time_ms): every event insert compared the long text keys down the
+ *     b-tree, the largest single cost of a drain. Opening a version-1 file
+ *     adds and fills the column and swaps the index in one transaction.
  *   - Range queries use lower = max(from, cursor time) as the index bound
  *     and filter (time, rid) past the cursor, so a page costs O(limit) plus
  *     the rows sharing the cursor's millisecond.
@@ -73,7 +80,7 @@
 #include "kt/map.h"
 #include "kt/mem.h"
 
-#define SCHEMA_VERSION    1
+#define SCHEMA_VERSION    2
 #define MERGE_MAX_BYTES   ((size_t)64 << 20)
 #define ROW_OVERHEAD      48u
 #define DOWN_DEFAULT_CAP  10000u
@@ -132,14 +139,16 @@ static const char *const stmt_sql[S__COUNT] = {
     [S_LATEST_PUT] = "INSERT OR REPLACE INTO latest(" EV_COLS ") "
                      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     [S_INSERT] = "INSERT INTO events(iface, instance, time_ms, stored_ms, id, type, source, "
-                 "subject, dct, site, data, size) "
-                 "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 "subject, dct, site, data, size, ikey) "
+                 "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     [S_META_PUT] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
-    [S_Q_INST_ASC] = "SELECT " EV_COLS " FROM events WHERE iface = ?1 AND instance = ?2 "
+    [S_Q_INST_ASC] = "SELECT " EV_COLS " FROM events WHERE ikey = ?8 AND iface = ?1 "
+                     "AND instance = ?2 "
                      "AND time_ms >= ?3 AND time_ms < ?4 "
                      "AND (time_ms > ?5 OR (time_ms = ?5 AND rid > ?6)) "
                      "ORDER BY time_ms, rid LIMIT ?7",
-    [S_Q_INST_DESC] = "SELECT " EV_COLS " FROM events WHERE iface = ?1 AND instance = ?2 "
+    [S_Q_INST_DESC] = "SELECT " EV_COLS " FROM events WHERE ikey = ?8 AND iface = ?1 "
+                      "AND instance = ?2 "
                       "AND time_ms >= ?3 AND time_ms < ?4 "
                       "AND (time_ms < ?5 OR (time_ms = ?5 AND rid < ?6)) "
                       "ORDER BY time_ms DESC, rid DESC LIMIT ?7",
@@ -173,8 +182,8 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS events(rid INTEGER PRIMARY KEY, iface TEXT NOT NULL, "
     "instance TEXT NOT NULL, time_ms INTEGER NOT NULL, stored_ms INTEGER NOT NULL, "
     "id TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL, subject TEXT, dct TEXT, "
-    "site TEXT NOT NULL, data BLOB, size INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS events_inst ON events(iface, instance, time_ms);"
+    "site TEXT NOT NULL, data BLOB, size INTEGER NOT NULL, ikey INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS events_ikey ON events(ikey, time_ms);"
     "CREATE INDEX IF NOT EXISTS events_time ON events(time_ms);"
     "CREATE TABLE IF NOT EXISTS latest(rid INTEGER NOT NULL, iface TEXT NOT NULL, "
     "instance TEXT NOT NULL, time_ms INTEGER NOT NULL, stored_ms INTEGER NOT NULL, "
@@ -253,6 +262,20 @@ static kt_status step_done(evs_sqlite *e, sqlite3_stmt *s, kt_err *err, const ch
 static sqlite3_int64 i64(uint64_t v)
 {
     return v > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)v;
+}
+
+/* The ikey column: 64-bit FNV-1a of iface, a NUL byte and instance (stored: never change it). */
+static sqlite3_int64 inst_key(const char *iface, const char *instance)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+    for (const unsigned char *p = (const unsigned char *)iface; *p != '\0'; p++) {
+        h = (h ^ *p) * 0x100000001b3u;
+    }
+    h *= 0x100000001b3u; /* the separator: h ^ 0 == h */
+    for (const unsigned char *p = (const unsigned char *)instance; *p != '\0'; p++) {
+        h = (h ^ *p) * 0x100000001b3u;
+    }
+    return (sqlite3_int64)h;
 }
 
 static uint64_t u64col(sqlite3_stmt *s, int col)
@@ -416,6 +439,7 @@ static kt_status write_event(evs_sqlite *e,
     sqlite3_bind_text(s, 10, site != NULL ? site : "", -1, SQLITE_STATIC);
     bind_blob(s, 11, data, data_len);
     sqlite3_bind_int64(s, 12, i64(size));
+    sqlite3_bind_int64(s, 13, inst_key(ev->iface, ev->instance));
     kt_status st = step_done(e, s, err, "insert event");
     if (st != KT_OK) {
         return st;
@@ -844,6 +868,7 @@ static kt_status s_query(void *impl,
     if (inst) {
         sqlite3_bind_text(s, 1, q->iface, -1, SQLITE_STATIC);
         sqlite3_bind_text(s, 2, q->instance, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 8, inst_key(q->iface, q->instance));
     }
     sqlite3_bind_int64(s, 3, i64(lo));
     sqlite3_bind_int64(s, 4, i64(hi));
@@ -1238,6 +1263,41 @@ static kt_status read_int(evs_sqlite *e, const char *sql, uint64_t *out, kt_err 
     return KT_OK;
 }
 
+/* SQL function kt_ikey(iface, instance): inst_key() for the version-1 migration. */
+static void sql_ikey(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    const unsigned char *iface = sqlite3_value_text(argv[0]);
+    const unsigned char *instance = sqlite3_value_text(argv[1]);
+    sqlite3_result_int64(ctx, inst_key(iface != NULL ? (const char *)iface : "",
+                                       instance != NULL ? (const char *)instance : ""));
+}
+
+/* Version 1 -> 2, inside open's transaction: add and fill ikey, drop events_inst. */
+static kt_status migrate_v1(evs_sqlite *e, kt_err *err)
+{
+    int rc = sqlite3_create_function(e->db, "kt_ikey", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                                     sql_ikey, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        return sql_err(e, rc, err, "kt_ikey");
+    }
+    uint64_t t0 = kt_clock_mono_ms();
+    kt_status st = exec_sql(e,
+                            "ALTER TABLE events ADD COLUMN ikey INTEGER NOT NULL DEFAULT 0;"
+                            "UPDATE events SET ikey = kt_ikey(iface, instance);",
+                            err);
+    sqlite3_int64 rows = sqlite3_changes64(e->db);
+    if (st == KT_OK) {
+        st = exec_sql(e, "DROP INDEX IF EXISTS events_inst;", err);
+    }
+    (void)sqlite3_create_function(e->db, "kt_ikey", 2, SQLITE_UTF8, NULL, NULL, NULL, NULL);
+    if (st == KT_OK) {
+        KT_LOG(KT_LOG_NOTICE, "EVSTORE-MIGRATE", "from=1 to=2 rows=%lld ms=%" PRIu64,
+               (long long)rows, kt_clock_mono_ms() - t0);
+    }
+    return st;
+}
+
 static kt_status open_db(evs_sqlite *e, const char *path, kt_err *err)
 {
     int rc = sqlite3_open_v2(
@@ -1268,11 +1328,14 @@ static kt_status open_db(evs_sqlite *e, const char *path, kt_err *err)
                           version, SCHEMA_VERSION);
     }
     st = exec_sql(e, "BEGIN IMMEDIATE", err);
+    if (st == KT_OK && version == 1) {
+        st = migrate_v1(e, err);
+    }
     if (st == KT_OK) {
         st = exec_sql(e, schema_sql, err);
     }
     if (st == KT_OK) {
-        st = exec_sql(e, "PRAGMA user_version = 1", err);
+        st = exec_sql(e, "PRAGMA user_version = 2", err);
     }
     if (st == KT_OK) {
         st = exec_sql(e, "COMMIT", err);

@@ -4,10 +4,11 @@
  * transaction, across reconnects and across a restart (reopen), a new
  * incarnation is not a duplicate, rollback and savepoints, latest
  * upsert-merge through the merge callback (also of an instance several
- * times in one append, where the store merges in memory), range queries with pagination,
- * retention by age (fake wall clock) and by size in bounded steps, and the
+ * times in one append, where the store merges in memory), range queries
+ * with pagination, retention by age (fake wall clock) and by size in bounded steps, and the
  * per-site downstream queues (order, ack, cap, seqs across restarts, rebase),
- * and WAL checkpoints on the store's checkpointer thread.
+ * WAL checkpoints on the store's checkpointer thread, and the migration of
+ * a version-1 file (text instance index) to the hashed instance index.
  *
  * The merge callback here is a small shallow JSON object merge written for
  * the test (the hub plugs in svc_merge_json; its rules are tested in
@@ -23,6 +24,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "hub/evstore.h"
 #include "hub_test_util.h"
@@ -458,6 +460,107 @@ static void test_one_append_merges_each_instance_in_event_order(void **state)
     assert_string_equal(h.data, "{\"w\":1,\"m\":1}");
 }
 
+/* A version-1 file (events indexed by (iface, instance, time_ms)) made by hand. */
+static void make_v1_file(const char *path)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    static const char v1[] =
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE events(rid INTEGER PRIMARY KEY, iface TEXT NOT NULL, "
+        "instance TEXT NOT NULL, time_ms INTEGER NOT NULL, stored_ms INTEGER NOT NULL, "
+        "id TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL, subject TEXT, dct TEXT, "
+        "site TEXT NOT NULL, data BLOB, size INTEGER NOT NULL);"
+        "CREATE INDEX events_inst ON events(iface, instance, time_ms);"
+        "CREATE INDEX events_time ON events(time_ms);"
+        "CREATE TABLE latest(rid INTEGER NOT NULL, iface TEXT NOT NULL, "
+        "instance TEXT NOT NULL, time_ms INTEGER NOT NULL, stored_ms INTEGER NOT NULL, "
+        "id TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL, subject TEXT, dct TEXT, "
+        "site TEXT NOT NULL, data BLOB, PRIMARY KEY(iface, instance)) WITHOUT ROWID;"
+        "CREATE TABLE dedupe(site TEXT NOT NULL, incarnation TEXT NOT NULL, "
+        "seq INTEGER NOT NULL, updated_ms INTEGER NOT NULL, PRIMARY KEY(site, incarnation)) "
+        "WITHOUT ROWID;"
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+        "INSERT INTO events VALUES(1, 'city-pole', 'p1', 1000, 1000, 'a', 't', 'p1', NULL, NULL, "
+        "'s1', '{\"x\":1}', 60);"
+        "INSERT INTO events VALUES(2, 'city-pole', 'p2', 1500, 1500, 'b', 't', 'p2', NULL, NULL, "
+        "'s1', '{\"y\":1}', 60);"
+        "INSERT INTO events VALUES(3, 'city-pole', 'p1', 2000, 2000, 'c', 't', 'p1', NULL, NULL, "
+        "'s1', '{\"x\":2}', 60);"
+        "INSERT INTO latest VALUES(3, 'city-pole', 'p1', 2000, 2000, 'c', 't', 'p1', NULL, NULL, "
+        "'s1', '{\"x\":2}');"
+        "INSERT INTO latest VALUES(2, 'city-pole', 'p2', 1500, 1500, 'b', 't', 'p2', NULL, NULL, "
+        "'s1', '{\"y\":1}');"
+        "INSERT INTO dedupe VALUES('s1', 'inc', 3, 2000);"
+        "INSERT INTO meta VALUES('rows', 3), ('bytes', 180);"
+        "PRAGMA user_version = 1;";
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, v1, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        fail_msg("v1 schema: %s", msg != NULL ? msg : "?");
+    }
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+static int64_t read_int64(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+static void test_version_1_file_is_migrated_to_the_hashed_instance_index(void **state)
+{
+    fx *f = *state;
+    hub_evstore_free(f->s);
+    f->s = NULL;
+    char side[700];
+    remove(f->path);
+    snprintf(side, sizeof(side), "%s-wal", f->path);
+    remove(side);
+    snprintf(side, sizeof(side), "%s-shm", f->path);
+    remove(side);
+    make_v1_file(f->path);
+    reopen(f, 0);
+    assert_int_equal(read_int64(f->path, "PRAGMA user_version"), 2);
+    assert_int_equal(read_int64(f->path, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' "
+                                         "AND name = 'events_inst'"),
+                     0);
+    assert_int_equal(read_int64(f->path, "SELECT count(*) FROM events WHERE ikey = 0"), 0);
+    assert_int_equal(count_all(f), 3);
+    /* the old rows are found per instance, in time order, and the dedupe mark holds */
+    const char *p1[] = { "{\"x\":1}", "{\"x\":2}" };
+    expect_events(f, "city-pole", "p1", 2, p1);
+    hub_evstore_event b[2] = { mk("p1", "c", 2000, "{\"x\":2}", 3),
+                               mk("p1", "d", 3000, "{\"z\":1}", 4) };
+    hub_evstore_append_result r = append_commit(f, "s1", "inc", b, 2);
+    assert_int_equal(r.n_duplicates, 1);
+    assert_int_equal(r.n_committed, 1);
+    const char *p1b[] = { "{\"x\":1}", "{\"x\":2}", "{\"x\":2,\"z\":1}" };
+    expect_events(f, "city-pole", "p1", 3, p1b);
+    /* a row whose ikey matches another instance's (a hash collision) is filtered out */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "UPDATE events SET ikey = (SELECT ikey FROM events WHERE rid = 1) "
+                     "WHERE instance = 'p2'",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    expect_events(f, "city-pole", "p1", 3, p1b);
+    /* opening a version-2 file again changes nothing */
+    reopen(f, 0);
+    assert_int_equal(count_all(f), 4);
+    expect_events(f, "city-pole", "p1", 3, p1b);
+}
+
 static void test_range_query_and_pagination(void **state)
 {
     fx *f = *state;
@@ -845,6 +948,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_merge_of_non_objects_keeps_new_data, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_append_merges_each_instance_in_event_order, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_version_1_file_is_migrated_to_the_hashed_instance_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_range_query_and_pagination, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_age_in_bounded_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_size, setup, teardown),
