@@ -53,7 +53,9 @@ static const kt_cfg_entry table[] = {
     { "sync.heartbeat_ms", KT_CFG_DURATION_MS, offsetof(hub_cfg, sync.heartbeat_ms), 100, 3600000,
       "5000", 0, "sync heartbeat interval; three missed intervals close the connection" },
     { "sync.window_bytes", KT_CFG_SIZE_BYTES, offsetof(hub_cfg, sync.window_bytes), 4096, GIB,
-      "4MiB", 0, "unacknowledged sync bytes in flight per agent" },
+      "8MiB", 0,
+      "unacknowledged sync bytes in flight per agent (two full upstream batches, so a drain "
+      "commits two at once)" },
     { "sync.snapshot_chunk_bytes", KT_CFG_SIZE_BYTES, offsetof(hub_cfg, sync.snapshot_chunk_bytes),
       1024, 64 * MIB, "256KiB", 0, "target size of one graph snapshot chunk" },
     { "sync.admit_rate", KT_CFG_INT, offsetof(hub_cfg, sync.admit_rate), 1, 100000, "20", 0,

@@ -12,6 +12,17 @@
  *   the mark; then COMMIT; only then the acks, the down_ready kicks and the
  *   cloud-service dispatch. The check stops itself when the FIFO is empty.
  *
+ *   Coalescing (bulk upstream). One upstream message holds at most ~4 MiB
+ *   (about 10,000 events); each commit dirties about one page of the
+ *   per-instance index for every instance it touches, so a drained backlog
+ *   costs much less per event in bigger commits. When the queued events are
+ *   at least COALESCE_MIN_EVENTS but at most half of commit_max_events and
+ *   an upstream session is in the middle of receiving a message
+ *   (hub_events_session_note_rx, cleared when its next batch arrives), the
+ *   check skips the turn, for at most COALESCE_MAX_MS after the oldest
+ *   queued batch arrived (a timer then commits anyway). Small batches (the
+ *   live trickle) never wait. Acks still follow the commit.
+ *
  *   Dedupe lives in the store (not in memory), so it survives reconnects
  *   and restarts; the marks move in the transaction that writes the events,
  *   so a batch is committed exactly once. Two sessions of one site (a
@@ -79,14 +90,16 @@
 #include "svc/caller.h"
 #endif
 
-#define RETENTION_AGAIN_MS 10u
-#define FULL_LOG_EVERY_MS  5000u
-#define RETRY_MS           200u /* deferred batches are retried at least this often */
-#define CLOUD_SITE_PREFIX  "#cloud/"
-#define CLOUD_READ_MAX     256u  /* rows read per cloud-queue read */
-#define CLOUD_PUMP_BUDGET  4096u /* rows handed out per pump call; the rest on the next tick */
-#define CLOUD_BLOCKED_MS   100u
-#define DEFAULT_MAX_DEPTH  8u
+#define RETENTION_AGAIN_MS  10u
+#define FULL_LOG_EVERY_MS   5000u
+#define RETRY_MS            200u /* deferred batches are retried at least this often */
+#define CLOUD_SITE_PREFIX   "#cloud/"
+#define CLOUD_READ_MAX      256u  /* rows read per cloud-queue read */
+#define CLOUD_PUMP_BUDGET   4096u /* rows handed out per pump call; the rest on the next tick */
+#define CLOUD_BLOCKED_MS    100u
+#define DEFAULT_MAX_DEPTH   8u
+#define COALESCE_MIN_EVENTS 1000u /* queued upstream events from which a commit waits for more */
+#define COALESCE_MAX_MS     50u   /* longest such wait, from the oldest queued batch */
 
 typedef struct pend pend;
 
@@ -98,6 +111,7 @@ struct hub_events_session {
     bool closed;
     unsigned refs;     /* pends queued for it */
     size_t n_deferred; /* its pends in the deferred FIFO (or deferred in this commit) */
+    bool rx_arriving;  /* part of a message arrived since its last batch (coalescing) */
     kt_arena down_arena;
     sync_event *down;
     size_t down_cap;
@@ -112,7 +126,8 @@ struct pend {
     uint64_t first_seq;
     sync_event *evs;
     size_t n;
-    uint32_t depth; /* loop depth of events that arrived at the hub (0 upstream) */
+    uint32_t depth;     /* loop depth of events that arrived at the hub (0 upstream) */
+    uint64_t queued_ms; /* kt_clock_mono_ms() when it was queued */
     kt_arena arena;
     /* result */
     bool full;     /* routing needed a full queue: deferred */
@@ -173,6 +188,7 @@ struct hub_events {
     size_t n_pend;
     uv_check_t *check;
     bool check_on;
+    uv_timer_t *coalesce; /* ends a coalescing wait */
     bool stopping;
     size_t commit_max_events;
     uint32_t max_depth;
@@ -367,6 +383,7 @@ static pend *pend_new(hub_events *ev, const sync_event *evs, size_t n)
         copy_event(&p->arena, &p->evs[i], &evs[i]);
     }
     p->n = n;
+    p->queued_ms = kt_clock_mono_ms();
     (void)ev;
     return p;
 }
@@ -849,9 +866,47 @@ static void on_retry(uv_timer_t *t)
     }
 }
 
-static void on_check(uv_check_t *h)
+static void on_coalesce(uv_timer_t *t);
+
+/* Wait for more before committing (see Coalescing)? Arms the timer when so. */
+static bool coalesce_wait(hub_events *ev)
 {
-    hub_events *ev = h->data;
+    if (ev->head == NULL || ev->stopping || ev->coalesce == NULL) {
+        return false;
+    }
+    size_t n = 0;
+    for (const pend *p = ev->head; p != NULL; p = p->next) {
+        n += p->n;
+    }
+    if (n < COALESCE_MIN_EVENTS || n > ev->commit_max_events / 2) {
+        return false;
+    }
+    bool arriving = false;
+    for (const hub_events_session *s = ev->sessions; s != NULL && !arriving; s = s->next) {
+        arriving = !s->closed && s->rx_arriving;
+    }
+    if (!arriving) {
+        return false;
+    }
+    uint64_t age = kt_clock_mono_ms() - ev->head->queued_ms;
+    if (age >= COALESCE_MAX_MS) {
+        return false;
+    }
+    if (!uv_is_active((uv_handle_t *)ev->coalesce)) {
+        uv_timer_start(ev->coalesce, on_coalesce, COALESCE_MAX_MS - age, 0);
+    }
+    return true;
+}
+
+/* One group commit now (force: even while coalescing); stop the check when nothing waits. */
+static void run_queue(hub_events *ev, bool force)
+{
+    if (!force && coalesce_wait(ev)) {
+        return;
+    }
+    if (ev->coalesce != NULL) {
+        uv_timer_stop(ev->coalesce);
+    }
     process(ev);
     if (ev->head == NULL && ev->check_on) {
         uv_check_stop(ev->check);
@@ -859,10 +914,23 @@ static void on_check(uv_check_t *h)
     }
 }
 
+static void on_coalesce(uv_timer_t *t)
+{
+    run_queue(t->data, true);
+}
+
+static void on_check(uv_check_t *h)
+{
+    run_queue(h->data, false);
+}
+
 void hub_events_flush(hub_events *ev)
 {
     while (ev->head != NULL) {
         process(ev);
+    }
+    if (ev->coalesce != NULL) {
+        uv_timer_stop(ev->coalesce);
     }
     if (ev->check_on) {
         uv_check_stop(ev->check);
@@ -1272,8 +1340,16 @@ kt_status hub_events_up_batch(hub_events_session *es,
     p->site = kt_arena_strdup(&p->arena, es->site);
     p->incarnation = kt_arena_strdup(&p->arena, incarnation);
     p->first_seq = first_seq;
+    es->rx_arriving = false;
     enqueue(ev, p);
     return KT_OK;
+}
+
+void hub_events_session_note_rx(hub_events_session *es)
+{
+    if (es != NULL && !es->closed) {
+        es->rx_arriving = true;
+    }
 }
 
 typedef struct down_collect {
@@ -1768,6 +1844,9 @@ kt_status hub_events_new(hub_events **out,
     ev->retry = kt_xcalloc(1, sizeof(*ev->retry));
     uv_timer_init(loop, ev->retry);
     ev->retry->data = ev;
+    ev->coalesce = kt_xcalloc(1, sizeof(*ev->coalesce));
+    uv_timer_init(loop, ev->coalesce);
+    ev->coalesce->data = ev;
     ev->cloud_timer = kt_xcalloc(1, sizeof(*ev->cloud_timer));
     uv_timer_init(loop, ev->cloud_timer);
     ev->cloud_timer->data = ev;
@@ -1864,6 +1943,10 @@ void hub_events_free(hub_events *ev)
     if (ev->retry != NULL) {
         uv_timer_stop(ev->retry);
         uv_close((uv_handle_t *)ev->retry, handle_free_cb);
+    }
+    if (ev->coalesce != NULL) {
+        uv_timer_stop(ev->coalesce);
+        uv_close((uv_handle_t *)ev->coalesce, handle_free_cb);
     }
     if (ev->cloud_timer != NULL) {
         uv_timer_stop(ev->cloud_timer);

@@ -172,6 +172,15 @@ hub_events_session *hub_events_session_open(hub_events *ev,
 void hub_events_session_close(hub_events_session *es);
 
 /*
+ * Part of a message from the session's agent arrived and more of it is on
+ * the way (kt_ws_opts.on_progress). While a bulk of upstream events is
+ * queued, the group commit waits (bounded) for the batch in that message,
+ * so a drained backlog commits in bigger transactions (events.c,
+ * Coalescing). Cleared by its next hub_events_up_batch. NULL ok. Thread: loop.
+ */
+void hub_events_session_note_rx(hub_events_session *es);
+
+/*
  * sync_server_ops.on_up_batch: new upstream events first_seq .. first_seq
  * + n - 1 of the session's (site, incarnation), copied and queued for the
  * group commit; ack_up follows the commit. KT_OK; KT_EINVAL when n == 0 or

@@ -1292,6 +1292,9 @@ static void ws_progress(kt_ws_conn *c, size_t so_far, void *user)
     fed_sess *s = kt_ws_conn_get_user(c);
     if (s != NULL && s->srv != NULL && !s->closing) {
         sync_server_note_rx(s->srv);
+#ifdef KT_HUB_HAVE_EVENTS
+        hub_events_session_note_rx(s->es); /* a batch may be on its way: coalesce */
+#endif
     }
 }
 

@@ -7,6 +7,7 @@
 #include <float.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,7 +259,8 @@ kt_status kt_json_get_bool(const cJSON *obj, const char *key, bool *out, kt_err 
 /*
  * Our own printer, byte for byte cJSON_PrintUnformatted's output (cJSON
  * 1.7.15: the same escapes, "%1.15g" unless it does not read back, then
- * "%1.17g"; NaN and Inf as null; integers under 1e15 formatted by hand), written straight into out. cJSON's printer grows a private buffer
+ * "%1.17g"; NaN and Inf as null; integers under 2^53 formatted by hand:
+ * print_big_integer), written straight into out. cJSON's printer grows a private buffer
  * by realloc, checks every non-integer with sscanf and asks localeconv for
  * every number: that was most of the cost of printing a small document. The
  * processes never call setlocale, so the decimal point is '.'.
@@ -336,6 +338,60 @@ static int json_same_double(double a, double b)
     return fabs(a - b) <= max * DBL_EPSILON;
 }
 
+/*
+ * An integer d with 1e15 <= |d| < 2^53 (16 digits: microsecond timestamps),
+ * as print_number's snprintf path prints it, without snprintf and strtod.
+ * "%1.15g" rounds |d| to 15 significant digits, a multiple of 10 r (the
+ * last digit half to even, as glibc rounds an exact value), and prints
+ * "D.DDDDDDDDDDDDDDe+15" without trailing zeros; r is exact in a double,
+ * so it reads back as r. When r is not "the same" as d (json_same_double),
+ * "%1.17g" prints all 16 digits. Checked against snprintf in
+ * tests/unit/common/test_json.c.
+ */
+static kt_status print_big_integer(double d, kt_buf *out)
+{
+    long long x = (long long)d;
+    unsigned long long u = x < 0 ? 0ull - (unsigned long long)x : (unsigned long long)x;
+    unsigned long long q = u / 10u;
+    unsigned long long m = u % 10u;
+    if (m > 5u || (m == 5u && (q & 1u) != 0)) {
+        q++;
+    }
+    double r = (double)(q * 10u);
+    char num[32];
+    char *e = num + sizeof num;
+    char *p = e;
+    if (json_same_double(r, fabs(d))) {
+        /* 15 digits, exponent 15: "D" or "D.DDD" then "e+15" */
+        memcpy(e - 4, "e+15", 4);
+        p = e - 4;
+        char *digits_end = p;
+        bool trailing = true;
+        for (int i = 0; i < 14; i++) {
+            unsigned c = (unsigned)(q % 10u);
+            q /= 10u;
+            if (trailing && c == 0) {
+                continue;
+            }
+            trailing = false;
+            *--p = (char)('0' + c);
+        }
+        if (p != digits_end) {
+            *--p = '.';
+        }
+        *--p = (char)('0' + q); /* the leading digit */
+    } else {
+        do {
+            *--p = (char)('0' + u % 10u);
+            u /= 10u;
+        } while (u != 0);
+    }
+    if (d < 0) {
+        *--p = '-';
+    }
+    return kt_buf_append(out, p, (size_t)(e - p));
+}
+
 static kt_status print_number(const cJSON *v, kt_buf *out)
 {
     double d = v->valuedouble;
@@ -359,6 +415,9 @@ static kt_status print_number(const cJSON *v, kt_buf *out)
             *--p = '-';
         }
         return kt_buf_append(out, p, (size_t)(e - p));
+    }
+    if (d > -9007199254740992.0 && d < 9007199254740992.0 && d == (double)(long long)d) {
+        return print_big_integer(d, out);
     }
     int len = snprintf(num, sizeof num, "%1.15g", d);
     char *end = NULL;

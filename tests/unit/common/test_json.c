@@ -440,6 +440,60 @@ static void test_json_print_buf_matches_cjson_byte_for_byte(void **state)
     cJSON_Delete(arr);
 }
 
+/* 16-digit integers (1e15 <= |x| < 2^53, e.g. microsecond timestamps) are
+ * printed by hand: the bytes must still be cJSON's, on both sides of the
+ * "%1.15g reads back" threshold (4.5e15) and for every last digit. */
+static void test_json_print_buf_16_digit_integers_match_cjson(void **state)
+{
+    (void)state;
+    kt_json_init();
+    static const double edges[] = { 1e15,
+                                    1000000000000001.0,
+                                    1000000000000005.0,
+                                    1000000000000015.0,
+                                    1795456082115426.0,
+                                    1795456082115430.0,
+                                    1795456082115425.0,
+                                    1795456082115435.0,
+                                    1500000000000000.0,
+                                    4503599627370495.0,
+                                    4503599627370496.0,
+                                    4503599627370497.0,
+                                    4503599627370501.0,
+                                    4503599627370505.0,
+                                    4503599627370515.0,
+                                    9007199254740991.0,
+                                    9007199254740990.0,
+                                    9007199254740985.0,
+                                    9007199254740995.0,
+                                    9999999999999990.0 };
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+        for (int sign = 1; sign >= -1; sign -= 2) {
+            cJSON *n = cJSON_CreateNumber(sign * edges[i]);
+            assert_non_null(n);
+            assert_prints_like_cjson(n);
+            cJSON_Delete(n);
+        }
+    }
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    cJSON *arr = cJSON_CreateArray();
+    assert_non_null(arr);
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        /* spread over [1e15, 2^53), a tenth of them multiples of 10 */
+        uint64_t v = 1000000000000000u + x % 8007199254740992u;
+        if (i % 10 == 0) {
+            v -= v % 10u;
+        }
+        double d = (double)v;
+        cJSON_AddItemToArray(arr, cJSON_CreateNumber(i % 2 == 0 ? d : -d));
+    }
+    assert_prints_like_cjson(arr);
+    cJSON_Delete(arr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -463,6 +517,7 @@ int main(void)
         cmocka_unit_test_teardown(test_json_print_buf_matches_cjson_byte_for_byte, teardown),
         cmocka_unit_test_teardown(test_json_scratch_scope_allocates_from_the_arena, teardown),
         cmocka_unit_test_teardown(test_json_scratch_out_of_memory_is_enomem, teardown),
+        cmocka_unit_test_teardown(test_json_print_buf_16_digit_integers_match_cjson, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,7 @@
 if(TARGET kt_hub_core)
   kt_add_unit_test(test_hub_evstore
     SOURCES ${PROJECT_SOURCE_DIR}/tests/unit/hub/test_evstore.c
-    LIBS kt_hub_core PkgConfig::CJSON
+    LIBS kt_hub_core PkgConfig::CJSON PkgConfig::SQLITE3
     LABELS unit)
 endif()
 set(_hubev_events OFF)

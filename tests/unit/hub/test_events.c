@@ -21,7 +21,10 @@
  *     resumed at start and deleted once dead-lettered (counted);
  *   - loop depth: hub_events_ingest_depth over services.max_depth drops the
  *     event (reason depth), KT_OK;
- *   - the store's upsert-merge is KTWIN's (svc_merge_json) end to end.
+ *   - the store's upsert-merge is KTWIN's (svc_merge_json) end to end;
+ *   - coalescing: a bulk batch waits (bounded, by a timer) while the next
+ *     message of a session is still arriving, then both commit together;
+ *     without one arriving, and for small batches, nothing waits.
  * The placement comes from model_placement_compute over the test model
  * (defaultPlacement: edge, sites s1 and s2).
  */
@@ -558,6 +561,68 @@ static void test_depth_over_max_is_dropped(void **state)
     assert_int_equal(rows(f), 1);
 }
 
+/* A batch of n store events for aq-1 (ids "<tag>-<i>"), in arrays owned by the caller. */
+static void bulk_batch(sync_event *evs, char (*ids)[24], size_t n, const char *tag)
+{
+    for (size_t i = 0; i < n; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "%s-%zu", tag, i);
+        evs[i] = ev_of(ids[i], "ktwin.store.aq", "aq-1", "{\"v\":1}");
+    }
+}
+
+#define BULK 1500u /* over COALESCE_MIN_EVENTS, at most half of commit_max_events below */
+
+static void test_bulk_batch_waits_for_the_one_still_arriving(void **state)
+{
+    fx *f = *state;
+    kt_err err = { 0 };
+    hub_events_free(f->ev);
+    f->cfg.events.commit_max_events = 2 * BULK + 100;
+    start_events(f, 100);
+    static sync_event a[BULK], b[BULK], c[BULK], d[BULK];
+    static char ia[BULK][24], ib[BULK][24], ic[BULK][24], id[BULK][24];
+    bulk_batch(a, ia, BULK, "a");
+    bulk_batch(b, ib, BULK, "b");
+    bulk_batch(c, ic, BULK, "c");
+    bulk_batch(d, id, BULK, "d");
+    fsess s2 = { 0 };
+    s2.es = hub_events_session_open(f->ev, "s2", 0, &fops, &s2);
+    /* a bulk batch while the next message is arriving: the turn commits nothing */
+    must(hub_events_up_batch(s2.es, "inc", 1, a, BULK, &err), &err);
+    hub_events_session_note_rx(s2.es);
+    (void)uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(rows(f), 0);
+    assert_int_equal(s2.n_acks, 0);
+    /* the next batch arrives: both commit in the next turn, then both are acked */
+    must(hub_events_up_batch(s2.es, "inc", 1 + BULK, b, BULK, &err), &err);
+    (void)uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(rows(f), 2 * BULK);
+    assert_int_equal(s2.n_acks, 2);
+    assert_int_equal(s2.acked, 2 * BULK);
+    /* nothing arriving: a bulk batch commits in its own turn */
+    must(hub_events_up_batch(s2.es, "inc", 1 + 2 * BULK, c, BULK, &err), &err);
+    (void)uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(rows(f), 3 * BULK);
+    assert_int_equal(s2.acked, 3 * BULK);
+    /* the message never completes: the wait is bounded, the batch commits anyway */
+    must(hub_events_up_batch(s2.es, "inc", 1 + 3 * BULK, d, BULK, &err), &err);
+    hub_events_session_note_rx(s2.es);
+    (void)uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(rows(f), 3 * BULK);
+    for (int i = 0; i < 1000 && s2.acked != 4 * BULK; i++) {
+        (void)uv_run(&f->loop, UV_RUN_ONCE); /* the coalescing timer */
+    }
+    assert_int_equal(rows(f), 4 * BULK);
+    assert_int_equal(s2.acked, 4 * BULK);
+    /* small batches never wait */
+    sync_event one[1] = { ev_of("e-small", "ktwin.store.aq", "aq-1", "{\"v\":2}") };
+    must(hub_events_up_batch(s2.es, "inc", 1 + 4 * BULK, one, 1, &err), &err);
+    hub_events_session_note_rx(s2.es);
+    (void)uv_run(&f->loop, UV_RUN_NOWAIT);
+    assert_int_equal(rows(f), 4 * BULK + 1);
+    hub_events_session_close(s2.es);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -570,6 +635,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ingest_store_unknown_and_full_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cloud_calls_are_durable_and_resumed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_depth_over_max_is_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bulk_batch_waits_for_the_one_still_arriving, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,10 +3,12 @@
  * backend: append + latest, dedupe by (site, incarnation, seq) within a
  * transaction, across reconnects and across a restart (reopen), a new
  * incarnation is not a duplicate, rollback and savepoints, latest
- * upsert-merge through the merge callback, range queries with pagination,
- * retention by age (fake wall clock) and by size in bounded steps, and the
+ * upsert-merge through the merge callback (also of an instance several
+ * times in one append, where the store merges in memory), range queries
+ * with pagination, retention by age (fake wall clock) and by size in bounded steps, and the
  * per-site downstream queues (order, ack, cap, seqs across restarts, rebase),
- * and WAL checkpoints on the store's checkpointer thread.
+ * WAL checkpoints on the store's checkpointer thread, and the migration of
+ * a version-1 file (text instance index) to the hashed instance index.
  *
  * The merge callback here is a small shallow JSON object merge written for
  * the test (the hub plugs in svc_merge_json; its rules are tested in
@@ -22,6 +24,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "hub/evstore.h"
 #include "hub_test_util.h"
@@ -369,6 +372,193 @@ static void test_merge_of_non_objects_keeps_new_data(void **state)
     must(hub_evstore_latest(f->s, "city-pole", "p1", collect_cb, &d, &err), &err);
     assert_string_equal(d.data, "{\"z\":3}");
     assert_int_equal(f->merge_calls, 2);
+}
+
+/* The event of instance (iface city-pole unless other) at index i of a query, by id. */
+static void
+expect_events(fx *f, const char *iface, const char *inst, size_t n, const char *const *datas)
+{
+    hub_evstore_filter q = { .iface = iface, .instance = inst };
+    hub_evstore_page page;
+    kt_err err = { 0 };
+    for (size_t i = 0; i < n; i++) {
+        collect l = { 0 };
+        l.stop_after = i + 1;
+        memset(&page, 0, sizeof(page));
+        must(hub_evstore_query(f->s, &q, collect_cb, &l, &page, &err), &err);
+        assert_int_equal(l.n, i + 1);
+        assert_string_equal(l.data, datas[i]);
+    }
+    collect all = { 0 };
+    memset(&page, 0, sizeof(page));
+    must(hub_evstore_query(f->s, &q, collect_cb, &all, &page, &err), &err);
+    assert_int_equal(all.n, n);
+}
+
+static void test_one_append_merges_each_instance_in_event_order(void **state)
+{
+    fx *f = *state;
+    kt_err err = { 0 };
+    hub_evstore_event seed[1] = { mk("p1", "s", 1, "{\"a\":0}", 0) };
+    (void)append_commit(f, NULL, NULL, seed, 1);
+    /* one append, instances interleaved; p1 also exists under another interface */
+    hub_evstore_event b[7] = { mk("p1", "b1", 10, "{\"x\":1}", 1),
+                               mk("p2", "b2", 11, "{\"y\":1}", 2),
+                               mk("p1", "b3", 12, "{\"x\":2,\"z\":1}", 3),
+                               mk("p1", "b4", 13, "{\"q\":1}", 4),
+                               mk("p1", "b5", 14, "[1]", 5),
+                               mk("p1", "b6", 15, "{\"w\":1}", 6),
+                               mk("p2", "b7", 16, "{\"y\":2,\"v\":0}", 7) };
+    b[3].iface = "city-light";
+    b[3].type = "ktwin.store.city-light";
+    hub_evstore_append_result r = append_commit(f, "s1", "inc", b, 7);
+    assert_int_equal(r.n_committed, 7);
+    assert_int_equal(r.acked_seq, 7);
+    /* every stored event is the merge of everything before it, in order */
+    const char *p1[] = { "{\"a\":0}", "{\"a\":0,\"x\":1}", "{\"a\":0,\"x\":2,\"z\":1}", "[1]",
+                         "{\"w\":1}" };
+    expect_events(f, "city-pole", "p1", 5, p1);
+    const char *p2[] = { "{\"y\":1}", "{\"y\":2,\"v\":0}" };
+    expect_events(f, "city-pole", "p2", 2, p2);
+    const char *l1[] = { "{\"q\":1}" };
+    expect_events(f, "city-light", "p1", 1, l1);
+    /* latest: the last event of each instance, with its rowid */
+    collect c = { 0 };
+    must(hub_evstore_latest(f->s, "city-pole", "p1", collect_cb, &c, &err), &err);
+    assert_string_equal(c.ids[0], "b6");
+    assert_string_equal(c.data, "{\"w\":1}");
+    assert_string_equal(c.site, "s1");
+    hub_evstore_filter q = { .iface = "city-pole", .instance = "p1", .desc = true, .limit = 1 };
+    hub_evstore_page page;
+    collect last = { 0 };
+    must(hub_evstore_query(f->s, &q, collect_cb, &last, &page, &err), &err);
+    assert_int_equal(c.rowids[0], last.rowids[0]);
+    collect d = { 0 };
+    must(hub_evstore_latest(f->s, "city-pole", "p2", collect_cb, &d, &err), &err);
+    assert_string_equal(d.ids[0], "b7");
+    assert_string_equal(d.data, "{\"y\":2,\"v\":0}");
+    collect e = { 0 };
+    must(hub_evstore_latest(f->s, "city-light", "p1", collect_cb, &e, &err), &err);
+    assert_string_equal(e.ids[0], "b4");
+    /* an append that fails after merging p1 in memory leaves p1's latest as it was */
+    f->fail_merge_instance = "p2";
+    hub_evstore_event bad[2] = { mk("p1", "c1", 20, "{\"k\":1}", 8),
+                                 mk("p2", "c2", 21, "{\"fail\":1}", 9) };
+    must(hub_evstore_begin(f->s, &err), &err);
+    assert_int_equal(hub_evstore_append(f->s, "s1", "inc", bad, 2, &r, &err), KT_ENOMEM);
+    must(hub_evstore_commit(f->s, &err), &err);
+    collect g = { 0 };
+    must(hub_evstore_latest(f->s, "city-pole", "p1", collect_cb, &g, &err), &err);
+    assert_string_equal(g.ids[0], "b6");
+    assert_string_equal(g.data, "{\"w\":1}");
+    /* and the next append merges over the stored state, not over what was rolled back */
+    f->fail_merge_instance = NULL;
+    hub_evstore_event next[1] = { mk("p1", "d1", 30, "{\"m\":1}", 8) };
+    (void)append_commit(f, "s1", "inc", next, 1);
+    collect h = { 0 };
+    must(hub_evstore_latest(f->s, "city-pole", "p1", collect_cb, &h, &err), &err);
+    assert_string_equal(h.data, "{\"w\":1,\"m\":1}");
+}
+
+/* A version-1 file (events indexed by (iface, instance, time_ms)) made by hand. */
+static void make_v1_file(const char *path)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    static const char v1[] =
+        "PRAGMA journal_mode=WAL;"
+        "CREATE TABLE events(rid INTEGER PRIMARY KEY, iface TEXT NOT NULL, "
+        "instance TEXT NOT NULL, time_ms INTEGER NOT NULL, stored_ms INTEGER NOT NULL, "
+        "id TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL, subject TEXT, dct TEXT, "
+        "site TEXT NOT NULL, data BLOB, size INTEGER NOT NULL);"
+        "CREATE INDEX events_inst ON events(iface, instance, time_ms);"
+        "CREATE INDEX events_time ON events(time_ms);"
+        "CREATE TABLE latest(rid INTEGER NOT NULL, iface TEXT NOT NULL, "
+        "instance TEXT NOT NULL, time_ms INTEGER NOT NULL, stored_ms INTEGER NOT NULL, "
+        "id TEXT NOT NULL, type TEXT NOT NULL, source TEXT NOT NULL, subject TEXT, dct TEXT, "
+        "site TEXT NOT NULL, data BLOB, PRIMARY KEY(iface, instance)) WITHOUT ROWID;"
+        "CREATE TABLE dedupe(site TEXT NOT NULL, incarnation TEXT NOT NULL, "
+        "seq INTEGER NOT NULL, updated_ms INTEGER NOT NULL, PRIMARY KEY(site, incarnation)) "
+        "WITHOUT ROWID;"
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+        "INSERT INTO events VALUES(1, 'city-pole', 'p1', 1000, 1000, 'a', 't', 'p1', NULL, NULL, "
+        "'s1', '{\"x\":1}', 60);"
+        "INSERT INTO events VALUES(2, 'city-pole', 'p2', 1500, 1500, 'b', 't', 'p2', NULL, NULL, "
+        "'s1', '{\"y\":1}', 60);"
+        "INSERT INTO events VALUES(3, 'city-pole', 'p1', 2000, 2000, 'c', 't', 'p1', NULL, NULL, "
+        "'s1', '{\"x\":2}', 60);"
+        "INSERT INTO latest VALUES(3, 'city-pole', 'p1', 2000, 2000, 'c', 't', 'p1', NULL, NULL, "
+        "'s1', '{\"x\":2}');"
+        "INSERT INTO latest VALUES(2, 'city-pole', 'p2', 1500, 1500, 'b', 't', 'p2', NULL, NULL, "
+        "'s1', '{\"y\":1}');"
+        "INSERT INTO dedupe VALUES('s1', 'inc', 3, 2000);"
+        "INSERT INTO meta VALUES('rows', 3), ('bytes', 180);"
+        "PRAGMA user_version = 1;";
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, v1, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        fail_msg("v1 schema: %s", msg != NULL ? msg : "?");
+    }
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+static int64_t read_int64(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return v;
+}
+
+static void test_version_1_file_is_migrated_to_the_hashed_instance_index(void **state)
+{
+    fx *f = *state;
+    hub_evstore_free(f->s);
+    f->s = NULL;
+    char side[700];
+    remove(f->path);
+    snprintf(side, sizeof(side), "%s-wal", f->path);
+    remove(side);
+    snprintf(side, sizeof(side), "%s-shm", f->path);
+    remove(side);
+    make_v1_file(f->path);
+    reopen(f, 0);
+    assert_int_equal(read_int64(f->path, "PRAGMA user_version"), 2);
+    assert_int_equal(read_int64(f->path, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' "
+                                         "AND name = 'events_inst'"),
+                     0);
+    assert_int_equal(read_int64(f->path, "SELECT count(*) FROM events WHERE ikey = 0"), 0);
+    assert_int_equal(count_all(f), 3);
+    /* the old rows are found per instance, in time order, and the dedupe mark holds */
+    const char *p1[] = { "{\"x\":1}", "{\"x\":2}" };
+    expect_events(f, "city-pole", "p1", 2, p1);
+    hub_evstore_event b[2] = { mk("p1", "c", 2000, "{\"x\":2}", 3),
+                               mk("p1", "d", 3000, "{\"z\":1}", 4) };
+    hub_evstore_append_result r = append_commit(f, "s1", "inc", b, 2);
+    assert_int_equal(r.n_duplicates, 1);
+    assert_int_equal(r.n_committed, 1);
+    const char *p1b[] = { "{\"x\":1}", "{\"x\":2}", "{\"x\":2,\"z\":1}" };
+    expect_events(f, "city-pole", "p1", 3, p1b);
+    /* a row whose ikey matches another instance's (a hash collision) is filtered out */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "UPDATE events SET ikey = (SELECT ikey FROM events WHERE rid = 1) "
+                     "WHERE instance = 'p2'",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    expect_events(f, "city-pole", "p1", 3, p1b);
+    /* opening a version-2 file again changes nothing */
+    reopen(f, 0);
+    assert_int_equal(count_all(f), 4);
+    expect_events(f, "city-pole", "p1", 3, p1b);
 }
 
 static void test_range_query_and_pagination(void **state)
@@ -756,6 +946,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_append_keeps_the_rest_of_the_group, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_merge_of_non_objects_keeps_new_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_append_merges_each_instance_in_event_order, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_version_1_file_is_migrated_to_the_hashed_instance_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_range_query_and_pagination, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_age_in_bounded_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_size, setup, teardown),

@@ -29,7 +29,7 @@ static void test_defaults_without_file(void **state)
     assert_null(c.auth.admin_token_file);
     assert_int_equal(c.limits.max_body_bytes, 64u << 20);
     assert_int_equal(c.sync.heartbeat_ms, 5000);
-    assert_int_equal(c.sync.window_bytes, 4u << 20);
+    assert_int_equal(c.sync.window_bytes, 8u << 20); /* two full upstream batches */
     assert_int_equal(c.sync.snapshot_chunk_bytes, 256u << 10);
     assert_int_equal(c.sync.admit_rate, 20);
     assert_int_equal(c.sync.admit_burst, 20);
