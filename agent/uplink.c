@@ -50,6 +50,7 @@ struct agent_uplink {
     kt_ws_conn *conn;
     uv_timer_t retry_timer;
     uv_timer_t tick_timer;
+    uv_timer_t pump_timer; /* the next upstream batch, one per loop turn */
     int timers_live;
     int stopping;
     int got_reject;
@@ -164,6 +165,32 @@ static void fail_link(agent_uplink *u, kt_status st, const kt_err *err)
     }
 }
 
+/*
+ * One upstream batch per loop turn (sync_client one_batch_per_call): after an
+ * outage the window holds megabytes of events, and encoding all of them in
+ * one callback held the loop (and the site's device events) for ~100 ms.
+ */
+static void on_pump(uv_timer_t *t);
+
+static void schedule_pump(agent_uplink *u)
+{
+    if (!u->stopping && u->timers_live && sync_client_up_more(u->sc)) {
+        uv_timer_start(&u->pump_timer, on_pump, 0, 0);
+    }
+}
+
+static void on_pump(uv_timer_t *t)
+{
+    agent_uplink *u = t->data;
+    kt_err err = { 0 };
+    kt_status st = sync_client_kick(u->sc, &err);
+    if (st != KT_OK) {
+        fail_link(u, st, &err);
+        return;
+    }
+    schedule_pump(u);
+}
+
 static void on_tick(uv_timer_t *t)
 {
     agent_uplink *u = t->data;
@@ -253,6 +280,7 @@ static void on_ws_message(kt_ws_conn *c, const uint8_t *data, size_t len, void *
         fail_link(u, st, &err);
         return;
     }
+    schedule_pump(u);
     schedule_tick(u);
 }
 
@@ -439,7 +467,9 @@ static void on_outbox_kick(agent_outbox *ob, void *user)
     kt_status st = sync_client_kick(u->sc, &err);
     if (st != KT_OK) {
         fail_link(u, st, &err);
+        return;
     }
+    schedule_pump(u);
 }
 
 kt_status agent_uplink_new(agent_uplink **out, const agent_uplink_opts *opts, kt_err *err)
@@ -482,6 +512,7 @@ kt_status agent_uplink_new(agent_uplink **out, const agent_uplink_opts *opts, kt
      * window caps still apply); live traffic is batched by what is queued.
      */
     so.max_batch_events = opts->batch_events != 0 ? opts->batch_events : UP_BATCH_EVENTS;
+    so.one_batch_per_call = true; /* the rest from later loop turns (schedule_pump) */
     agent_store_init(&u->store, u->cache, u->metrics, transport_send, transport_on_welcome, u);
     sync_client_ops ops;
     agent_store_client_ops(&ops);
@@ -513,8 +544,10 @@ kt_status agent_uplink_new(agent_uplink **out, const agent_uplink_opts *opts, kt
     uv_loop_t *loop = kt_net_loop(u->net);
     uv_timer_init(loop, &u->retry_timer);
     uv_timer_init(loop, &u->tick_timer);
+    uv_timer_init(loop, &u->pump_timer);
     u->retry_timer.data = u;
     u->tick_timer.data = u;
+    u->pump_timer.data = u;
     u->timers_live = 1;
     if (u->outbox != NULL) {
         agent_outbox_set_kick(u->outbox, on_outbox_kick, u);
@@ -561,8 +594,10 @@ void agent_uplink_stop(agent_uplink *u)
     if (u->timers_live) {
         uv_timer_stop(&u->retry_timer);
         uv_timer_stop(&u->tick_timer);
+        uv_timer_stop(&u->pump_timer);
         uv_close((uv_handle_t *)&u->retry_timer, NULL);
         uv_close((uv_handle_t *)&u->tick_timer, NULL);
+        uv_close((uv_handle_t *)&u->pump_timer, NULL);
         u->timers_live = 0;
     }
 }

@@ -190,12 +190,14 @@ class Rig:
     def agent_config(self, hub_port=None):
         spec = "%s=%s" % (",".join(IFACES), self.a.plugin)
         with open(self.path("agent.yaml"), "w") as f:
-            f.write("site: site-00\nhub: {url: \"ws://127.0.0.1:%d/sync\", token_file: %s}\n"
+            f.write("site: site-00\nhub: {url: \"ws://127.0.0.1:%d/sync\", token_file: %s%s}\n"
                     "cache: {path: %s}\nlisten: {port: %d}\n"
                     "reconnect: {base_ms: 50ms, cap_ms: 500ms}\n"
                     "mqtt: {url: \"tcp://127.0.0.1:%d\"}\n"
                     "services:\n  specs:\n  - \"%s\"\n"
-                    % (hub_port or self.hub_port, self.path("token"), self.path("agent.db"),
+                    % (hub_port or self.hub_port, self.path("token"),
+                       ", batch_events: %d" % self.a.batch_events if self.a.batch_events else "",
+                       self.path("agent.db"),
                        self.agent_port, self.mqtt_port, spec))
 
     def start_agent(self):
@@ -469,6 +471,8 @@ def main():
     ap.add_argument("--rate", type=float, default=1300.0)
     ap.add_argument("--duration", type=float, default=30.0)
     ap.add_argument("--runs", type=int, default=9)
+    ap.add_argument("--batch-events", type=int, default=0,
+                    help="the agent's hub.batch_events (experiments; default: the agent's)")
     ap.add_argument("--hub-yaml-extra", default="",
                     help="lines appended to the hub's config (experiments; default none)")
     ap.add_argument("--hub-log-level", default="warn",

@@ -61,6 +61,8 @@ struct sync_client {
     uint32_t handshake_timeout_ms;
     uint32_t window_default;
     size_t max_batch_events;
+    bool one_batch_per_call; /* opts.one_batch_per_call */
+    bool up_more;            /* it stopped after one batch, more may go (sync_client_up_more) */
     bool up_enabled;
     bool down_enabled;
 
@@ -180,6 +182,7 @@ kt_status sync_client_new(sync_client **out,
     if (c->max_batch_events > c->limits.max_events) {
         c->max_batch_events = c->limits.max_events;
     }
+    c->one_batch_per_call = opts->one_batch_per_call;
     c->up_enabled = n_up == 4;
     c->down_enabled = ops->down_apply != NULL;
     c->window_bytes = c->window_default;
@@ -267,6 +270,7 @@ kt_status sync_client_on_open(sync_client *c, kt_err *err)
     c->last_tx_ms = now;
     c->stats.connects++;
     c->window_bytes = c->window_default;
+    c->up_more = false;
     c->fl_head = 0;
     c->fl_len = 0;
     c->up_inflight = 0;
@@ -362,6 +366,7 @@ static void fl_push(sync_client *c, uint64_t last_seq, size_t bytes)
 static kt_status up_pump(sync_client *c, kt_err *err)
 {
     size_t inc_len = strlen(c->incarnation);
+    c->up_more = false;
     for (;;) {
         size_t cap = c->window_bytes;
         if (c->up_inflight > 0) {
@@ -429,6 +434,11 @@ static kt_status up_pump(sync_client *c, kt_err *err)
         c->up_next += k;
         c->stats.up_batches_sent++;
         c->stats.up_events_sent += k;
+        if (c->one_batch_per_call) {
+            /* The rest from a later turn; a short batch means the outbox had no more. */
+            c->up_more = k == n && n == c->max_batch_events;
+            return KT_OK;
+        }
     }
 }
 
@@ -459,6 +469,12 @@ static kt_status on_up_ack(sync_client *c, uint64_t seq, kt_err *err)
         c->fl_len = 0;
     }
     return up_pump(c, err);
+}
+
+bool sync_client_up_more(const sync_client *c)
+{
+    return c->up_more && c->welcomed && c->state != SYNC_CLIENT_DONE &&
+           c->state != SYNC_CLIENT_IDLE;
 }
 
 kt_status sync_client_kick(sync_client *c, kt_err *err)

@@ -177,6 +177,15 @@ typedef struct sync_client_opts {
     uint32_t window_bytes;         /* upstream window when Welcome has none; 0 = 1 MiB */
     size_t max_batch_events;       /* events per upstream batch; 0 = 1000 (capped by the
                                       hub's default limit, 10000) */
+    /*
+     * Send at most one upstream batch per call (an Ack, a kick, the Welcome)
+     * and report the rest with sync_client_up_more(): the transport sends the
+     * next one from a later loop turn, so filling a big window after an
+     * outage does not hold the caller's loop for the whole window (an agent
+     * keeps serving its devices while it drains). false: fill the window at
+     * once.
+     */
+    bool one_batch_per_call;
 } sync_client_opts;
 
 typedef enum sync_client_state {
@@ -285,6 +294,13 @@ kt_status sync_client_report_capacity(sync_client *c, const sync_capacity *cap, 
  * send error (the session is finished, as in the return contract).
  */
 kt_status sync_client_kick(sync_client *c, kt_err *err);
+
+/*
+ * opts.one_batch_per_call: true when the last call sent an upstream batch and
+ * stopped with more events and window room left. Call sync_client_kick from
+ * a later loop turn to send the next one. Always false otherwise.
+ */
+bool sync_client_up_more(const sync_client *c);
 
 /* ---- getters (borrowed / values) ------------------------------------------ */
 

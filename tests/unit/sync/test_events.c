@@ -803,6 +803,53 @@ static void test_events_upstream_batches_committed_acked_deleted(void **state)
     rig_fini(&r);
 }
 
+/*
+ * one_batch_per_call: each call into the client (the Welcome, a kick, an
+ * Ack) sends at most one batch and says whether more could go, so the
+ * transport can send the rest from later loop turns; nothing is lost or sent
+ * twice, and a short batch (the outbox is empty) leaves nothing to do.
+ */
+static void test_events_one_batch_per_call(void **state)
+{
+    (void)state;
+    rig r;
+    rig_init(&r, 1u << 20);
+    r.copts.one_batch_per_call = true;
+    outbox_add(&r.a, 120); /* max_batch_events = 50: batches of 50, 50 and 20 */
+    rig_start(&r);
+    conn_open(&r);
+    assert_true(step_to_server(&r)); /* Hello */
+    assert_true(step_to_client(&r)); /* Welcome: one batch, not the whole window */
+    expect_ok(&r);
+    assert_int_equal(sync_client_stats_get(r.c)->up_batches_sent, 1);
+    assert_true(sync_client_up_more(r.c));
+    kt_err err = { 0 };
+    assert_int_equal(sync_client_kick(r.c, &err), KT_OK); /* a later turn: the next one */
+    assert_int_equal(sync_client_stats_get(r.c)->up_batches_sent, 2);
+    assert_true(sync_client_up_more(r.c));
+    assert_int_equal(sync_client_kick(r.c, &err), KT_OK);
+    assert_int_equal(sync_client_stats_get(r.c)->up_batches_sent, 3);
+    assert_false(sync_client_up_more(r.c)); /* 20 < 50: the outbox had no more */
+    run(&r);
+    expect_ok(&r);
+    assert_hub_has_exactly(&r.h, "inc-A", 120);
+    assert_int_equal(r.a.acked, 120);
+    /* Without the option the Welcome fills the window at once (and up_more stays false). */
+    rig_fini(&r);
+    rig_init(&r, 1u << 20);
+    outbox_add(&r.a, 120);
+    rig_start(&r);
+    conn_open(&r);
+    assert_true(step_to_server(&r));
+    assert_true(step_to_client(&r));
+    assert_int_equal(sync_client_stats_get(r.c)->up_batches_sent, 3);
+    assert_false(sync_client_up_more(r.c));
+    run(&r);
+    expect_ok(&r);
+    assert_hub_has_exactly(&r.h, "inc-A", 120);
+    rig_fini(&r);
+}
+
 static void test_events_window_bounds_unacked_bytes(void **state)
 {
     (void)state;
@@ -1535,6 +1582,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_events_upstream_batches_committed_acked_deleted),
+        cmocka_unit_test(test_events_one_batch_per_call),
         cmocka_unit_test(test_events_window_bounds_unacked_bytes),
         cmocka_unit_test(test_events_one_event_larger_than_the_window_goes_alone),
         cmocka_unit_test(test_events_reconnect_resends_and_hub_drops_duplicates),
