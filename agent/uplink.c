@@ -179,9 +179,9 @@ static void schedule_pump(agent_uplink *u)
     }
 }
 
-static void on_pump(uv_timer_t *t)
+/* Send what the window allows (one batch), then schedule the next turn's. */
+static void pump_now(agent_uplink *u)
 {
-    agent_uplink *u = t->data;
     kt_err err = { 0 };
     kt_status st = sync_client_kick(u->sc, &err);
     if (st != KT_OK) {
@@ -189,6 +189,11 @@ static void on_pump(uv_timer_t *t)
         return;
     }
     schedule_pump(u);
+}
+
+static void on_pump(uv_timer_t *t)
+{
+    pump_now(t->data);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -462,14 +467,7 @@ op_down_apply(uint64_t first_seq, const sync_event *events, size_t n, kt_err *er
 static void on_outbox_kick(agent_outbox *ob, void *user)
 {
     (void)ob;
-    agent_uplink *u = user;
-    kt_err err = { 0 };
-    kt_status st = sync_client_kick(u->sc, &err);
-    if (st != KT_OK) {
-        fail_link(u, st, &err);
-        return;
-    }
-    schedule_pump(u);
+    pump_now(user);
 }
 
 kt_status agent_uplink_new(agent_uplink **out, const agent_uplink_opts *opts, kt_err *err)
