@@ -309,6 +309,33 @@ static void bind_blob(sqlite3_stmt *s, int idx, const uint8_t *p, size_t len)
 }
 
 /*
+ * The 11 event columns shared by the events insert and the latest upsert,
+ * from parameter col: iface, instance, time_ms, stored_ms, id, type, source,
+ * subject, datacontenttype, site, data.
+ */
+static void bind_event_cols(sqlite3_stmt *s,
+                            int col,
+                            const hub_evstore_event *ev,
+                            uint64_t time_ms,
+                            uint64_t now_ms,
+                            const char *site,
+                            const uint8_t *data,
+                            size_t data_len)
+{
+    sqlite3_bind_text(s, col, ev->iface, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, col + 1, ev->instance, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, col + 2, i64(time_ms));
+    sqlite3_bind_int64(s, col + 3, i64(now_ms));
+    sqlite3_bind_text(s, col + 4, ev->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, col + 5, ev->type, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, col + 6, ev->source, -1, SQLITE_STATIC);
+    bind_text_opt(s, col + 7, ev->subject);
+    bind_text_opt(s, col + 8, ev->datacontenttype);
+    sqlite3_bind_text(s, col + 9, site != NULL ? site : "", -1, SQLITE_STATIC);
+    bind_blob(s, col + 10, data, data_len);
+}
+
+/*
  * Read a row of EV_COLS order (rid, iface, instance, time_ms, stored_ms, id,
  * type, source, subject, dct, site, data) into ev (borrowed from the row).
  */
@@ -427,17 +454,7 @@ static kt_status write_event(evs_sqlite *e,
     uint64_t time_ms = ev->time_ms != 0 ? ev->time_ms : now_ms;
     uint64_t size = row_size(ev, site, data_len);
     sqlite3_stmt *s = stmt(e, S_INSERT);
-    sqlite3_bind_text(s, 1, ev->iface, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, ev->instance, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, i64(time_ms));
-    sqlite3_bind_int64(s, 4, i64(now_ms));
-    sqlite3_bind_text(s, 5, ev->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 6, ev->type, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 7, ev->source, -1, SQLITE_STATIC);
-    bind_text_opt(s, 8, ev->subject);
-    bind_text_opt(s, 9, ev->datacontenttype);
-    sqlite3_bind_text(s, 10, site != NULL ? site : "", -1, SQLITE_STATIC);
-    bind_blob(s, 11, data, data_len);
+    bind_event_cols(s, 1, ev, time_ms, now_ms, site, data, data_len);
     sqlite3_bind_int64(s, 12, i64(size));
     sqlite3_bind_int64(s, 13, inst_key(ev->iface, ev->instance));
     kt_status st = step_done(e, s, err, "insert event");
@@ -618,17 +635,8 @@ static kt_status slots_flush(evs_sqlite *e, const char *site, uint64_t now_ms, k
         const hub_evstore_event *ev = sl->last;
         sqlite3_stmt *s = stmt(e, S_LATEST_PUT);
         sqlite3_bind_int64(s, 1, sl->rid);
-        sqlite3_bind_text(s, 2, ev->iface, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 3, ev->instance, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 4, i64(ev->time_ms != 0 ? ev->time_ms : now_ms));
-        sqlite3_bind_int64(s, 5, i64(now_ms));
-        sqlite3_bind_text(s, 6, ev->id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 7, ev->type, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 8, ev->source, -1, SQLITE_STATIC);
-        bind_text_opt(s, 9, ev->subject);
-        bind_text_opt(s, 10, ev->datacontenttype);
-        sqlite3_bind_text(s, 11, site != NULL ? site : "", -1, SQLITE_STATIC);
-        bind_blob(s, 12, (const uint8_t *)sl->cur.data, sl->cur.len);
+        bind_event_cols(s, 2, ev, ev->time_ms != 0 ? ev->time_ms : now_ms, now_ms, site,
+                        (const uint8_t *)sl->cur.data, sl->cur.len);
         kt_status st = step_done(e, s, err, "latest");
         if (st != KT_OK) {
             return st;
