@@ -505,6 +505,16 @@ static void test_file_that_is_not_a_database_is_moved_aside(void **state)
     agent_cache_free(c);
 }
 
+/* Snapshot revision 1: interfaces hood and pole, and pole-1 related to hood-far (not here). */
+static void put_pole_graph(agent_cache *c)
+{
+    agent_cache_object objs[] = {
+        obj(AGENT_KIND_INTERFACE, "hood", HOOD_DOC, 1),
+        obj(AGENT_KIND_INTERFACE, "pole", IFACE_DOC("pole"), 1),
+        obj(AGENT_KIND_INSTANCE, "pole-1", INST_DOC("pole-1", "pole", REL_TO("hood-far")), 1),
+    };
+    put_snapshot(c, 1, objs, 3);
+}
 static void test_view_serves_graph_with_targets_outside_the_subgraph(void **state)
 {
     fixture *f = *state;
@@ -517,12 +527,7 @@ static void test_view_serves_graph_with_targets_outside_the_subgraph(void **stat
     assert_int_equal(agent_view_graph_json(v, &out, &err), KT_OK);
     assert_string_equal(out.data, "{\"twinInstances\":[]}");
 
-    agent_cache_object objs[] = {
-        obj(AGENT_KIND_INTERFACE, "hood", HOOD_DOC, 1),
-        obj(AGENT_KIND_INTERFACE, "pole", IFACE_DOC("pole"), 1),
-        obj(AGENT_KIND_INSTANCE, "pole-1", INST_DOC("pole-1", "pole", REL_TO("hood-far")), 1),
-    };
-    put_snapshot(c, 1, objs, 3);
+    put_pole_graph(c);
     kt_buf_reset(&out);
     assert_int_equal(agent_view_iface_json(v, "pole", &out, &err), KT_OK);
     assert_string_equal(out.data, "{\"twinInstances\":[{\"name\":\"pole-1\",\"interface\":\"pole\","
@@ -562,12 +567,7 @@ static void test_rendered_writer_stores_whole_documents_only(void **state)
 {
     fixture *f = *state;
     agent_cache *c = open_ok(f);
-    agent_cache_object objs[] = {
-        obj(AGENT_KIND_INTERFACE, "hood", HOOD_DOC, 1),
-        obj(AGENT_KIND_INTERFACE, "pole", IFACE_DOC("pole"), 1),
-        obj(AGENT_KIND_INSTANCE, "pole-1", INST_DOC("pole-1", "pole", REL_TO("hood-far")), 1),
-    };
-    put_snapshot(c, 1, objs, 3);
+    put_pole_graph(c);
     kt_err err = { 0 };
     uint64_t gen = agent_cache_generation(c);
     agent_cache_rendered_writer *w = NULL;
@@ -624,12 +624,7 @@ static void test_rendered_graph_survives_restart_and_is_dropped_by_commits(void 
 {
     fixture *f = *state;
     agent_cache *c = open_ok(f);
-    agent_cache_object objs[] = {
-        obj(AGENT_KIND_INTERFACE, "hood", HOOD_DOC, 1),
-        obj(AGENT_KIND_INTERFACE, "pole", IFACE_DOC("pole"), 1),
-        obj(AGENT_KIND_INSTANCE, "pole-1", INST_DOC("pole-1", "pole", REL_TO("hood-far")), 1),
-    };
-    put_snapshot(c, 1, objs, 3);
+    put_pole_graph(c);
     kt_err err = { 0 };
     assert_int_equal(agent_cache_rendered_get(c, "twin-graph", NULL, &err), KT_ENOTFOUND);
     /* A stale generation is refused. */
@@ -687,7 +682,11 @@ static void test_rendered_graph_survives_restart_and_is_dropped_by_commits(void 
     agent_cache_snapshot_abort(c);
     memset(&err, 0, sizeof err);
     assert_int_equal(agent_cache_rendered_get(c, "twin-graph", NULL, &err), KT_OK);
-    put_snapshot(c, 3, objs, 2);
+    agent_cache_object ifaces[] = {
+        obj(AGENT_KIND_INTERFACE, "hood", HOOD_DOC, 1),
+        obj(AGENT_KIND_INTERFACE, "pole", IFACE_DOC("pole"), 1),
+    };
+    put_snapshot(c, 3, ifaces, 2);
     assert_int_equal(agent_cache_rendered_get(c, "twin-graph", NULL, &err), KT_ENOTFOUND);
     memset(&err, 0, sizeof err);
     assert_int_equal(agent_view_persist_graph(v, &err), KT_OK);
