@@ -385,7 +385,7 @@ def mode_replay(a):
         hub_cpu0 = cpu_s(rig.procs["hub"].pid)
         perf = None
         if a.perf_hub:  # profile the hub during the drain (perf record -g)
-            perf = subprocess.Popen(["perf", "record", "-g", "-o", a.perf_hub, "-p",
+            perf = subprocess.Popen(["perf", "record"] + a.perf_args.split() + ["-o", a.perf_hub, "-p",
                                      str(rig.procs["hub"].pid)], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
         rig.wait_committed(a.events, 3600, "the drain at the hub")
@@ -477,6 +477,8 @@ def main():
                     help="lines appended to the hub's config (experiments; default none)")
     ap.add_argument("--hub-log-level", default="warn",
                     help="the hub's log.level (debug shows each group commit)")
+    ap.add_argument("--perf-args", default="-g",
+                    help="replay: perf record's options with --perf-hub (e.g. '--call-graph dwarf')")
     ap.add_argument("--perf-hub", default=None,
                     help="replay: perf record -g the hub during the drain into this file")
     a = ap.parse_args()

@@ -529,6 +529,8 @@ static void test_version_1_file_is_migrated_to_the_hashed_instance_index(void **
     make_v1_file(f->path);
     reopen(f, 0);
     assert_int_equal(read_int64(f->path, "PRAGMA user_version"), 2);
+    /* an existing file keeps its page size (a new one gets 8 KiB, below) */
+    assert_int_equal(read_int64(f->path, "PRAGMA page_size"), 4096);
     assert_int_equal(read_int64(f->path, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' "
                                          "AND name = 'events_inst'"),
                      0);
@@ -559,6 +561,18 @@ static void test_version_1_file_is_migrated_to_the_hashed_instance_index(void **
     reopen(f, 0);
     assert_int_equal(count_all(f), 4);
     expect_events(f, "city-pole", "p1", 3, p1b);
+}
+
+/* A new store is made of 8 KiB pages (the replay drain's best, evstore_sqlite.c). */
+static void test_new_store_uses_8_kib_pages(void **state)
+{
+    fx *f = *state;
+    hub_evstore_event a[1] = { mk("p1", "a", 1000, "{\"x\":1}", 1) };
+    (void)append_commit(f, "s1", "inc", a, 1);
+    assert_int_equal(read_int64(f->path, "PRAGMA page_size"), 8192);
+    reopen(f, 0);
+    assert_int_equal(read_int64(f->path, "PRAGMA page_size"), 8192);
+    assert_int_equal(count_all(f), 1);
 }
 
 static void test_range_query_and_pagination(void **state)
@@ -950,6 +964,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_version_1_file_is_migrated_to_the_hashed_instance_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_store_uses_8_kib_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_range_query_and_pagination, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_age_in_bounded_steps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retention_by_size, setup, teardown),
