@@ -512,7 +512,7 @@ static kt_status run_service(
     return KT_OK;
 }
 
-static kt_status to_outbox(agent_dispatch *d, const model_event *ev, kt_err *err)
+static kt_status to_outbox(agent_dispatch *d, const model_event *ev, uint32_t depth, kt_err *err)
 {
     if (d->outbox == NULL) {
         drop(d, R_NO_OUTBOX, ev, ev->iface, "no outbox");
@@ -528,6 +528,7 @@ static kt_status to_outbox(agent_dispatch *d, const model_event *ev, kt_err *err
         .datacontenttype = ev->datacontenttype,
         .data = ev->data,
         .data_len = ev->data_len,
+        .depth = depth,
     };
     kt_status st = agent_outbox_append(d->outbox, &se, NULL, err);
     if (st == KT_OK) {
@@ -605,7 +606,7 @@ static kt_status dispatch_inner(agent_dispatch *d,
             return KT_OK;
         }
         kt_metrics_inc(d->m_kind[MODEL_ROUTE_UPSTREAM]);
-        return to_outbox(d, ev, err);
+        return to_outbox(d, ev, depth, err);
     }
     model_route_dest dest[MODEL_ROUTE_DEST_MAX];
     size_t n = model_route(
@@ -624,7 +625,7 @@ static kt_status dispatch_inner(agent_dispatch *d,
             st = run_service(d, x->iface, ev, depth, err);
             break;
         case MODEL_ROUTE_UPSTREAM:
-            st = to_outbox(d, ev, err);
+            st = to_outbox(d, ev, depth, err);
             break;
         case MODEL_ROUTE_MQTT_VIRTUAL:
             st = to_mqtt(d, ev);
@@ -719,7 +720,7 @@ kt_status agent_dispatch_down_event(agent_dispatch *d, const sync_event *se, kt_
     ev.datacontenttype = se->datacontenttype;
     ev.data = se->data;
     ev.data_len = se->data_len;
-    return agent_dispatch_event(d, &ev, AGENT_DISPATCH_HUB, 0, err);
+    return agent_dispatch_event(d, &ev, AGENT_DISPATCH_HUB, se->depth, err);
 }
 
 uint64_t agent_dispatch_down_applied_seq(agent_dispatch *d)

@@ -6,7 +6,9 @@
  *   meta(key TEXT PRIMARY KEY, value)    incarnation, next_seq, acked_seq,
  *                                        journal_applied, ...
  *   events(seq INTEGER PRIMARY KEY, id, type, source, subject, time_ms,
- *          dct, data BLOB, bytes)        one row per unacked event
+ *          dct, data BLOB, bytes, depth) one row per unacked event; depth is
+ *                                        its loop depth, NULL = 0 (the column
+ *                                        is added to an older file at open)
  * next_seq is written in the same transaction as the rows it numbers, so a
  * crash can never hand out a seq twice within an incarnation.
  *
@@ -53,9 +55,9 @@ enum {
 };
 
 static const char *const stmt_sql[S_COUNT] = {
-    [S_INSERT] = "INSERT INTO events(seq,id,type,source,subject,time_ms,dct,data,bytes) "
-                 "VALUES(?,?,?,?,?,?,?,?,?)",
-    [S_PEEK] = "SELECT seq,id,type,source,subject,time_ms,dct,data,bytes FROM events "
+    [S_INSERT] = "INSERT INTO events(seq,id,type,source,subject,time_ms,dct,data,bytes,depth) "
+                 "VALUES(?,?,?,?,?,?,?,?,?,?)",
+    [S_PEEK] = "SELECT seq,id,type,source,subject,time_ms,dct,data,bytes,depth FROM events "
                "WHERE seq >= ? ORDER BY seq LIMIT ?",
     [S_DELETE] = "DELETE FROM events WHERE seq <= ?",
     /* rows at or below the acked seq: a range from the table's start (older ones are gone) */
@@ -296,6 +298,19 @@ static kt_status load_state(agent_outbox *ob, kt_err *err)
     return KT_OK;
 }
 
+/* The events table has the depth column (added by this version; older outboxes lack it). */
+static bool has_depth_column(sqlite3 *db)
+{
+    sqlite3_stmt *s = NULL;
+    bool found = false;
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('events') WHERE name = 'depth'", -1,
+                           &s, NULL) == SQLITE_OK) {
+        found = sqlite3_step(s) == SQLITE_ROW;
+    }
+    sqlite3_finalize(s);
+    return found;
+}
+
 kt_status agent_outbox_open(agent_outbox **out, const agent_outbox_opts *opts, kt_err *err)
 {
     *out = NULL;
@@ -324,9 +339,13 @@ kt_status agent_outbox_open(agent_outbox **out, const agent_outbox_opts *opts, k
         "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);"
         "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY, id TEXT NOT NULL,"
         " type TEXT NOT NULL, source TEXT NOT NULL, subject TEXT, time_ms INTEGER,"
-        " dct TEXT, data BLOB, bytes INTEGER NOT NULL);";
+        " dct TEXT, data BLOB, bytes INTEGER NOT NULL, depth INTEGER);";
     char *msg = NULL;
     rc = sqlite3_exec(ob->db, ddl, NULL, NULL, &msg);
+    if (rc == SQLITE_OK && !has_depth_column(ob->db)) {
+        /* an outbox of an older agent: its events are depth 0 (NULL); O(1) in SQLite */
+        rc = sqlite3_exec(ob->db, "ALTER TABLE events ADD COLUMN depth INTEGER", NULL, NULL, &msg);
+    }
     if (rc != SQLITE_OK) {
         st = kt_err_set_dep(err, KT_EDEP, "sqlite", rc, "outbox %s schema: %s", opts->path,
                             msg != NULL ? msg : sqlite3_errstr(rc));
@@ -512,6 +531,9 @@ static kt_status insert(agent_outbox *ob, const sync_event *ev, uint64_t evb, kt
     sqlite3_bind_blob64(s, 8, ev->data != NULL ? (const void *)ev->data : (const void *)"",
                         (sqlite3_uint64)ev->data_len, SQLITE_STATIC);
     sqlite3_bind_int64(s, 9, (sqlite3_int64)evb);
+    if (ev->depth != 0) {
+        sqlite3_bind_int64(s, 10, (sqlite3_int64)ev->depth);
+    }
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
@@ -613,6 +635,7 @@ kt_status agent_outbox_peek(agent_outbox *ob,
         ev.datacontenttype = col_text(s, 6);
         ev.data = sqlite3_column_blob(s, 7);
         ev.data_len = (size_t)sqlite3_column_bytes(s, 7);
+        ev.depth = (uint32_t)sqlite3_column_int64(s, 9);
         sum += evb;
         n++;
         if (!cb((uint64_t)sqlite3_column_int64(s, 0), &ev, user)) {

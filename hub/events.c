@@ -52,13 +52,11 @@
  *   SERVICE_CLOUD to an interface that has a service is pushed, in the same
  *   transaction as the batch (before its ack), onto the durable queue
  *   "#cloud/<iface>" of the event store (the downstream-queue table: '#' is
- *   never in a site name; the row's instance column holds the event's loop
- *   depth). After the commit (and at start, for what a previous run left)
- *   the cloud pump hands queued rows to the service in seq order: plugins
- *   synchronously, HTTP services through svc_caller (at most its queue;
- *   KT_EAGAIN blocks that interface until a call completes). A row is
- *   deleted (hub_evstore_down_ack of the completed seq prefix) once its
- *   call succeeded or was dead-lettered (final failure: counted in
+ *   never in a site name; the row keeps the event's loop depth). After the commit (and at start,
+ * for what a previous run left) the cloud pump hands queued rows to the service in seq order:
+ * plugins synchronously, HTTP services through svc_caller (at most its queue; KT_EAGAIN blocks that
+ * interface until a call completes). A row is deleted (hub_evstore_down_ack of the completed seq
+ * prefix) once its call succeeded or was dead-lettered (final failure: counted in
  *   ktwin_hub_cloud_dead_letters_total{iface}, HUB-CLOUD-DEAD). A crash
  *   before the delete delivers the event again after the restart.
  *   Events the services emit are queued like broker ingress events (never
@@ -66,6 +64,12 @@
  *   event being handled + 1; past services.max_depth they are dropped
  *   (reason "depth"). HTTP services get the depth as ce-ktwindepth and the
  *   ingress reads it back (svc/api.h).
+ *
+ *   Loop depth crosses the sync link (sync.proto Event.depth): an upstream
+ *   event keeps the depth the agent gave it (its outbox stores it), and a
+ *   downstream entry keeps the depth of the event routed there, so a loop
+ *   through edge and cloud services is cut by max_depth like one on a
+ *   single node.
  *
  * Thread: loop only. Ownership: see events.h.
  */
@@ -126,7 +130,6 @@ struct pend {
     uint64_t first_seq;
     sync_event *evs;
     size_t n;
-    uint32_t depth;     /* loop depth of events that arrived at the hub (0 upstream) */
     uint64_t queued_ms; /* kt_clock_mono_ms() when it was queued */
     kt_arena arena;
     /* result */
@@ -352,6 +355,7 @@ static void copy_event(kt_arena *a, sync_event *dst, const sync_event *src)
     dst->datacontenttype =
         src->datacontenttype != NULL ? kt_arena_strdup(a, src->datacontenttype) : NULL;
     dst->time_ms = src->time_ms;
+    dst->depth = src->depth;
     uint8_t *d = kt_arena_alloc(a, src->data_len + 1);
     if (src->data_len > 0) {
         memcpy(d, src->data, src->data_len);
@@ -514,6 +518,7 @@ static void fill_row(hub_evstore_event *h, const char *iface, const sync_event *
     h->time_ms = se->time_ms;
     h->data = se->data;
     h->data_len = se->data_len;
+    h->depth = se->depth;
 }
 
 /* ============================================================ processing */
@@ -595,11 +600,8 @@ static kt_status route_one(hub_events *ev,
                        "iface=%s id=%s msg=\"no cloud service configured\"", d[i].iface, se->id);
                 break;
             }
-            char depth[16];
-            snprintf(depth, sizeof(depth), "%" PRIu32, p->depth);
             hub_evstore_event h;
             fill_row(&h, q->iface, se);
-            h.instance = depth; /* the cloud queue's instance column holds the depth */
             kt_err derr = { 0 };
             kt_status st = hub_evstore_down_push(ev->store, q->site, &h, NULL, &derr);
             if (st == KT_EAGAIN) {
@@ -1078,6 +1080,7 @@ static void copy_row_event(kt_arena *a, sync_event *dst, const hub_evstore_event
     src.time_ms = e->time_ms;
     src.data = e->data;
     src.data_len = e->data_len;
+    src.depth = e->depth;
     copy_event(a, dst, &src);
 }
 
@@ -1092,10 +1095,7 @@ static int ccollect_cb(const hub_evstore_event *e, void *user)
     memset(r, 0, sizeof(*r));
     copy_row_event(c->a, &r->se, e);
     r->seq = e->seq;
-    kt_err err = { 0 };
-    if (svc_api_parse_depth(e->instance, &r->depth, &err) != KT_OK) {
-        r->depth = 0;
-    }
+    r->depth = e->depth;
     return 0;
 }
 
@@ -1489,11 +1489,11 @@ kt_status hub_events_ingest_depth(hub_events *ev, const model_event *e, uint32_t
     se.datacontenttype = e->datacontenttype;
     se.data = e->data;
     se.data_len = e->data_len;
+    se.depth = depth;
     if (se.id == NULL || se.source == NULL || se.type[0] == '\0') {
         return kt_err_set(err, KT_EINVAL, "event without id, source or type");
     }
     pend *p = pend_new(ev, &se, 1);
-    p->depth = depth;
     enqueue(ev, p);
     return KT_OK;
 }

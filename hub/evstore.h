@@ -65,7 +65,8 @@ typedef struct hub_evstore_event {
     uint64_t time_ms;            /* CloudEvent time in wall ms (0 = unknown: the commit time) */
     const uint8_t *data;         /* the data (JSON for KTWIN), may be NULL when data_len = 0 */
     size_t data_len;
-    uint64_t seq; /* append with a site: the event's upstream seq (> 0) */
+    uint64_t seq;   /* append with a site: the event's upstream seq (> 0) */
+    uint32_t depth; /* downstream queues: the event's loop depth (sync.proto Event.depth) */
     /* read only: */
     uint64_t rowid;     /* commit order, > 0; the cursor of pagination */
     uint64_t stored_ms; /* wall ms of the commit */

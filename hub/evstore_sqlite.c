@@ -2,7 +2,7 @@
  * hub/evstore_sqlite.c — the default event store backend: one SQLite file
  * of its own (not hub.db), WAL, synchronous=NORMAL.
  *
- * Schema (PRAGMA user_version = 2):
+ * Schema (PRAGMA user_version = 3):
  *   events(rid INTEGER PRIMARY KEY, iface, instance, time_ms, stored_ms, id,
  *          type, source, subject, dct, site, data BLOB, size, ikey)
  *     index events_ikey(ikey, time_ms)  -- per-instance ranges
@@ -11,7 +11,8 @@
  *          subject, dct, site, data, PRIMARY KEY(iface, instance))
  *   dedupe(site, incarnation, seq, updated_ms, PRIMARY KEY(site, incarnation))
  *   down(site, seq, iface, instance, id, type, source, subject, dct, time_ms,
- *        stored_ms, data, PRIMARY KEY(site, seq))
+ *        stored_ms, data, depth, PRIMARY KEY(site, seq))  -- depth: the
+ *        event's loop depth, NULL = 0 (version 3)
  *   down_seq(site PRIMARY KEY, last_seq, count)
  *   meta(key PRIMARY KEY, value)   -- 'rows', 'bytes' of the history
  *
@@ -80,12 +81,13 @@
 #include "kt/map.h"
 #include "kt/mem.h"
 
-#define SCHEMA_VERSION    2
-#define MERGE_MAX_BYTES   ((size_t)64 << 20)
-#define ROW_OVERHEAD      48u
-#define DOWN_DEFAULT_CAP  10000u
-#define CKPT_KICK_BYTES   ((uint64_t)4 << 20)  /* WAL size that wakes the checkpointer thread */
-#define CKPT_INLINE_BYTES ((uint64_t)64 << 20) /* the thread lags: checkpoint on the loop */
+#define SCHEMA_VERSION         3
+#define KT_EVSTORE_VERSION_STR "3" /* SCHEMA_VERSION as SQL text */
+#define MERGE_MAX_BYTES        ((size_t)64 << 20)
+#define ROW_OVERHEAD           48u
+#define DOWN_DEFAULT_CAP       10000u
+#define CKPT_KICK_BYTES        ((uint64_t)4 << 20) /* WAL size that wakes the checkpointer thread */
+#define CKPT_INLINE_BYTES      ((uint64_t)64 << 20) /* the thread lags: checkpoint on the loop */
 /*
  * Page size of a new store (an existing file keeps its own). Measured with
  * the eventplane-replay benchmark (780,000 events over 4,000 instances, a
@@ -174,10 +176,11 @@ static const char *const stmt_sql[S__COUNT] = {
     [S_DSEQ_GET] = "SELECT last_seq, count FROM down_seq WHERE site = ?1",
     [S_DSEQ_PUT] = "INSERT OR REPLACE INTO down_seq(site, last_seq, count) VALUES(?1, ?2, ?3)",
     [S_DOWN_INS] = "INSERT INTO down(site, seq, iface, instance, id, type, source, subject, dct, "
-                   "time_ms, stored_ms, data) "
-                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                   "time_ms, stored_ms, data, depth) "
+                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     [S_DOWN_READ] = "SELECT seq, iface, instance, time_ms, stored_ms, id, type, source, subject, "
-                    "dct, site, data FROM down WHERE site = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                    "dct, site, data, depth FROM down WHERE site = ?1 AND seq > ?2 "
+                    "ORDER BY seq LIMIT ?3",
     [S_DOWN_DEL] = "DELETE FROM down WHERE site = ?1 AND seq <= ?2",
     [S_DOWN_SHIFT] = "UPDATE down SET seq = -(seq + ?2) WHERE site = ?1",
     [S_DOWN_UNNEG] = "UPDATE down SET seq = -seq WHERE site = ?1 AND seq < 0",
@@ -204,7 +207,7 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS down(site TEXT NOT NULL, seq INTEGER NOT NULL, "
     "iface TEXT NOT NULL, instance TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL, "
     "source TEXT NOT NULL, subject TEXT, dct TEXT, time_ms INTEGER NOT NULL, "
-    "stored_ms INTEGER NOT NULL, data BLOB, PRIMARY KEY(site, seq)) WITHOUT ROWID;"
+    "stored_ms INTEGER NOT NULL, data BLOB, depth INTEGER, PRIMARY KEY(site, seq)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS down_seq(site TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, "
     "count INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) "
@@ -1053,6 +1056,11 @@ static kt_status s_down_push(
     sqlite3_bind_int64(s, 10, i64(ev->time_ms != 0 ? ev->time_ms : now_ms));
     sqlite3_bind_int64(s, 11, i64(now_ms));
     bind_blob(s, 12, ev->data, ev->data_len);
+    if (ev->depth != 0) {
+        sqlite3_bind_int64(s, 13, (sqlite3_int64)ev->depth);
+    } else {
+        sqlite3_bind_null(s, 13);
+    }
     st = step_done(e, s, err, "queue downstream");
     if (st != KT_OK) {
         return st;
@@ -1083,6 +1091,7 @@ static kt_status s_down_read(void *impl,
         read_event(s, &ev); /* column 0 is the seq here */
         ev.seq = ev.rowid;
         ev.rowid = 0;
+        ev.depth = (uint32_t)sqlite3_column_int64(s, 12);
         if (cb(&ev, user) != 0) {
             rc = SQLITE_DONE;
             break;
@@ -1316,6 +1325,34 @@ static kt_status migrate_v1(evs_sqlite *e, kt_err *err)
     return st;
 }
 
+/*
+ * Version 2 -> 3, inside open's transaction, after the schema: the down table
+ * gets its depth column (an event's loop depth, sync.proto Event.depth).
+ * Version 2 kept the depth of a cloud service's queued event ('#'-prefixed
+ * queues of hub/events.c; '#' is never in a site name) in the instance
+ * column: it moves to depth, and instance takes the event's source again.
+ * A no-op when the column exists.
+ */
+static kt_status migrate_v2(evs_sqlite *e, kt_err *err)
+{
+    uint64_t have = 0;
+    kt_status st = read_int(
+        e, "SELECT count(*) FROM pragma_table_info('down') WHERE name = 'depth'", &have, err);
+    if (st != KT_OK || have != 0) {
+        return st;
+    }
+    st = exec_sql(e,
+                  "ALTER TABLE down ADD COLUMN depth INTEGER;"
+                  "UPDATE down SET depth = CAST(instance AS INTEGER), instance = source "
+                  "WHERE substr(site, 1, 1) = '#';",
+                  err);
+    if (st == KT_OK) {
+        KT_LOG(KT_LOG_NOTICE, "EVSTORE-MIGRATE", "from=2 to=3 queued=%lld",
+               (long long)sqlite3_changes64(e->db));
+    }
+    return st;
+}
+
 static kt_status open_db(evs_sqlite *e, const char *path, kt_err *err)
 {
     int rc = sqlite3_open_v2(
@@ -1358,7 +1395,10 @@ static kt_status open_db(evs_sqlite *e, const char *path, kt_err *err)
         st = exec_sql(e, schema_sql, err);
     }
     if (st == KT_OK) {
-        st = exec_sql(e, "PRAGMA user_version = 2", err);
+        st = migrate_v2(e, err);
+    }
+    if (st == KT_OK) {
+        st = exec_sql(e, "PRAGMA user_version = " KT_EVSTORE_VERSION_STR, err);
     }
     if (st == KT_OK) {
         st = exec_sql(e, "COMMIT", err);

@@ -76,8 +76,8 @@ void sync_msg_limits_resolve(sync_limits *out, const sync_limits *in)
 
 const char *sync_msg_type_str(sync_msg_type t)
 {
-    static const char *const names[] = { "none",     "hello",     "welcome", "reject",
-                                         "snapshot", "delta",     "placement", "ack",
+    static const char *const names[] = { "none",      "hello",    "welcome",   "reject",
+                                         "snapshot",  "delta",    "placement", "ack",
                                          "heartbeat", "capacity", "events" };
     if ((unsigned)t < sizeof names / sizeof names[0]) {
         return names[t];
@@ -332,8 +332,9 @@ static kt_status validate_events(const sync_event_batch *b, const sync_limits *l
             return st;
         }
         if (ev->data_len > l->max_event_data_bytes) {
-            return kt_err_set(err, KT_ETOOBIG, "events.events[%zu].data (%s): %zu bytes over cap %zu",
-                              i, ev->id, ev->data_len, l->max_event_data_bytes);
+            return kt_err_set(err, KT_ETOOBIG,
+                              "events.events[%zu].data (%s): %zu bytes over cap %zu", i, ev->id,
+                              ev->data_len, l->max_event_data_bytes);
         }
         if (ev->data_len > 0 && ev->data == NULL) {
             return kt_err_set(err, KT_EPROTO, "events.events[%zu].data (%s): %zu bytes but NULL", i,
@@ -612,10 +613,8 @@ static const uint8_t *arena_dup_nul(kt_arena *arena, const uint8_t *p, size_t n)
     return b;
 }
 
-static kt_status conv_events(sync_event_batch *out,
-                             const Ktwin__V1__EventBatch *in,
-                             kt_arena *arena,
-                             kt_err *err)
+static kt_status
+conv_events(sync_event_batch *out, const Ktwin__V1__EventBatch *in, kt_arena *arena, kt_err *err)
 {
     out->stream = (sync_stream)in->stream;
     out->incarnation = in->incarnation;
@@ -638,6 +637,7 @@ static kt_status conv_events(sync_event_batch *out,
         d->source = e->source;
         d->subject = e->subject;
         d->time_ms = e->has_time_ms ? e->time_ms : 0;
+        d->depth = e->has_depth ? e->depth : 0;
         d->datacontenttype = e->datacontenttype;
         size_t dl = e->has_data ? e->data.len : 0;
         d->data = arena_dup_nul(arena, e->has_data ? e->data.data : NULL, dl);
@@ -1027,6 +1027,10 @@ static void fill_event(Ktwin__V1__Event *pe, const sync_event *ev)
         pe->has_time_ms = 1;
         pe->time_ms = ev->time_ms;
     }
+    if (ev->depth != 0) {
+        pe->has_depth = 1;
+        pe->depth = ev->depth;
+    }
     pe->datacontenttype = (char *)(uintptr_t)ev->datacontenttype;
     if (ev->data_len > 0) {
         pe->has_data = 1;
@@ -1035,10 +1039,8 @@ static void fill_event(Ktwin__V1__Event *pe, const sync_event *ev)
     }
 }
 
-static kt_status fill_events(Ktwin__V1__EventBatch *pb,
-                             const sync_event_batch *b,
-                             kt_arena *a,
-                             kt_err *err)
+static kt_status
+fill_events(Ktwin__V1__EventBatch *pb, const sync_event_batch *b, kt_arena *a, kt_err *err)
 {
     ktwin__v1__event_batch__init(pb);
     pb->stream = (Ktwin__V1__Stream)b->stream;

@@ -54,10 +54,10 @@ typedef struct fz {
 } fz;
 
 static const sync_event EVS[4] = {
-    { "e1", "ktwin.real.iface", "a", NULL, 1, "application/json", (const uint8_t *)"{}", 2 },
-    { "e2", "ktwin.virtual.iface", "b", "s", 0, NULL, NULL, 0 },
-    { "e3", "ktwin.command.iface.reset", "a", NULL, 3, NULL, (const uint8_t *)"xyz", 3 },
-    { "e4", "ktwin.real.iface", "b", NULL, 4, "text/plain", (const uint8_t *)"0123456789", 10 },
+    { "e1", "ktwin.real.iface", "a", NULL, 1, "application/json", (const uint8_t *)"{}", 2, 0 },
+    { "e2", "ktwin.virtual.iface", "b", "s", 0, NULL, NULL, 0, 1 },
+    { "e3", "ktwin.command.iface.reset", "a", NULL, 3, NULL, (const uint8_t *)"xyz", 3, 2 },
+    { "e4", "ktwin.real.iface", "b", NULL, 4, "text/plain", (const uint8_t *)"0123456789", 10, 0 },
 };
 static sync_event VIEW[64];
 

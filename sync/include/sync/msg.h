@@ -103,22 +103,22 @@ typedef enum sync_msg_type {
  * (see sync_msg_limits_resolve()).
  */
 typedef struct sync_limits {
-    size_t max_message_bytes; /* one encoded Envelope; default 4 MiB */
-    size_t max_objects;       /* objects per SnapshotChunk/Delta; default 10000 */
-    size_t max_interfaces;    /* interfaces per PlacementUpdate; default 10000 */
-    size_t max_body_bytes;    /* one object's JSON body; default 1 MiB */
-    size_t max_string_bytes;  /* token, hub_id, messages, versions, rule, reason, incarnation,
-                                 event id/type/source/subject/datacontenttype; default 1024 */
-    size_t max_events;        /* events per EventBatch; default 10000 */
+    size_t max_message_bytes;    /* one encoded Envelope; default 4 MiB */
+    size_t max_objects;          /* objects per SnapshotChunk/Delta; default 10000 */
+    size_t max_interfaces;       /* interfaces per PlacementUpdate; default 10000 */
+    size_t max_body_bytes;       /* one object's JSON body; default 1 MiB */
+    size_t max_string_bytes;     /* token, hub_id, messages, versions, rule, reason, incarnation,
+                                    event id/type/source/subject/datacontenttype; default 1024 */
+    size_t max_events;           /* events per EventBatch; default 10000 */
     size_t max_event_data_bytes; /* one event's data; default 1 MiB */
 } sync_limits;
 
-#define SYNC_LIMITS_DEFAULT_MESSAGE_BYTES (4u * 1024u * 1024u)
-#define SYNC_LIMITS_DEFAULT_OBJECTS       10000u
-#define SYNC_LIMITS_DEFAULT_INTERFACES    10000u
-#define SYNC_LIMITS_DEFAULT_BODY_BYTES    (1024u * 1024u)
-#define SYNC_LIMITS_DEFAULT_STRING_BYTES  1024u
-#define SYNC_LIMITS_DEFAULT_EVENTS        10000u
+#define SYNC_LIMITS_DEFAULT_MESSAGE_BYTES    (4u * 1024u * 1024u)
+#define SYNC_LIMITS_DEFAULT_OBJECTS          10000u
+#define SYNC_LIMITS_DEFAULT_INTERFACES       10000u
+#define SYNC_LIMITS_DEFAULT_BODY_BYTES       (1024u * 1024u)
+#define SYNC_LIMITS_DEFAULT_STRING_BYTES     1024u
+#define SYNC_LIMITS_DEFAULT_EVENTS           10000u
 #define SYNC_LIMITS_DEFAULT_EVENT_DATA_BYTES (1024u * 1024u)
 
 /* Copy in (may be NULL = all defaults) to out, replacing zero fields by defaults. */
@@ -239,6 +239,7 @@ typedef struct sync_event {
     const char *datacontenttype; /* NULL = absent */
     const uint8_t *data;         /* may be NULL when data_len == 0 (encode) */
     size_t data_len;             /* <= limits.max_event_data_bytes */
+    uint32_t depth;              /* loop depth (twin-service emits that led here); 0 = absent */
 } sync_event;
 
 /*

@@ -260,6 +260,7 @@ typedef struct outbox_seen {
     int n;
     char types[16][96];
     char sources[16][64];
+    uint32_t depths[16];
 } outbox_seen;
 
 static bool on_outbox(uint64_t seq, const sync_event *ev, void *user)
@@ -269,12 +270,14 @@ static bool on_outbox(uint64_t seq, const sync_event *ev, void *user)
     if (s->n < 16) {
         snprintf(s->types[s->n], sizeof s->types[0], "%s", ev->type);
         snprintf(s->sources[s->n], sizeof s->sources[0], "%s", ev->source);
+        s->depths[s->n] = ev->depth;
     }
     s->n++;
     return true;
 }
 
-static int outbox_has(fixture *f, const char *type, const char *source)
+/* How many outbox events have this type and source; *depth (may be NULL): the last one's. */
+static int outbox_has_depth(fixture *f, const char *type, const char *source, uint32_t *depth)
 {
     outbox_seen s;
     memset(&s, 0, sizeof s);
@@ -284,9 +287,17 @@ static int outbox_has(fixture *f, const char *type, const char *source)
     for (int i = 0; i < s.n && i < 16; i++) {
         if (strcmp(s.types[i], type) == 0 && strcmp(s.sources[i], source) == 0) {
             found++;
+            if (depth != NULL) {
+                *depth = s.depths[i];
+            }
         }
     }
     return found;
+}
+
+static int outbox_has(fixture *f, const char *type, const char *source)
+{
+    return outbox_has_depth(f, type, source, NULL);
 }
 
 /* ---- tests ---------------------------------------------------------------------- */
@@ -310,8 +321,12 @@ static void test_real_event_runs_plugin_and_fans_out(void **state)
     assert_non_null(latest_of(f, "pole", "pole-1", &g));
     assert_string_equal(g.data, "{\"alerted\":true}");
     assert_int_equal(outbox_has(f, "ktwin.command.pole.alert", "pole-1"), 0);
-    /* command for pole-2 (site s2) -> outbox, not run here */
-    assert_int_equal(outbox_has(f, "ktwin.command.pole.alert", "pole-2"), 1);
+    /* command for pole-2 (site s2) -> outbox, not run here; with its loop depth (a service
+     * emitted it while handling a device event: 1), which the hub carries on */
+    uint32_t depth = 0;
+    assert_int_equal(outbox_has_depth(f, "ktwin.command.pole.alert", "pole-2", &depth), 1);
+    assert_int_equal(depth, 1);
+    assert_int_equal(outbox_has_depth(f, "ktwin.real.sensor", "sensor-1", &depth), 0);
     assert_null(latest_of(f, "pole", "pole-2", &g));
     agent_dispatch_stats s;
     agent_dispatch_stats_get(f->d, &s);
@@ -365,6 +380,21 @@ static void test_command_from_hub_runs_local_service(void **state)
     must(agent_dispatch_down_event(f->d, &se, &err), &err);
     assert_int_equal(outbox_has(f, "ktwin.command.pole.alert", "pole-2"), 0);
     assert_int_equal(agent_dispatch_dropped(f->d, "misrouted"), 1);
+    /* the hub's loop depth holds here: at max_depth (4) the service runs, past it not */
+    agent_dispatch_stats s0;
+    agent_dispatch_stats_get(f->d, &s0);
+    se.id = "down-3";
+    se.source = "pole-1";
+    se.depth = 4;
+    must(agent_dispatch_down_event(f->d, &se, &err), &err);
+    se.id = "down-4";
+    se.depth = 5;
+    must(agent_dispatch_down_event(f->d, &se, &err), &err);
+    agent_dispatch_stats s1;
+    agent_dispatch_stats_get(f->d, &s1);
+    assert_int_equal(s1.local_plugin - s0.local_plugin, 1);
+    /* dropped: down-4, and the store event the depth-4 run emitted (depth 5) */
+    assert_int_equal(agent_dispatch_dropped(f->d, "depth"), 2);
 }
 
 static void test_unknown_interface_is_dropped_and_counted(void **state)
@@ -453,7 +483,8 @@ static void test_latest_persists_across_reopen(void **state)
     agent_latest_free(other);
 }
 
-/* put after get of the same instance merges over the remembered document; other orders read the row. */
+/* put after get of the same instance merges over the remembered document; other orders read the
+ * row. */
 static void put_data(agent_latest *l, const char *inst, const char *data)
 {
     svc_record r = { .iface = "sensor",

@@ -19,6 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "kt/mem.h"
 #include "kt/metrics.h"
 #include "outbox.h"
@@ -91,7 +93,8 @@ static void append_one(agent_outbox *ob, int i, uint64_t *seq)
                       .time_ms = 1000u + (uint64_t)i,
                       .datacontenttype = "application/json",
                       .data = (const uint8_t *)data,
-                      .data_len = (size_t)n };
+                      .data_len = (size_t)n,
+                      .depth = (uint32_t)(i % 3) };
     kt_err err = { 0 };
     assert_int_equal(agent_outbox_append(ob, &ev, seq, &err), KT_OK);
 }
@@ -99,6 +102,7 @@ static void append_one(agent_outbox *ob, int i, uint64_t *seq)
 typedef struct seen {
     uint64_t seqs[256];
     char ids[256][32];
+    uint32_t depths[256];
     size_t n;
 } seen;
 
@@ -108,6 +112,7 @@ static bool seen_cb(uint64_t seq, const sync_event *ev, void *user)
     if (s->n < 256) {
         s->seqs[s->n] = seq;
         (void)snprintf(s->ids[s->n], sizeof s->ids[s->n], "%s", ev->id);
+        s->depths[s->n] = ev->depth;
     }
     s->n++;
     assert_string_equal(ev->type, "ktwin.store.pole");
@@ -115,6 +120,42 @@ static bool seen_cb(uint64_t seq, const sync_event *ev, void *user)
     assert_string_equal(ev->datacontenttype, "application/json");
     assert_true(ev->data_len > 0);
     return true;
+}
+
+/*
+ * Each event keeps its loop depth (append_one: i % 3) through the file; an
+ * outbox written by an older agent (no depth column) opens, its events read
+ * depth 0, and new ones keep theirs.
+ */
+static void test_depth_is_kept_and_old_files_open(void **state)
+{
+    fixture *f = *state;
+    agent_outbox *ob = ob_open(f, 0, 0, NULL);
+    append_one(ob, 1, NULL);
+    append_one(ob, 2, NULL);
+    agent_outbox_free(ob);
+    ob = ob_open(f, 0, 0, NULL);
+    seen s = { 0 };
+    kt_err err = { 0 };
+    assert_int_equal(agent_outbox_peek(ob, 1, 10, UINT64_MAX, seen_cb, &s, NULL, &err), KT_OK);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.depths[0], 1);
+    assert_int_equal(s.depths[1], 2);
+    agent_outbox_free(ob);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "ALTER TABLE events DROP COLUMN depth", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    ob = ob_open(f, 0, 0, NULL);
+    append_one(ob, 5, NULL);
+    seen s2 = { 0 };
+    assert_int_equal(agent_outbox_peek(ob, 1, 10, UINT64_MAX, seen_cb, &s2, NULL, &err), KT_OK);
+    assert_int_equal(s2.n, 3);
+    assert_int_equal(s2.depths[0], 0);
+    assert_int_equal(s2.depths[1], 0);
+    assert_int_equal(s2.depths[2], 2);
+    agent_outbox_free(ob);
 }
 
 static void test_seq_and_incarnation_survive_reopen(void **state)
@@ -330,6 +371,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_seq_and_incarnation_survive_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_peek_limits_and_ack, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_depth_is_kept_and_old_files_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transactions_commit_kick_and_rollback, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_quota_full_then_low_water, setup, teardown),

@@ -330,6 +330,7 @@ static void test_commands_go_downstream_in_order_once(void **state)
         snprintf(ids[i], sizeof(ids[i]), "c%d", i);
         snprintf(data[i], sizeof(data[i]), "{\"aqiLevel\":%d}", i);
         cmds[i] = ev_of(ids[i], "ktwin.command.pole.updateairqualityindex", "pole-1", data[i]);
+        cmds[i].depth = (uint32_t)i + 1; /* emitted by services: the loop depth crosses the hub */
     }
     must(hub_events_up_batch(s2.es, "inc", 1, cmds, 2, &err), &err);
     must(hub_events_up_batch(s2.es, "inc", 3, &cmds[2], 1, &err), &err);
@@ -353,11 +354,14 @@ static void test_commands_go_downstream_in_order_once(void **state)
     assert_string_equal(out[0].id, "c0");
     assert_string_equal(out[1].id, "c1");
     assert_string_equal(out[0].type, "ktwin.command.pole.updateairqualityindex");
+    assert_int_equal(out[0].depth, 1);
+    assert_int_equal(out[1].depth, 2);
     assert_int_equal(out[1].data_len, strlen(data[1]));
     assert_memory_equal(out[1].data, data[1], strlen(data[1]));
     must(hub_events_down_next(s1.es, &out, &n, 3, 10, 1, &err), &err);
     assert_int_equal(n, 1); /* at least one even over max_bytes */
     assert_string_equal(out[0].id, "c2");
+    assert_int_equal(out[0].depth, 3);
     must(hub_events_down_next(s1.es, &out, &n, 4, 10, 1 << 20, &err), &err);
     assert_int_equal(n, 0);
     must(hub_events_down_acked(s1.es, 2, &err), &err);

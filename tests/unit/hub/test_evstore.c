@@ -163,6 +163,8 @@ typedef struct collect {
     char site[32];
     uint64_t seqs[64];
     uint64_t rowids[64];
+    uint32_t depths[64];
+    char instances[64][32];
     size_t n;
     size_t stop_after; /* 0 = never stop */
 } collect;
@@ -174,6 +176,8 @@ static int collect_cb(const hub_evstore_event *ev, void *user)
         kt_strlcpy(c->ids[c->n], ev->id, sizeof(c->ids[0]));
         c->seqs[c->n] = ev->seq;
         c->rowids[c->n] = ev->rowid;
+        c->depths[c->n] = ev->depth;
+        kt_strlcpy(c->instances[c->n], ev->instance, sizeof(c->instances[0]));
     }
     snprintf(c->data, sizeof(c->data), "%.*s", (int)ev->data_len, (const char *)ev->data);
     kt_strlcpy(c->site, ev->site, sizeof(c->site));
@@ -528,7 +532,7 @@ static void test_version_1_file_is_migrated_to_the_hashed_instance_index(void **
     remove(side);
     make_v1_file(f->path);
     reopen(f, 0);
-    assert_int_equal(read_int64(f->path, "PRAGMA user_version"), 2);
+    assert_int_equal(read_int64(f->path, "PRAGMA user_version"), 3);
     /* an existing file keeps its page size (a new one gets 8 KiB, below) */
     assert_int_equal(read_int64(f->path, "PRAGMA page_size"), 4096);
     assert_int_equal(read_int64(f->path, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' "
@@ -799,6 +803,70 @@ static void test_downstream_queue_order_ack_and_restart(void **state)
     assert_int_equal(c3.seqs[0], 4);
 }
 
+/* A queued entry keeps its loop depth (sync.proto Event.depth), also across a restart. */
+static void push_depth(fx *f, const char *site, const char *id, uint32_t depth)
+{
+    kt_err err = { 0 };
+    hub_evstore_event e = mk("p1", id, 1, "{\"cmd\":1}", 0);
+    e.depth = depth;
+    must(hub_evstore_begin(f->s, &err), &err);
+    must(hub_evstore_down_push(f->s, site, &e, NULL, &err), &err);
+    must(hub_evstore_commit(f->s, &err), &err);
+}
+
+static void test_downstream_entries_keep_their_depth(void **state)
+{
+    fx *f = *state;
+    kt_err err = { 0 };
+    push_depth(f, "s1", "d0", 0);
+    push_depth(f, "s1", "d5", 5);
+    reopen(f, 0);
+    collect c = { 0 };
+    must(hub_evstore_down_read(f->s, "s1", 0, 10, collect_cb, &c, &err), &err);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.depths[0], 0);
+    assert_int_equal(c.depths[1], 5);
+}
+
+/*
+ * A version-2 file (no depth column; a cloud queue's entries kept their depth
+ * in the instance column) is migrated: the depth moves to its column and the
+ * instance is the event's source again; site queues read depth 0.
+ */
+static void test_version_2_queues_are_migrated_to_the_depth_column(void **state)
+{
+    fx *f = *state;
+    kt_err err = { 0 };
+    push_depth(f, "#cloud/city-pole", "q1", 0);
+    push_depth(f, "s1", "c1", 0);
+    hub_evstore_free(f->s);
+    f->s = NULL;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    char *msg = NULL;
+    int rc = sqlite3_exec(db,
+                          "ALTER TABLE down DROP COLUMN depth;"
+                          "UPDATE down SET instance = '4' WHERE site = '#cloud/city-pole';"
+                          "PRAGMA user_version = 2;",
+                          NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        fail_msg("make v2: %s", msg != NULL ? msg : "?");
+    }
+    sqlite3_close(db);
+    reopen(f, 0);
+    assert_int_equal(read_int64(f->path, "PRAGMA user_version"), 3);
+    collect c = { 0 };
+    must(hub_evstore_down_read(f->s, "#cloud/city-pole", 0, 10, collect_cb, &c, &err), &err);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.depths[0], 4);
+    assert_string_equal(c.instances[0], "p1");
+    collect s = { 0 };
+    must(hub_evstore_down_read(f->s, "s1", 0, 10, collect_cb, &s, &err), &err);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.depths[0], 0);
+    assert_string_equal(s.instances[0], "p1");
+}
+
 static void test_downstream_queue_full(void **state)
 {
     fx *f = *state;
@@ -970,6 +1038,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retention_by_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_downstream_queue_order_ack_and_restart, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_downstream_entries_keep_their_depth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_version_2_queues_are_migrated_to_the_depth_column,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_downstream_queue_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_downstream_rebase_after_wiped_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_downstream_rebase_after_wiped_agent, setup, teardown),

@@ -55,7 +55,8 @@ static void init_samples(void)
     sample_events[1] = (sync_event){ .id = "ev-2",
                                      .type = "ktwin.virtual.city-pole",
                                      .source = "pole-002",
-                                     .subject = "cmd" };
+                                     .subject = "cmd",
+                                     .depth = 3 };
     sample_events[2] = (sync_event){ .id = "ev-3",
                                      .type = "ktwin.real.city-air",
                                      .source = "air-1",
@@ -237,6 +238,7 @@ static void test_msg_every_type_round_trips(void **state)
                 assert_string_equal(g->type, a->type);
                 assert_string_equal(g->source, a->source);
                 assert_int_equal(g->time_ms, a->time_ms);
+                assert_int_equal(g->depth, a->depth); /* 3 on ev-2, absent (0) on the others */
                 assert_int_equal(g->data_len, a->data_len);
                 assert_non_null(g->data);
                 assert_int_equal(g->data[g->data_len], '\0');
