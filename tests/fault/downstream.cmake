@@ -11,6 +11,10 @@
 #   fault_downstream_loop   an HTTP service that posts back to the ingress an
 #                           event routed to itself: services.max_depth stops
 #                           the loop on the agent and on the hub (reason depth)
+#   fault_downstream_crossloop  a loop through a cloud service (hub) and an edge
+#                           service (agent) that crosses the sync link both
+#                           ways: the loop depth travels with the events and
+#                           the agent's services.max_depth cuts it
 #   fault_downstream_backpressure  site-a's downstream queue full (cap 2, agent
 #                           away): site-b's commands and a later store event
 #                           wait unacked in its outbox (HUB-BACKPRESSURE), then
@@ -20,6 +24,6 @@
 if(TARGET ktwin-hub AND TARGET ktwin-agent)
   # name -> timeout in seconds before KT_TEST_TIMEOUT_MULT
   kt_add_fault_tests(TESTS downstream:240 downstream_cloud:180 downstream_loop:120
-                           downstream_backpressure:180
+                           downstream_crossloop:120 downstream_backpressure:180
                      ARGS $<TARGET_FILE:ktwin-hub> $<TARGET_FILE:ktwin-agent>)
 endif()

@@ -11,6 +11,11 @@
 #   loop   logs "got ...", POSTs an event of the same type and source back to
 #          BROKER_URL carrying the ce-ktwindepth it got (as a KTWIN service that
 #          forwards the attribute would), answers 200
+#   cross  logs "got ...", for ktwin.real.hood POSTs ktwin.command.pole.alert
+#          (source pole-1), for ktwin.command.pole.alert POSTs ktwin.real.hood
+#          (source hood-1), each to BROKER_URL with the ce-ktwindepth it got:
+#          on the hub for hood and on the agent for pole, a loop that crosses
+#          the sync link both ways, answers 200
 #   cloud  logs "got ...", for ktwin.real.hood POSTs ktwin.command.pole.alert
 #          (source pole-1) and ktwin.virtual.lamp (source lamp-1) to
 #          BROKER_URL (KTWIN's PublishCommand / PublishToRealTwin), answers 200
@@ -180,6 +185,10 @@ class H(http.server.BaseHTTPRequestHandler):
                 LOG.write("done %s\n" % i)
             elif MODE == "loop":
                 post(t, s, {"again": True}, d)
+            elif MODE == "cross" and t == "ktwin.real.hood":
+                post("ktwin.command.pole.alert", "pole-1", {"from": s}, d)
+            elif MODE == "cross" and t == "ktwin.command.pole.alert":
+                post("ktwin.real.hood", "hood-1", {"from": s}, d)
             elif MODE == "cloud" and t == "ktwin.real.hood":
                 v = json.loads(body or b"{}").get("v")
                 post("ktwin.command.pole.alert", "pole-1", {"from": s, "v": v})
