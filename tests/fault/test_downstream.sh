@@ -33,18 +33,14 @@ H="http://127.0.0.1:$hub_port/"
 # ---- hub with the cloud service hood (posts back to the hub's ingress)
 dl_service cloud hubsvc "$H"
 hub_svc_port=$svc_port
-dl_hub_yaml "services:
-  specs:
-  - \"hood=http://127.0.0.1:$hub_svc_port/ retries=2 timeout=5s\""
+dl_hub_yaml "$(dl_services "hood=http://127.0.0.1:$hub_svc_port/ retries=2 timeout=5s")"
 dl_hub_start || { bad "hub did not start"; kt_finish; exit 1; }
 dl_apply
 
 # ---- site-a: the pole service and the agent (MQTT bridge to site-a's mosquitto)
 dl_service log site "http://127.0.0.1:$agent_port/"
 dl_agent_yaml "mqtt: {url: \"tcp://127.0.0.1:$mqtt_port\"}
-services:
-  specs:
-  - \"pole=http://127.0.0.1:$svc_port/ retries=2 timeout=5s\""
+$(dl_services "pole=http://127.0.0.1:$svc_port/ retries=2 timeout=5s")"
 dl_agent_start || { bad "agent did not start"; kt_finish; exit 1; }
 waitfor "pole placed at site-a" dl_agent_placed pole
 

@@ -29,9 +29,7 @@ dl_apply
 
 # site-a once, so its placement holds pole at the edge there; then it goes away
 dl_service log site "http://127.0.0.1:$agent_port/"
-dl_agent_yaml "services:
-  specs:
-  - \"pole=http://127.0.0.1:$svc_port/ concurrency=1 retries=2 timeout=5s\""
+dl_agent_yaml "$(dl_services "pole=http://127.0.0.1:$svc_port/ concurrency=1 retries=2 timeout=5s")"
 dl_agent_start || { bad "agent a did not start"; kt_finish; exit 1; }
 waitfor "pole placed at site-a" dl_agent_placed pole
 stop "$agent_pid" "agent a"

@@ -21,9 +21,7 @@ command -v python3 >/dev/null || { echo "SKIP: python3 missing"; exit 77; }
 dl_model
 H="http://127.0.0.1:$hub_port/"
 dl_service slow cloudsvc "$H" 1.0
-dl_hub_yaml "services:
-  specs:
-  - \"hood=http://127.0.0.1:$svc_port/ concurrency=1 timeout=10s retries=3\""
+dl_hub_yaml "$(dl_services "hood=http://127.0.0.1:$svc_port/ concurrency=1 timeout=10s retries=3")"
 dl_hub_start || { bad "hub did not start"; kt_finish; exit 1; }
 dl_apply
 

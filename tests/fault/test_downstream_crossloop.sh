@@ -25,16 +25,11 @@ dl_model
 H="http://127.0.0.1:$hub_port/"
 A="http://127.0.0.1:$agent_port/"
 dl_service cross hubx "$H"
-dl_hub_yaml "services:
-  specs:
-  - \"hood=http://127.0.0.1:$svc_port/ retries=0 timeout=5s\""
+dl_hub_yaml "$(dl_services "hood=http://127.0.0.1:$svc_port/ retries=0 timeout=5s")"
 dl_hub_start || { bad "hub did not start"; kt_finish; exit 1; }
 dl_apply
 dl_service cross agentx "$A"
-dl_agent_yaml "services:
-  max_depth: 3
-  specs:
-  - \"pole=http://127.0.0.1:$svc_port/ retries=0 timeout=5s\""
+dl_agent_yaml "$(dl_services "pole=http://127.0.0.1:$svc_port/ retries=0 timeout=5s" 3)"
 dl_agent_start || { bad "agent did not start"; kt_finish; exit 1; }
 waitfor "pole placed at site-a" dl_agent_placed pole
 

@@ -127,6 +127,16 @@ dl_mosquitto() {
     wait_until 30 kt_mosquitto_ready
 }
 
+# dl_services SPEC [MAX_DEPTH]: the services section of a hub or agent config
+# with one HTTP service spec (svc/service.h), e.g.
+#   dl_hub_yaml "$(dl_services "hood=http://127.0.0.1:$svc_port/ retries=0" 2)"
+dl_services() {
+    echo "services:"
+    if [ -n "${2:-}" ]; then echo "  max_depth: $2"; fi
+    echo "  specs:"
+    echo "  - \"$1\""
+}
+
 # dl_agent_yaml EXTRA: write the site-a agent's config.
 dl_agent_yaml() {
     kt_agent_yaml site-a "$agent_port" 500ms "${1:-}"

@@ -24,17 +24,11 @@ dl_model
 H="http://127.0.0.1:$hub_port/"
 A="http://127.0.0.1:$agent_port/"
 dl_service loop hubloop "$H"
-dl_hub_yaml "services:
-  max_depth: 2
-  specs:
-  - \"hood=http://127.0.0.1:$svc_port/ retries=0 timeout=5s\""
+dl_hub_yaml "$(dl_services "hood=http://127.0.0.1:$svc_port/ retries=0 timeout=5s" 2)"
 dl_hub_start || { bad "hub did not start"; kt_finish; exit 1; }
 dl_apply
 dl_service loop agentloop "$A"
-dl_agent_yaml "services:
-  max_depth: 3
-  specs:
-  - \"echo=http://127.0.0.1:$svc_port/ retries=0 timeout=5s\""
+dl_agent_yaml "$(dl_services "echo=http://127.0.0.1:$svc_port/ retries=0 timeout=5s" 3)"
 dl_agent_start || { bad "agent did not start"; kt_finish; exit 1; }
 waitfor "echo placed at site-a" dl_agent_placed echo
 
