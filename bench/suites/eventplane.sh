@@ -14,8 +14,8 @@
 #
 # Environment (besides run.sh's): KT_BENCH_EP_EVENTS (pipeline events, default
 # 50000), KT_BENCH_EP_DURATION (latency/rss seconds, default 30),
-# KT_BENCH_EP_REPLAY (replay events, default 780000; one run unless
-# KT_BENCH_EP_REPLAY_REPEAT is set), KT_BENCH_EP_STARTS (cold starts, default 9).
+# KT_BENCH_EP_REPLAY (replay events, default 780000), KT_BENCH_EP_REPLAY_REPEAT (replay
+# runs, default 3: the median by drain time; one run varies by +-10 % here), KT_BENCH_EP_STARTS (cold starts, default 9).
 # Variables and functions are prefixed ep_ (shared shell namespace).
 
 ALL+=(eventplane-pipeline eventplane-latency eventplane-replay agent-rss agent-coldstart)
@@ -105,7 +105,7 @@ bench_eventplane_replay() {
 }
 ep_replay() {
     # shellcheck disable=SC2034 # REPEAT: read by median_run and pick (dynamic scope)
-    local run REPEAT=${KT_BENCH_EP_REPLAY_REPEAT:-1}
+    local run REPEAT=${KT_BENCH_EP_REPLAY_REPEAT:-3}
     run=$(median_run ep_run replay --events "${KT_BENCH_EP_REPLAY:-780000}")
     record eventplane-replay "$ep_common \
 The hub is stopped (SIGTERM) after the agent synced; then ${KT_BENCH_EP_REPLAY:-780000} \
