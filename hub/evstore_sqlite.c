@@ -71,6 +71,7 @@
 #include "hub/evstore.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <sqlite3.h>
@@ -81,13 +82,12 @@
 #include "kt/map.h"
 #include "kt/mem.h"
 
-#define SCHEMA_VERSION         3
-#define KT_EVSTORE_VERSION_STR "3" /* SCHEMA_VERSION as SQL text */
-#define MERGE_MAX_BYTES        ((size_t)64 << 20)
-#define ROW_OVERHEAD           48u
-#define DOWN_DEFAULT_CAP       10000u
-#define CKPT_KICK_BYTES        ((uint64_t)4 << 20) /* WAL size that wakes the checkpointer thread */
-#define CKPT_INLINE_BYTES      ((uint64_t)64 << 20) /* the thread lags: checkpoint on the loop */
+#define SCHEMA_VERSION    3
+#define MERGE_MAX_BYTES   ((size_t)64 << 20)
+#define ROW_OVERHEAD      48u
+#define DOWN_DEFAULT_CAP  10000u
+#define CKPT_KICK_BYTES   ((uint64_t)4 << 20)  /* WAL size that wakes the checkpointer thread */
+#define CKPT_INLINE_BYTES ((uint64_t)64 << 20) /* the thread lags: checkpoint on the loop */
 /*
  * Page size of a new store (an existing file keeps its own). Measured with
  * the eventplane-replay benchmark (780,000 events over 4,000 instances, a
@@ -1398,7 +1398,9 @@ static kt_status open_db(evs_sqlite *e, const char *path, kt_err *err)
         st = migrate_v2(e, err);
     }
     if (st == KT_OK) {
-        st = exec_sql(e, "PRAGMA user_version = " KT_EVSTORE_VERSION_STR, err);
+        char sql[48];
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
+        st = exec_sql(e, sql, err);
     }
     if (st == KT_OK) {
         st = exec_sql(e, "COMMIT", err);
